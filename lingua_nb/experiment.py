@@ -38,9 +38,9 @@ def check_param(name: str,  # the parameter's name, used in the error message
     if kind not in _KINDS: raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
     if value is None:
         if optional: return None
-        raise ValueError(f"parameter {name!r} must be a {kind}, got None")
+        raise ValueError(f"parameter {name!r} must be of type {kind}, got None")
     ok = isinstance(value, _KINDS[kind]) and not (kind in ("int", "float") and isinstance(value, bool))
-    if not ok: raise ValueError(f"parameter {name!r} must be a {kind}, got {value!r} ({type(value).__name__})")
+    if not ok: raise ValueError(f"parameter {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})")
     if kind == "float" and not math.isfinite(value): raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
     if choices is not None and value not in choices:
         raise ValueError(f"parameter {name!r} must be one of {list(choices)}, got {value!r}")
@@ -127,7 +127,7 @@ def start_run(name: str,  # experiment name, e.g. "e1_alignment"
     out.mkdir(parents=True, exist_ok=True)
     return Run(name=name, params=dict(params), out_dir=out, device=dev)
 
-# %% ../nbs/02_experiment.ipynb #c016
+# %% ../nbs/02_experiment.ipynb #c017
 _META = {"name", "params", "versions", "figures", "device", "wall_time_s"}
 
 def flat_metrics(results: dict, prefix: str = "") -> dict:
