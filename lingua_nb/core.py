@@ -5,7 +5,6 @@
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
