@@ -31,6 +31,8 @@ from lingua_nb.align import dp_align, dp_align_batch, normalize_tokens, offset_a
 from lingua_nb.assets import load_gsm8k, load_tokenizer
 
 
+# The reference is written out here, independently of lingua_nb.align (which has its own copy for the experiment),
+# so that the benchmark checks the library against code it does not share.
 def reference_dtw(src: list[str], tgt: list[str]) -> tuple[list[tuple[int, int]], float]:
     "Fu et al.'s recurrence and backtrace in plain Python on normalised strings: (links, total cost)."
     n, m = len(src), len(tgt)
