@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -498,6 +499,7 @@ def score_multiple_choice(lm,  # a causal LM
             conts.append(whole[len(ctx_ids):] if whole[:len(ctx_ids)] == ctx_ids else tokenizer(" " + c, add_special_tokens=False)["input_ids"])
         prepared.append((ctx_ids, conts))
     dev, pad = next(lm.parameters()).device, tokenizer.pad_token_id or 0
+    cache_arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"  # renamed in transformers 5
     rows = []
     for it, (ctx_ids, conts) in tqdm(list(zip(items, prepared)), disable=not progress, desc=f"scoring ({lang})", mininterval=2):
         C, n, K = len(ctx_ids), len(conts), max(len(k) for k in conts)
@@ -512,7 +514,7 @@ def score_multiple_choice(lm,  # a causal LM
             for j, k in enumerate(conts): ids[j, :len(k)] = torch.tensor(k); mask[j, C:C + len(k)] = 1
             pos = (C + torch.arange(K)).expand(n, K)
             logp = lm(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
-                      past_key_values=cache).logits[:, :-1].float().log_softmax(-1)  # (n, K - 1, V)
+                      **{cache_arg: cache}).logits[:, :-1].float().log_softmax(-1)  # (n, K - 1, V)
             for j, k in enumerate(conts):
                 if len(k) > 1: ll[j] += float(logp[j, torch.arange(len(k) - 1), torch.tensor(k[1:])].sum())
         labels = it["choices"]["label"]
