@@ -4,6 +4,7 @@
 
 # %% ../nbs/30_langbridge.ipynb #c003
 from __future__ import annotations
+import inspect
 import os
 import random
 from pathlib import Path
@@ -137,7 +138,9 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
     if (enc_attention_mask.sum(1) == 0).any(): raise ValueError("enc_attention_mask: a row has no encoder token (empty encoder input)")
     dev = self.eos_embedding.device
     enc_input_ids, enc_attention_mask = enc_input_ids.to(dev), enc_attention_mask.to(dev)
-    h = self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask).last_hidden_state  # (b, s, d_enc)
+    encoder_trains = any(p.requires_grad for p in self.encoder.parameters())
+    with torch.set_grad_enabled(torch.is_grad_enabled() and encoder_trains):  # a frozen encoder runs without autograd
+        h = self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask).last_hidden_state  # (b, s, d_enc)
     soft = self.bridge(h.to(self.eos_embedding.dtype))  # (b, s, d_lm)
     eos = self.eos_embedding.view(1, 1, -1).expand(b, 1, -1)  # (b, 1, d_lm)
     one = enc_attention_mask.new_ones(b, 1)
@@ -183,12 +186,22 @@ def _forward(self,
              input_ids: torch.Tensor | None = None,  # (b, t) LM token ids after the soft prompt
              attention_mask: torch.Tensor | None = None,  # (b, t)
              labels: torch.Tensor | None = None,  # (b, t) LM targets (usually `input_ids`), −100 ignored
+             target_logits_only: bool = False,  # with labels: logits only from the first predicting position on
              **kwargs,  # passed to the LM (e.g. `use_cache`)
             ) -> CausalLMOutputWithPast:
     "Soft prompt + LM tokens through the frozen LM; loss on LM targets only."
     x = self.build_inputs(enc_input_ids, enc_attention_mask, input_ids, attention_mask, labels)
-    return self.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"],
-                   position_ids=x["position_ids"], labels=x["labels"], **kwargs)
+    full = x["labels"]  # (b, L) or None
+    cols = (full != -100).any(0).nonzero() if full is not None else None
+    if not target_logits_only or cols is None or len(cols) == 0 or "logits_to_keep" not in inspect.signature(self.lm.forward).parameters:
+        return self.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"],
+                       position_ids=x["position_ids"], labels=full, **kwargs)
+    keep = full.shape[1] - int(cols[0]) + 1  # from the position that predicts the first target to the end
+    out = self.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], position_ids=x["position_ids"],
+                  logits_to_keep=keep, **kwargs)
+    logits = out.logits[:, :-1].float()  # (b, keep - 1, V): shifted, as in the LM's own loss
+    out.loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), full[:, -keep + 1:].reshape(-1), ignore_index=-100)
+    return out
 
 LangBridgeModel.forward = _forward
 
@@ -331,6 +344,7 @@ def train_bridge(model: LangBridgeModel,
                  encoder_weight_decay: float = 0.1,
                  max_grad_norm: float = 1.0,
                  seed: int = 0,
+                 mixed_precision: str = "no",  # "no" or "bf16" (autocast; the paper trains in bf16)
                  progress: bool = True,
                  accelerator=None,  # an `accelerate.Accelerator`; default a fresh one
                 ) -> list[float]:
@@ -340,7 +354,8 @@ def train_bridge(model: LangBridgeModel,
     if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if len(dataset) == 0: raise ValueError("dataset is empty")
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    if mixed_precision not in ("no", "bf16"): raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
+    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
     bridge_params = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
@@ -356,7 +371,7 @@ def train_bridge(model: LangBridgeModel,
     for _ in (bar := tqdm(range(steps), disable=not progress, desc="train")):
         try: batch = next(it)
         except StopIteration: it = iter(loader); batch = next(it)
-        loss = model(**batch).loss
+        loss = model(**batch, target_logits_only=True).loss
         acc.backward(loss)
         acc.clip_grad_norm_([p for g in groups for p in g["params"]], max_grad_norm)
         opt.step(); opt.zero_grad(set_to_none=True)
