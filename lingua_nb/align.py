@@ -5,7 +5,6 @@
 # %% ../nbs/10_align.ipynb #c003
 from __future__ import annotations
 
-import heapq
 import itertools
 import json
 import re
@@ -18,11 +17,13 @@ from typing import Any, NamedTuple
 import editdistance
 import numpy as np
 
+from .align_engine import Vocab, dp_paths, encode, intern
+
 # %% auto #0
 __all__ = ['SCHEMES', 'gpt2_byte_map', 'token_surface', 'normalize_token', 'detect_scheme', 'guess_scheme', 'normalize_tokens',
            'cost_matrix', 'DTWResult', 'dtw', 'reference_dtw', 'Alignment', 'clear_caches', 'dp_align_batch',
-           'dp_align', 'Tokenized', 'tokenize_batch', 'tokenize', 'offset_align_batch', 'offset_align', 'align',
-           'SparseTargets', 'project_topk']
+           'dp_align', 'Tokenized', 'tokenize_batch', 'tokenize', 'offset_align_batch', 'offset_align', 'align_batch',
+           'align', 'surface_offsets', 'SparseTargets', 'project_topk']
 
 # %% ../nbs/10_align.ipynb #c006
 SCHEMES = ("byte_level", "sentencepiece", "wordpiece", "plain")
@@ -260,6 +261,7 @@ class Alignment:
     method: str = "dp"  # "dp" or "offsets"
     src_norm: tuple[str, ...] | None = field(default=None, repr=False)  # normalised src strings
     tgt_norm: tuple[str, ...] | None = field(default=None, repr=False)  # normalised tgt strings
+    decided: dict | None = field(default=None, repr=False)  # tgt positions each path decided (`align`)
 
     def __post_init__(self):
         self.links = np.asarray(self.links, dtype=np.int64).reshape(-1, 2)
@@ -268,7 +270,8 @@ class Alignment:
     def _make(cls, links, n_src, n_tgt, cost, method):
         "Construct without validation (links already an (k, 2) int64 array)."
         al = object.__new__(cls)
-        al.__dict__.update(links=links, n_src=n_src, n_tgt=n_tgt, cost=cost, method=method, src_norm=None, tgt_norm=None)
+        al.__dict__.update(links=links, n_src=n_src, n_tgt=n_tgt, cost=cost, method=method, src_norm=None, tgt_norm=None,
+                           decided=None)
         return al
 
     def __len__(self): return len(self.links)
@@ -351,537 +354,45 @@ class Alignment:
 
 # %% ../nbs/10_align.ipynb #c039
 _WS_RE = re.compile(r"\s+")
-_COMMON = "abcdefghijklmnopqrstuvwxyz0123456789.,$=<>*/+-:%()'\"?!#&"  # own fingerprint bits; the rest share 8
-_BIT: dict[str, int] = {c: k for k, c in enumerate(_COMMON)}
 
-def _string_features(s: str) -> tuple:
-    "(length, whitespace-free length, 64-bit character fingerprint, one bit per character?, whitespace-free string, pieces?)."
-    mask = 0
-    for ch in s:
-        bit = _BIT.get(ch)
-        if bit is None: bit = _BIT[ch] = len(_COMMON) + (len(_BIT) - len(_COMMON)) % (64 - len(_COMMON))
-        mask |= 1 << bit
-    content = _WS_RE.sub("", s)
-    return len(s), len(content), mask, mask.bit_count() == len(s), content, bool(_PIECE.search(s))
+def _piece_kind(s: str) -> int:
+    "1: holds a piece of a split character; 2: starts with a piece that continues the character before."
+    return int(bool(_PIECE.search(s))) | 2 * int(bool(_CONT.match(s)))
 
-def _starts(lens) -> np.ndarray:
-    st = np.zeros(len(lens) + 1, np.int64); np.cumsum(lens, out=st[1:]); return st
-
-def _seg_cumsum(x, st) -> np.ndarray:
-    "Cumulative sum restarting at each segment start."
-    c = np.cumsum(x)
-    return c - np.repeat(np.concatenate([[0], c])[st[:-1]], np.diff(st))
-
-
-class _Vocab:
-    """Every normalised string seen so far and its features, as arrays. Shared by all calls: the strings come from
-    tokenizer vocabularies, so it stays bounded; `clear_caches` empties it."""
-    def __init__(self):
-        self.ids, self.strs, self.raw, self.idmaps = {}, [], {}, {}
-        self.L = np.zeros(0, np.int32); self.CL = np.zeros(0, np.int32); self.M = np.zeros(0, np.uint64)
-        self.simple, self.clean, self.pieces = np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, bool)
-        self.cstart = np.zeros(1, np.int64); self.codes = np.zeros(0, np.uint32)
-
-    def _add(self, raws, scheme, unicode_form):
-        rawmap = self.raw.setdefault((scheme, unicode_form), {})
-        new = [r for r in raws if r not in rawmap]
-        for raw, g in zip(new, self.add_strings([normalize_token(r, scheme, unicode_form) for r in new]).tolist()):
-            rawmap[raw] = g
-
-    def add_strings(self, strings) -> np.ndarray:
-        "Ids of normalised strings, adding the new ones."
-        new, out = [], []
-        for s in strings:
-            g = self.ids.get(s)
-            if g is None: g = self.ids[s] = len(self.strs); self.strs.append(s); new.append(s)
-            out.append(g)
-        if new: self._features(new)
-        return np.array(out, np.int32)
-
-    def _features(self, new):
-        f = [_string_features(s) for s in new]
-        k = len(f)
-        self.L = np.concatenate([self.L, np.fromiter((x[0] for x in f), np.int32, k)])
-        self.CL = np.concatenate([self.CL, np.fromiter((x[1] for x in f), np.int32, k)])
-        self.M = np.concatenate([self.M, np.fromiter((x[2] for x in f), np.uint64, k)])
-        self.simple = np.concatenate([self.simple, np.fromiter((x[3] for x in f), bool, k)])
-        self.pieces = np.concatenate([self.pieces, np.fromiter((x[5] for x in f), bool, k)])
-        self.clean = self.L == self.CL
-        self.cstart = np.concatenate([self.cstart, self.cstart[-1] + np.cumsum(self.CL[-k:].astype(np.int64))])
-        codes = "".join(x[4] for x in f).encode("utf-32-le", "surrogatepass")
-        self.codes = np.concatenate([self.codes, np.frombuffer(codes, np.uint32)])
-
-    def _lookup_ids(self, flat, tokenizer, scheme, unicode_form):
-        "Ids of normalised strings for tokenizer vocabulary ids, through a per-tokenizer lookup table."
-        key = (id(tokenizer), scheme, unicode_form)
-        ref, lut = self.idmaps.get(key, (None, None))
-        if ref is None or ref() is not tokenizer:
-            lut = np.full(0, -1, np.int32)
-            try: ref = weakref.ref(tokenizer)
-            except TypeError: ref = lambda: tokenizer
-        if len(flat) and (flat.min() < 0): raise ValueError("token ids must be non-negative")
-        top = int(flat.max(initial=-1)) + 1
-        if top > len(lut): lut = np.concatenate([lut, np.full(top - len(lut), -1, np.int32)])
-        need = np.unique(flat[lut[flat] < 0]) if len(flat) else flat
-        if len(need):
-            toks = tokenizer.convert_ids_to_tokens(need.tolist())
-            if any(t is None for t in toks): raise ValueError("token ids outside the tokenizer's vocabulary")
-            self._add(toks, scheme, unicode_form)
-            rawmap = self.raw[(scheme, unicode_form)]
-            lut[need] = [rawmap[t] for t in toks]
-        self.idmaps[key] = (ref, lut)
-        return lut[flat]
-
-    def encode(self, seqs, scheme, unicode_form, join_split_chars=True, tokenizer=None):
-        "Ids of the normalised strings of every token of every sequence (flat), and the sequence lengths."
-        lens = np.fromiter(map(len, seqs), np.int64, len(seqs))
-        total = int(lens.sum())
-        first = next((s[0] for s in seqs if len(s)), None)
-        if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
-            if tokenizer is None: raise ValueError("token ids need their tokenizer: pass it as the scheme argument")
-            flat = np.concatenate([np.asarray(s, np.int64).reshape(-1) for s in seqs]) if total else np.zeros(0, np.int64)
-            gid = self._lookup_ids(flat, tokenizer, scheme, unicode_form)
-        else:
-            rawmap = self.raw.get((scheme, unicode_form), {})
-            try: gid = np.fromiter(map(rawmap.__getitem__, itertools.chain.from_iterable(seqs)), np.int32, total)
-            except (KeyError, TypeError):
-                self._add(dict.fromkeys(itertools.chain.from_iterable(seqs)), scheme, unicode_form)
-                rawmap = self.raw[(scheme, unicode_form)]
-                gid = np.fromiter(map(rawmap.__getitem__, itertools.chain.from_iterable(seqs)), np.int32, total)
-        pieces = np.flatnonzero(self.pieces[gid])
-        if join_split_chars and len(pieces):  # sequences holding split characters: normalise them in context
-            st = _starts(lens)
-            for t in np.unique(np.searchsorted(st, pieces, "right") - 1).tolist():
-                a, b = st[t], st[t + 1]
-                gid[a:b] = self.add_strings(_join_split([self.strs[g] for g in gid[a:b].tolist()], unicode_form))
-        return gid, lens
-
-    def edit_distances(self, ga, gb) -> np.ndarray:
-        "Exact edit distances of the pairs (ga[k], gb[k]), each distinct pair computed once."
-        if not len(ga): return np.zeros(0, np.int32)
-        G = len(self.strs)
-        uk, inv = np.unique(ga.astype(np.int64) * G + gb, return_inverse=True)
-        s = self.strs
-        vals = np.fromiter(map(editdistance.eval, [s[x] for x in (uk // G).tolist()], [s[x] for x in (uk % G).tolist()]),
-                           np.int32, len(uk))
-        return vals[inv]
-
-_VOCAB = _Vocab()
+_VOCAB = Vocab(kind=_piece_kind)
 _STUDENT_INDEX: dict = {}  # student vocabularies indexed by `project_topk`
 
 def clear_caches():
     "Forget the normalised strings and tokenizer vocabularies cached by this module."
     global _VOCAB
-    _VOCAB = _Vocab(); _STUDENT_INDEX.clear()
-    _BIT.clear(); _BIT.update({c: k for k, c in enumerate(_COMMON)})
+    _VOCAB = Vocab(kind=_piece_kind); _STUDENT_INDEX.clear()
 
-# %% ../nbs/10_align.ipynb #c041
-def _short_ed(V, x, y) -> np.ndarray:
-    "Exact edit distances of id pairs (x, y) with len(x) <= 2 and len(x) <= len(y), both whitespace-free."
-    lx, ly = V.L[x], V.L[y]
-    Lm = int(ly.max(initial=1))
-    last = len(V.codes) - 1
-    ar = np.arange(Lm)
-    yc = np.where(ar < ly[:, None], V.codes[np.minimum(V.cstart[y][:, None] + ar, last)], np.uint32(0xFFFFFFFF))
-    c0 = V.codes[np.minimum(V.cstart[x], last)]; c1 = V.codes[np.minimum(V.cstart[x] + 1, last)]
-    e0, e1 = yc == c0[:, None], yc == c1[:, None]
-    any0 = e0.any(1)
-    out = np.where(lx == 0, ly, ly - any0)
-    two = lx == 2
-    if two.any():
-        first0 = np.where(any0, e0.argmax(1), Lm + 1)
-        last1 = np.where(e1.any(1), Lm - 1 - e1[:, ::-1].argmax(1), -1)
-        d2 = np.where(first0 < last1, ly - 2, np.where((first0 <= ly - 2) | (last1 >= 1), ly - 1, ly))
-        out = np.where(two, d2, out)
-    return out.astype(np.int32)
+def _starts(lens) -> np.ndarray:
+    st = np.zeros(len(lens) + 1, np.int64); np.cumsum(lens, out=st[1:]); return st
 
-def _short_ok(V, ga, gb) -> np.ndarray:
-    return (np.minimum(V.L[ga], V.L[gb]) <= 2) & V.clean[ga] & V.clean[gb]
+# %% ../nbs/10_align.ipynb #c040
+def _piece_runs(kind, st) -> tuple[np.ndarray, np.ndarray]:
+    "Token ranges [r0, r1) that `_join_split` rewrites: runs of piece tokens, with the token a run continues."
+    at = np.flatnonzero(kind & 1)
+    seq = np.searchsorted(st, at, "right") - 1
+    cut = np.flatnonzero((np.diff(at) != 1) | (np.diff(seq) != 0)) + 1
+    first, last = np.concatenate([[0], cut]), np.concatenate([cut - 1, [len(at) - 1]])
+    r0 = at[first]
+    r0 = r0 - (((kind[r0] & 2) > 0) & (r0 > st[seq[first]]))
+    return r0, at[last] + 1
 
-def _short_pairs(V, ga, gb) -> np.ndarray:
-    swap = V.L[gb] > V.L[ga]
-    return _short_ed(V, np.where(swap, ga, gb), np.where(swap, gb, ga))
-
-def _exact_costs(V, ga, gb) -> np.ndarray:
-    "Exact edit distances of id pairs: closed form for short pairs, `editdistance` for the rest."
-    short = _short_ok(V, ga, gb)
-    out = np.empty(len(ga), np.int32)
-    if short.any(): out[short] = _short_pairs(V, ga[short], gb[short])
-    if (~short).any(): out[~short] = V.edit_distances(ga[~short], gb[~short])
-    return out
-
-# %% ../nbs/10_align.ipynb #c044
-class _Side:
-    "Flat per-token arrays of one side over all texts."
-    def __init__(self, V, g, lens):
-        self.g, self.n, self.st = g, lens, _starts(lens)
-        self.L, self.M, self.clean, self.simple = V.L[g], V.M[g], V.clean[g], V.simple[g]
-        self.packed = (g.astype(np.int64) << 20) | self.L  # id and length in one gather
-        cl = V.CL[g].astype(np.int64)
-        self.e = _seg_cumsum(cl, self.st); self.s = self.e - cl  # whitespace-free character span of each token
-        self.tot = np.zeros(len(lens), np.int64)
-        nz = lens > 0; self.tot[nz] = self.e[self.st[1:][nz] - 1]
-        first = np.concatenate([[0], np.cumsum(cl)])[:-1]
-        self.chars = V.codes[np.repeat(V.cstart[g] - first, cl) + np.arange(int(cl.sum()))]
-        self.cst = _starts(self.tot)
-
-
-def _same_text(a, b) -> np.ndarray:
-    "Per text: do both sides spell the same whitespace-free characters?"
-    ok = a.tot == b.tot
-    if not ok.any(): return ok
-    lens = np.where(ok, a.tot, 0)
-    ia = np.repeat(a.cst[:-1], lens) + (np.arange(int(lens.sum())) - np.repeat(_starts(lens)[:-1], lens))
-    ib = ia - np.repeat(a.cst[:-1] - b.cst[:-1], lens)
-    diff = a.chars[ia] != b.chars[ib]
-    if diff.any(): ok[np.unique(np.repeat(np.arange(len(ok)), lens)[diff])] = False
-    return ok
-
-
-class _Problem:
-    "Both sides of a batch, encoded."
-    def __init__(self, src, tgt, src_scheme, tgt_scheme, unicode_form, join_split_chars=True, src_tok=None, tgt_tok=None):
-        V = self.V = _VOCAB
-        ga, n = V.encode(src, src_scheme, unicode_form, join_split_chars, src_tok)
-        gb, m = V.encode(tgt, tgt_scheme, unicode_form, join_split_chars, tgt_tok)
-        self.a, self.b = _Side(V, ga, n), _Side(V, gb, m)
-        self.same = _same_text(self.a, self.b)
-        self.lo = np.zeros(int(self.a.st[-1]), np.int64); self.hi = np.zeros(int(self.a.st[-1]), np.int64)
-
-
-def _set_band(P, texts, w):
-    "Band columns [lo, hi] of each src token of `texts`: tgt tokens over the same stretch of text, ± w (None: all)."
-    a, b = P.a, P.b
-    n, m = a.n[texts], b.n[texts]
-    every = len(texts) == len(a.n)
-    rows = np.arange(a.st[-1]) if every else np.concatenate([np.arange(a.st[t], a.st[t + 1]) for t in texts])
-    loc = np.repeat(np.arange(len(texts)), n)
-    mm = m[loc]
-    if w is None:
-        P.lo[rows] = 0; P.hi[rows] = mm - 1; return
-    w = np.broadcast_to(np.asarray(w, np.int64), (len(texts),))[loc]
-    cols = np.arange(b.st[-1]) if every else np.concatenate([np.arange(b.st[t], b.st[t + 1]) for t in texts])
-    r = (b.tot[texts] / np.maximum(a.tot[texts], 1))[loc]  # scale src positions to the tgt text length
-    span = float(max(int(b.tot.max(initial=0)), 1) * 4)  # texts live in disjoint ranges: one searchsorted for all
-    off_b, ka, cst = np.repeat(np.arange(len(texts)) * span, m), loc * span, _starts(m)
-    jf = np.searchsorted(off_b + b.e[cols], ka + a.s[rows] * r, "right") - cst[loc]
-    jl = np.searchsorted(off_b + b.s[cols], ka + a.e[rows] * r, "left") - 1 - cst[loc]
-    lo = np.clip(np.minimum(jf, jl) - w, 0, mm - 1); hi = np.clip(np.maximum(jf, jl) + w, 0, mm - 1)
-    big = np.int64(1) << 40  # monotone band: lo = suffix minimum, hi = prefix maximum, per text
-    lo = np.minimum.accumulate((lo + loc * big)[::-1])[::-1] - loc * big
-    hi = np.maximum.accumulate(hi + loc * big) - loc * big
-    st = _starts(n); first, last = st[:-1], st[1:] - 1
-    lo[first] = 0; hi[last] = m - 1
-    prev_hi = np.empty_like(hi); prev_hi[1:] = hi[:-1]; prev_hi[first] = 0
-    lo = np.minimum(lo, prev_hi + 1); lo[first] = 0  # consecutive rows overlap or touch: the band is connected
-    P.lo[rows] = lo; P.hi[rows] = hi
-
-
-def _lpt(sizes, n_slots):
-    "Longest-first assignment of items to the least-filled slot: (slot, offset) per item."
-    heap = [(0, k) for k in range(n_slots)]
-    slot, off = np.empty(len(sizes), np.int64), np.empty(len(sizes), np.int64)
-    for k in np.argsort(-np.asarray(sizes), kind="stable").tolist():
-        h, q = heapq.heappop(heap)
-        slot[k], off[k] = q, h
-        heapq.heappush(heap, (h + int(sizes[k]), q))
-    return slot, off
-
-
-class _Pack:
-    """Texts packed into slots: each slot holds texts one after another along the row axis, and every array is laid
-    out as (row, band column, slot), the slot axis innermost, so one row of the recurrence is one vector operation
-    over all slots. A text's first row restarts the recurrence."""
-    def __init__(self, texts, n, m, slot, r0, W):
-        self.texts, self.n, self.m, self.slot, self.r0 = texts, n, m, slot, r0  # per text
-        self.B, self.W = int(slot.max()) + 1, int(W)
-        self.N = N = int((r0 + n).max())
-        inside = np.arange(int(n.sum())) - np.repeat(_starts(n)[:-1], n)
-        rows, cols = np.repeat(r0, n) + inside, np.repeat(slot, n)
-        self.tpos = np.full((N, self.B), -1, np.int64)                     # which text holds (row, slot)
-        self.tpos[rows, cols] = np.repeat(np.arange(len(texts)), n)
-        self.local = np.zeros((N, self.B), np.int64); self.local[rows, cols] = inside  # row within that text
-        self.start = np.zeros((N, self.B), bool); self.start[r0, slot] = True
-        self.vrow = self.tpos >= 0
-
-    @classmethod
-    def build(cls, P, texts, W, target_rows=256):
-        "Pack `texts` and compute their band costs."
-        n, m = P.a.n[texts], P.b.n[texts]
-        B = max(1, min(len(texts), int(round(n.sum() / max(int(n.max()), target_rows)))))
-        slot, r0 = _lpt(n, B)
-        pk = cls(texts, n, m, slot, r0, W)
-        pk._set_rows(P)
-        pk._costs(P)
-        return pk
-
-    def _set_rows(self, P):
-        t = self.texts[np.maximum(self.tpos, 0)]
-        self.rowtok = P.a.st[t] + self.local                               # flat src token of each row
-        self.tgt0 = P.b.st[t]                                              # first tgt token of the row's text
-        self.lo = np.where(self.vrow, P.lo[self.rowtok], 0)
-        self.wid = np.where(self.vrow, P.hi[self.rowtok] - self.lo + 1, 0)
-        self.same = P.same[t]
-
-    def _costs(self, P, chunk=32):
-        "Band costs: exact where cheap, a lower bound elsewhere; edit distances of touching spans left `pending`."
-        a, b, V = P.a, P.b, P.V
-        N, W, B = self.N, self.W, self.B
-        self.cost = np.zeros((N, W, B), np.int32); self.exact = np.ones((N, W, B), bool)
-        self.valid = np.arange(W)[None, :, None] < self.wid[:, None, :]
-        k = np.arange(W)[None, :, None]
-        last = len(b.g) - 1
-        pend = []
-        for r0 in range(0, N, chunk):                                      # row chunks keep temporaries in cache
-            rs = slice(r0, min(r0 + chunk, N))
-            rowtok, valid = self.rowtok[rs], self.valid[rs]
-            coltok = (self.lo[rs] + self.tgt0[rs])[:, None, :] + k          # past a text's end: masked by `valid`
-            np.minimum(coltok, last, out=coltok)
-            pb = b.packed[coltok]
-            cost = np.maximum(a.L[rowtok][:, None, :], (pb & 0xFFFFF).astype(np.int32))  # nothing shared: the longer length
-            eq = (pb >> 20) == a.g[rowtok][:, None, :]
-            common = np.bitwise_count(a.M[rowtok][:, None, :] & b.M[coltok])
-            exact = eq | (common == 0) | ~valid
-            cost *= ~eq
-            idx = np.flatnonzero(~exact)
-            if len(idx):
-                ii, _, bb = np.unravel_index(idx, cost.shape)
-                rt, ct = rowtok[ii, bb], coltok.reshape(-1)[idx]
-                la, lb = a.L[rt], b.L[ct]
-                ps, pe, qs, qe = a.s[rt], a.e[rt], b.s[ct], b.e[ct]
-                diff = np.abs(la - lb)
-                inside = self.same[rs][ii, bb] & a.clean[rt] & b.clean[ct] & (((ps <= qs) & (qe <= pe)) | ((qs <= ps) & (pe <= qe)))
-                pc = common.reshape(-1)[idx]
-                lower = np.maximum(np.maximum(diff, 1), np.maximum(np.where(a.simple[rt], la - pc, 0), np.where(b.simple[ct], lb - pc, 0)))
-                cf, ef = cost.reshape(-1), exact.reshape(-1)
-                cf[idx] = np.where(inside, diff, lower); ef[idx] = inside
-                near = ~inside & (np.minimum(pe, qe) - np.maximum(ps, qs) >= 0)  # spans overlap or touch
-                g1, g2 = a.g[rt], b.g[ct]
-                short = _short_ok(V, g1, g2)
-                sel = near & short
-                if sel.any(): cf[idx[sel]] = _short_pairs(V, g1[sel], g2[sel]); ef[idx[sel]] = True
-                sel = near & ~short
-                pend.append((idx[sel] + r0 * W * B, g1[sel], g2[sel]))
-            cost *= valid
-            self.cost[rs], self.exact[rs] = cost, exact
-        self.pending = [x for x in pend if len(x[0])]
-
-    def forward(self):
-        "Fu's recurrence over the band; stores each cell's backtrace move as a flat offset (0 at a text's origin)."
-        N, W, B = self.N, self.W, self.B
-        bound = int((self.n + self.m).max()) * int(self.cost.max(initial=0)) + 1  # no path costs more
-        dt = np.int16 if bound < 16000 else np.int32
-        INF = dt(16000 if dt is np.int16 else 1 << 30)
-        C = self.cost.astype(dt)
-        S = C.copy()
-        for k in range(1, W): S[:, k] += S[:, k - 1]                       # running cost along each row
-        Sx = S - C
-        infill = np.where(self.valid, dt(0), INF)
-        s = np.zeros((N, B), np.int64); s[1:] = self.lo[1:] - self.lo[:-1]  # band shift between rows
-        s[self.start | ~self.vrow] = 0
-        Wst = W + int(s.max(initial=0)) + 2  # one ∞ column on the left, room for the shift on the right
-        D = np.full((N, Wst, B), INF, dt)
-        # flat index, within the previous row, of columns j-1 .. j+W-1: the (diagonal, up) pairs of this row
-        base = np.arange(W + 1)[:, None] * B + np.arange(B)[None, :]
-        sB = s * B - Wst * B                                                # shift, and one row back
-        origin = np.full((W, 1), INF, dt); origin[0] = 0                   # a text's first row starts at (0, 0)
-        starts_at = self.start.any(1)
-        Df = D.reshape(-1)
-        t, u = np.empty((W, B), dt), np.empty((W, B), dt)
-        diag_wins = np.zeros((N, W, B), bool); left_wins = np.zeros((N, W, B), bool)
-        for r in range(N):
-            if r == 0: t[:] = origin
-            else:
-                win = Df.take(base + (r * Wst * B + sB[r]))
-                np.minimum(win[:-1], win[1:], out=t)                       # min(diagonal, up)
-                np.less_equal(win[:-1], win[1:], out=diag_wins[r])         # ties go to the diagonal
-                if starts_at[r]: np.copyto(t, origin, where=self.start[r][None, :])
-            np.subtract(t, Sx[r], out=u)
-            np.minimum.accumulate(u, axis=0, out=u)                        # the left-to-right dependency
-            u += S[r]
-            np.maximum(u, infill[r], out=D[r, 1:W + 1])
-            np.less(D[r, 0:W], t, out=left_wins[r])                        # left only when strictly smaller
-        # up: (r-1, k+s), diagonal: (r-1, k+s-1), left: (r, k-1)
-        delta = ((s - W) * B).astype(np.int32)[:, None, :] - diag_wins * np.int32(B)
-        np.copyto(delta, np.int32(-B), where=left_wins)
-        first = np.full((1, W, 1), -B, np.int32); first[0, 0] = 0          # first rows: left moves to the origin
-        np.copyto(delta, first, where=self.start[:, None, :])
-        self.delta = delta
-        last = self.r0 + self.n - 1
-        self.total = D[last, 1 + (self.m - 1 - self.lo[last, self.slot]), self.slot].astype(np.int64)
-
-    def settle_all(self, P):
-        "Exact costs for every lower-bound cell (used when settling along paths converges slowly)."
-        idx = np.flatnonzero(~self.exact & self.valid)
-        if not len(idx): return
-        r, k, slot = np.unravel_index(idx, self.exact.shape)
-        t = self.texts[self.tpos[r, slot]]
-        ga = P.a.g[P.a.st[t] + self.local[r, slot]]
-        gb = P.b.g[P.b.st[t] + self.lo[r, slot] + k]
-        self.cost.reshape(-1)[idx] = _exact_costs(P.V, ga, gb); self.exact.reshape(-1)[idx] = True
-
-    @classmethod
-    def repack(cls, parts):
-        "A pack holding the texts at positions `sel` of each (pack, sel) pair, their costs and exactness kept."
-        texts = np.concatenate([pk.texts[sel] for pk, sel in parts])
-        n = np.concatenate([pk.n[sel] for pk, sel in parts]); m = np.concatenate([pk.m[sel] for pk, sel in parts])
-        W = max(pk.W for pk, _ in parts)
-        slot, r0 = _lpt(n, max(1, min(len(texts), int(round(n.sum() / max(int(n.max()), 256))))))
-        new = cls(texts, n, m, slot, r0, W)
-        N, B = new.N, new.B
-        new.lo, new.wid = np.zeros((N, B), np.int64), np.zeros((N, B), np.int64)
-        new.cost = np.zeros((N, W, B), np.int32); new.exact = np.ones((N, W, B), bool); new.valid = np.zeros((N, W, B), bool)
-        k = 0
-        for pk, sel in parts:
-            for x in np.asarray(sel).tolist():
-                a0, a1, b0 = pk.r0[x], pk.r0[x] + pk.n[x], new.r0[k]
-                src, dst = (slice(a0, a1), pk.slot[x]), (slice(b0, b0 + pk.n[x]), new.slot[k])
-                new.lo[dst], new.wid[dst] = pk.lo[src], pk.wid[src]
-                for name in ("cost", "exact", "valid"):
-                    getattr(new, name)[dst[0], :pk.W, dst[1]] = getattr(pk, name)[src[0], :, src[1]]
-                k += 1
-        return new
-
-
-def _packs(P, texts, max_ratio=1.5) -> list[_Pack]:
-    "Pack `texts`, grouping texts of similar band width; then settle all pending edit distances in one pass."
-    wid = P.hi - P.lo + 1
-    a = P.a
-    W_t = np.maximum.reduceat(wid, a.st[texts]) if len(texts) == len(a.n) else \
-        np.array([int(wid[a.st[t]:a.st[t + 1]].max()) for t in texts])
-    order = np.argsort(W_t, kind="stable")
-    out, s = [], 0
-    while s < len(order):
-        e = s + 1
-        while e < len(order) and W_t[order[e]] <= max_ratio * W_t[order[s]] + 2: e += 1
-        out.append(_Pack.build(P, texts[order[s:e]], int(W_t[order[e - 1]])))
-        s = e
-    pend = [(pk, x) for pk in out for x in pk.pending]
-    if pend:
-        vals = P.V.edit_distances(np.concatenate([x[1] for _, x in pend]), np.concatenate([x[2] for _, x in pend]))
-        o = 0
-        for pk, (idx, g1, _) in pend:
-            pk.cost.reshape(-1)[idx] = vals[o:o + len(idx)]; pk.exact.reshape(-1)[idx] = True; o += len(idx)
-    return out
-
-
-def _backtrace(packs):
-    "All paths of all packs at once. Per link: pack q, row r, band column k, slot, local row i, column j; per-text offsets."
-    delta = np.concatenate([pk.delta.reshape(-1) for pk in packs])
-    boff = _starts([pk.delta.size for pk in packs])
-    pos = np.concatenate([boff[q] + ((pk.r0 + pk.n - 1) * pk.W + pk.m - 1 - pk.lo[pk.r0 + pk.n - 1, pk.slot]) * pk.B + pk.slot
-                          for q, pk in enumerate(packs)]).astype(np.int64)
-    T, S = len(pos), int(max(int((pk.n + pk.m).max()) for pk in packs))
-    if T <= 8:                                                             # few texts: follow the moves one by one
-        paths = []
-        for p in pos.tolist():
-            path = [p]
-            d = int(delta[p])
-            while d:
-                p += d; path.append(p); d = int(delta[p])
-            paths.append(path[::-1])
-        lens = np.array([len(x) for x in paths], np.int64)
-        flat = np.array([p for x in paths for p in x], np.int64)
-    else:
-        hist = np.empty((S, T), np.int64)
-        lens = np.full(T, S, np.int64)
-        act, p = np.arange(T), pos
-        for step in range(S):
-            hist[step, act] = p
-            d = delta[p]
-            z = d == 0                                                     # at the origin
-            if z.any():
-                lens[act[z]] = np.minimum(lens[act[z]], step + 1)
-                if step % 8 == 7 or z.all():
-                    act, p, d = act[~z], p[~z], d[~z]
-                    if not len(act): break
-            p = p + d
-        flat = hist[np.repeat(lens - 1, lens) - (np.arange(lens.sum()) - np.repeat(_starts(lens)[:-1], lens)),
-                    np.repeat(np.arange(T), lens)]                         # the paths, forwards
-    off = _starts(lens)
-    tpos = np.repeat(np.arange(T), lens)
-    q = np.repeat(np.concatenate([np.full(len(pk.texts), qq) for qq, pk in enumerate(packs)]), lens)
-    Wq, Bq = np.array([pk.W for pk in packs])[q], np.array([pk.B for pk in packs])[q]
-    loc = flat - boff[q]
-    slot, k, r = loc % Bq, (loc // Bq) % Wq, loc // (Bq * Wq)
-    r0 = np.concatenate([pk.r0 for pk in packs])[tpos]
-    j = np.empty_like(r)
-    for qq, pk in enumerate(packs):
-        sel = q == qq
-        j[sel] = pk.lo[r[sel], slot[sel]] + k[sel]
-    return dict(q=q, r=r, k=k, slot=slot, i=r - r0, j=j), off
-
-
-def _settle(P, packs, L):
-    "Give the lower-bound cells on the paths their exact cost; return the (pack, text positions) whose costs changed."
-    inexact = np.zeros(len(L["r"]), bool)
-    for qq, pk in enumerate(packs):
-        sel = np.flatnonzero(L["q"] == qq)
-        inexact[sel] = ~pk.exact[L["r"][sel], L["k"][sel], L["slot"][sel]]
-    if not inexact.any(): return []
-    q, r, k, slot, i, j = (L[x][inexact] for x in ("q", "r", "k", "slot", "i", "j"))
-    redo = []
-    for qq, pk in enumerate(packs):
-        sel = q == qq
-        if not sel.any(): continue
-        rr, kk, ss = r[sel], k[sel], slot[sel]
-        tp = pk.tpos[rr, ss]
-        t = pk.texts[tp]
-        vals = _exact_costs(P.V, P.a.g[P.a.st[t] + i[sel]], P.b.g[P.b.st[t] + j[sel]])
-        changed = vals != pk.cost[rr, kk, ss]
-        pk.cost[rr, kk, ss] = vals; pk.exact[rr, kk, ss] = True
-        if changed.any(): redo.append((pk, np.unique(tp[changed])))
-    return redo
-
-
-def _touches(packs, L) -> np.ndarray:
-    "Per link: does a predecessor the backtrace compares lie outside the band but inside the matrix?"
-    out = np.zeros(len(L["r"]), bool)
-    for qq, pk in enumerate(packs):
-        sel = np.flatnonzero(L["q"] == qq)
-        r, i, j, k, s = L["r"][sel], L["i"][sel], L["j"][sel], L["k"][sel], L["slot"][sel]
-        up = np.maximum(r - 1, 0)
-        lo_u = pk.lo[up, s]; hi_u = lo_u + pk.wid[up, s] - 1
-        out[sel] = ((k == 0) & (j >= 1)) | ((i >= 1) & ((j > hi_u) | ((j >= 1) & (j - 1 < lo_u))))
-    return out
-
-
-def _solve(P, band, stats=None):
-    "Links and total cost of every text with tokens on both sides: {text: (links, cost)}."
-    n, m = P.a.n, P.b.n
-    todo = np.flatnonzero((n > 0) & (m > 0))
-    w = np.full(len(todo), -1 if band is None else band, np.int64)
-    done = {}
-    rounds = widened = 0
-    while len(todo):
-        full = (w < 0) | (w >= m[todo])
-        if full.any(): _set_band(P, todo[full], None)
-        if (~full).any(): _set_band(P, todo[~full], w[~full])
-        wmap, fullmap = dict(zip(todo.tolist(), w.tolist())), dict(zip(todo.tolist(), full.tolist()))
-        live, wider = _packs(P, todo), {}
-        for pk in live: pk.forward()
-        while live:
-            L, off = _backtrace(live)
-            redo = _settle(P, live, L)
-            again = {t for pk, sel in redo for t in pk.texts[sel].tolist()}
-            touched = np.add.reduceat(_touches(live, L), off[:-1])
-            links = np.stack([L["i"], L["j"]], 1)
-            k = 0
-            for pk in live:
-                for x, t in enumerate(pk.texts.tolist()):
-                    if t not in again:
-                        if touched[k] and not fullmap[t]: wider[t] = 2 * wmap[t] + 2
-                        else: done[t] = (links[off[k]:off[k + 1]], int(pk.total[x]))
-                    k += 1
-            live = [_Pack.repack(redo)] if redo else []
-            rounds += 1
-            for pk in live:
-                if rounds >= 3: pk.settle_all(P)                          # slow convergence: settle every cell
-                pk.forward()
-        todo = np.array(sorted(wider), np.int64); w = np.array([wider[t] for t in todo.tolist()], np.int64)
-        widened += len(todo)
-    if stats is not None: stats.update(rounds=rounds, widened=widened)
-    return done
+def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None) -> tuple[np.ndarray, np.ndarray]:
+    "String ids (in `_VOCAB`) of the normalised tokens of every sequence, flat, and the sequence lengths."
+    V = _VOCAB
+    norm = lambda toks: [normalize_token(t, scheme, unicode_form) for t in toks]
+    gid, lens = encode(V, seqs, (scheme, unicode_form), norm, tokenizer)
+    if not join_split_chars or not (V.kind[gid] & 1).any(): return gid, lens
+    gid, cache = gid.copy(), V.runs.setdefault(unicode_form, {})
+    for a, b in zip(*(x.tolist() for x in _piece_runs(V.kind[gid], _starts(lens)))):
+        key = gid[a:b].tobytes()
+        if key not in cache: cache[key] = intern(V, _join_split([V.strs[g] for g in gid[a:b].tolist()], unicode_form))
+        gid[a:b] = cache[key]
+    return gid, lens
 
 # %% ../nbs/10_align.ipynb #c046
 def _check_band(band):
@@ -892,46 +403,49 @@ def _check_seq(name, seq):
     if isinstance(seq, (str, bytes)) or not isinstance(seq, (Sequence, np.ndarray)):
         raise TypeError(f"{name} must be a sequence of token strings (or token ids), got {type(seq).__name__}")
 
-def dp_align_batch(src_batch: Sequence[Sequence[str | int]],  # src token sequences (e.g. teacher tokens), strings or ids
-                   tgt_batch: Sequence[Sequence[str | int]],  # tgt token sequences of the same texts (e.g. student tokens)
+def _check_batch(name, batch):
+    _check_seq(name, batch)
+    if all(type(s) is list for s in batch): return
+    for k, seq in enumerate(batch): _check_seq(f"{name}[{k}]", seq)
+
+# %% ../nbs/10_align.ipynb #c100
+def dp_align_batch(src_batch: Sequence[Sequence[str | int]],  # src token sequences (e.g. teacher), strings or ids
+                   tgt_batch: Sequence[Sequence[str | int]],  # tgt token sequences of the same texts (e.g. student)
                    src_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
                    tgt_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto"
                    unicode_form: str | None = "NFC",  # normal form used by `normalize_token`
                    band: int | None = 6,  # band half-width in tokens (widened when touched); None: full matrices
                    join_split_chars: bool = True,  # see `normalize_tokens`
                    keep_strings: bool = False,  # store the normalised strings on each `Alignment`
-                   stats: dict | None = None,  # if given, receives the numbers of settling rounds and widened texts
+                   stats: dict | None = None,  # if given, receives the number of band widenings
                   ) -> list[Alignment]:
     "Fu et al.'s DP alignment of many token-sequence pairs at once."
-    _check_seq("src_batch", src_batch); _check_seq("tgt_batch", tgt_batch); _check_band(band)
+    _check_batch("src_batch", src_batch); _check_batch("tgt_batch", tgt_batch); _check_band(band)
     if len(src_batch) != len(tgt_batch):
         raise ValueError(f"src_batch and tgt_batch must have the same length, got {len(src_batch)} and {len(tgt_batch)}")
-    src_batch, tgt_batch = list(src_batch), list(tgt_batch)
-    for name, batch in (("src_batch", src_batch), ("tgt_batch", tgt_batch)):
-        for k, seq in enumerate(batch):
-            _check_seq(f"{name}[{k}]", seq)
-    for k, (s, t) in enumerate(zip(src_batch, tgt_batch)):
-        if bool(len(s)) != bool(len(t)):
-            side = "tgt" if len(s) else "src"
-            raise ValueError(f"pair {k}: {side} tokens are empty but the other side has {max(len(s), len(t))}; "
-                             "a monotone path cannot cover tokens against nothing")
+    n, m = (np.fromiter(map(len, b), np.int64, len(b)) for b in (src_batch, tgt_batch))
+    for k in np.flatnonzero((n > 0) != (m > 0))[:1].tolist():
+        side = "tgt" if n[k] else "src"
+        raise ValueError(f"pair {k}: {side} tokens are empty but the other side has {max(n[k], m[k])}; "
+                         "a monotone path cannot cover tokens against nothing")
     ss = _resolve_scheme(src_scheme, lambda: itertools.chain.from_iterable(src_batch))
     ts = _resolve_scheme(tgt_scheme, lambda: itertools.chain.from_iterable(tgt_batch))
     tok = lambda x: None if isinstance(x, str) else x
-    P = _Problem(src_batch, tgt_batch, ss, ts, unicode_form, join_split_chars, tok(src_scheme), tok(tgt_scheme))
-    done = _solve(P, band, stats)
-    out = []
-    V = P.V
-    for k, (s, t) in enumerate(zip(src_batch, tgt_batch)):
-        links, cost = done.get(k, (np.zeros((0, 2), np.int64), 0))
-        al = Alignment._make(links, len(s), len(t), cost, "dp")
-        if keep_strings:
-            a0, b0 = P.a.st[k], P.b.st[k]
-            al.src_norm = tuple(V.strs[g] for g in P.a.g[a0:a0 + len(s)].tolist())
-            al.tgt_norm = tuple(V.strs[g] for g in P.b.g[b0:b0 + len(t)].tolist())
-        out.append(al)
+    ga, _ = _encode(src_batch, ss, unicode_form, join_split_chars, tok(src_scheme))
+    gb, _ = _encode(tgt_batch, ts, unicode_form, join_split_chars, tok(tgt_scheme))
+    V, a_st, b_st = _VOCAB, _starts(n), _starts(m)
+    w = -1 if band is None else int(band)
+    links, link_st, cost, widened = dp_paths(ga, a_st, gb, b_st, V.codes, V.starts, V.mask, V.content, w)
+    if stats is not None: stats.update(widened=int(widened))
+    ls, make = link_st.tolist(), Alignment._make
+    out = [make(links[ls[k]:ls[k + 1]], x, y, c, "dp") for k, (x, y, c) in enumerate(zip(n.tolist(), m.tolist(), cost.tolist()))]
+    if keep_strings:
+        for al, a0, b0 in zip(out, a_st.tolist(), b_st.tolist()):
+            al.src_norm = tuple(V.strs[g] for g in ga[a0:a0 + al.n_src].tolist())
+            al.tgt_norm = tuple(V.strs[g] for g in gb[b0:b0 + al.n_tgt].tolist())
     return out
 
+# %% ../nbs/10_align.ipynb #c101
 def dp_align(src_tokens: Sequence[str],  # src tokens (e.g. teacher), as the tokenizer spells them
              tgt_tokens: Sequence[str],  # tgt tokens of the same text (e.g. student)
              src_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
@@ -1064,21 +578,123 @@ def offset_align(text: str,  # the text both tokenizations come from
 def _has_offsets(tok) -> bool:
     return bool(getattr(tok, "is_fast", False) or hasattr(tok, "backend_tokenizer"))
 
-def align(text: str,  # the text
-          tok_a: Any,  # src tokenizer (e.g. the teacher's)
-          tok_b: Any,  # tgt tokenizer (e.g. the student's)
-          method: str = "auto",  # "auto" (offsets if both tokenizers give them), "offsets" or "dp"
-          **dp_kwargs,  # passed to `dp_align` (band, unicode_form, join_split_chars)
-         ) -> Alignment:
-    "Align the two tokenizations of `text`: from offsets when both tokenizers give them, by DP otherwise."
+def _side_has_offsets(side) -> bool:
+    if isinstance(side, Sequence) and not isinstance(side, str): return all(isinstance(x, Tokenized) for x in side)
+    return _has_offsets(side)
+
+def _side_tokens(texts, side) -> list[tuple[list, Any]]:
+    "(tokens, scheme argument) per text, from `Tokenized` or a tokenizer."
+    if isinstance(side, Sequence) and not isinstance(side, str): return [(list(x.tokens), x.scheme) for x in side]
+    if _has_offsets(side): return [(x.tokens, side) for x in tokenize_batch(texts, side)]
+    ids = side(list(texts), add_special_tokens=False)["input_ids"]
+    return [(side.convert_ids_to_tokens(x), side) for x in ids]
+
+# %% ../nbs/10_align.ipynb #c102
+def _dp_many(problems, dp_kwargs) -> list[Alignment]:
+    "DP alignments of (src tokens, src scheme, tgt tokens, tgt scheme) problems, one batch per scheme pair."
+    key = lambda s: s if isinstance(s, str) else id(s)
+    groups: dict = {}
+    for k, (_, ss, _, ts) in enumerate(problems): groups.setdefault((key(ss), key(ts)), []).append(k)
+    out: list = [None] * len(problems)
+    for idx in groups.values():
+        ss, ts = problems[idx[0]][1], problems[idx[0]][3]
+        res = dp_align_batch([problems[k][0] for k in idx], [problems[k][2] for k in idx], ss, ts,
+                             keep_strings=True, **dp_kwargs)
+        for k, al in zip(idx, res): out[k] = al
+    return out
+
+def _spells(text, tk, rng, c0, c1) -> bool:
+    "Do tokens `rng` of `tk` spell exactly text[c0:c1] (NFC, whitespace ignored)?"
+    raw = b"".join(token_surface(tk.tokens[i], tk.scheme).encode("utf-8", "surrogateescape") for i in rng)
+    got = unicodedata.normalize("NFC", raw.decode("utf-8", "surrogateescape"))
+    return _WS_RE.sub("", got) == _WS_RE.sub("", unicodedata.normalize("NFC", text[c0:c1]))
+
+def _exact_runs(text, al, ta, tb) -> list[tuple[range, range, slice | None]]:
+    "The offset spans, consecutive inexact ones merged: (src range, tgt range, link slice if exact else None)."
+    first = [next((c for c in range(s, e) if not text[c].isspace()), s) for s, e in ta.offsets.tolist()]
+    st = al.span_starts.tolist() + [len(al.links)]
+    spans = al.spans
+    bounds = [first[s.start] for s, _ in spans] + [len(text)]
+    out: list = []
+    for k, (s, t) in enumerate(spans):
+        ok = _spells(text, ta, s, bounds[k], bounds[k + 1]) and _spells(text, tb, t, bounds[k], bounds[k + 1])
+        if not ok and out and out[-1][2] is None:
+            out[-1] = (range(out[-1][0].start, s.stop), range(out[-1][1].start, t.stop), None)
+        else: out.append((s, t, slice(st[k], st[k + 1]) if ok else None))
+    return out
+
+# %% ../nbs/10_align.ipynb #c103
+def _auto(texts, offs, A, B, dp_kwargs) -> list[Alignment]:
+    "Offset links on exactly spelled spans, DP links on the runs between them."
+    runs = [_exact_runs(x, al, ta, tb) for x, al, ta, tb in zip(texts, offs, A, B)]
+    problems = [(ta.tokens[s.start:s.stop], ta.scheme, tb.tokens[t.start:t.stop], tb.scheme)
+                for rs, ta, tb in zip(runs, A, B) for s, t, sl in rs if sl is None]
+    solved = iter(_dp_many(problems, dp_kwargs))
+    out = []
+    for rs, al in zip(runs, offs):
+        parts, by_dp, only = [np.zeros((0, 2), np.int64)], 0, None
+        for s, t, sl in rs:
+            if sl is not None: parts.append(al.links[sl]); continue
+            sub = next(solved); parts.append(sub.links + [s.start, t.start]); by_dp += len(t); only = sub
+        res = Alignment._make(np.concatenate(parts), al.n_src, al.n_tgt, None, "auto")
+        if by_dp == 0: res.method = "offsets"
+        elif by_dp == al.n_tgt: res.method, res.cost = "dp", only.cost
+        res.decided = {"offsets": al.n_tgt - by_dp, "dp": by_dp}
+        out.append(res)
+    return out
+
+# %% ../nbs/10_align.ipynb #c104
+def align_batch(texts: Sequence[str],  # the texts
+                a: Sequence[Tokenized] | Any,  # src side: `Tokenized` per text, or a tokenizer (e.g. the teacher's)
+                b: Sequence[Tokenized] | Any,  # tgt side: `Tokenized` per text, or a tokenizer (e.g. the student's)
+                method: str = "auto",  # "auto" (offsets on exact spans, DP elsewhere), "offsets" or "dp"
+                **dp_kwargs,  # passed to `dp_align_batch` (band, unicode_form, join_split_chars)
+               ) -> list[Alignment]:
+    "Align two tokenizations of each text, with normalised strings and the positions each path decided."
     if method not in ("auto", "offsets", "dp"): raise ValueError(f"method must be 'auto', 'offsets' or 'dp', got {method!r}")
-    if not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
-    offsets = _has_offsets(tok_a) and _has_offsets(tok_b)
+    if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
+    texts = list(texts)
+    offsets = _side_has_offsets(a) and _side_has_offsets(b)
     if method == "offsets" and not offsets:
         raise ValueError("method='offsets' needs two fast tokenizers that report character offsets")
-    if method == "offsets" or (method == "auto" and offsets): return offset_align(text, tok_a, tok_b)
-    ids = lambda tok: tok.convert_ids_to_tokens(tok(text, add_special_tokens=False)["input_ids"])
-    return dp_align(ids(tok_a), ids(tok_b), tok_a, tok_b, **dp_kwargs)
+    if method == "dp" or not offsets:
+        sa, sb = _side_tokens(texts, a), _side_tokens(texts, b)
+        out = _dp_many([(x, xs, y, ys) for (x, xs), (y, ys) in zip(sa, sb)], dp_kwargs)
+        for al in out: al.decided = {"offsets": 0, "dp": al.n_tgt}
+        return out
+    A = list(a) if isinstance(a, Sequence) else tokenize_batch(texts, a)
+    B = list(b) if isinstance(b, Sequence) else tokenize_batch(texts, b)
+    out = offset_align_batch(texts, A, B)
+    if method == "auto": out = _auto(texts, out, A, B, dp_kwargs)
+    for al, ta, tb in zip(out, A, B):
+        al.src_norm, al.tgt_norm = tuple(normalize_tokens(ta.tokens, ta.scheme)), tuple(normalize_tokens(tb.tokens, tb.scheme))
+        if al.decided is None: al.decided = {"offsets": al.n_tgt, "dp": 0}
+    return out
+
+def align(text: str,  # the text
+          tok_a: Any,  # src side: a tokenizer (e.g. the teacher's) or a `Tokenized` of `text`
+          tok_b: Any,  # tgt side: a tokenizer (e.g. the student's) or a `Tokenized` of `text`
+          method: str = "auto",  # "auto" (offsets on exact spans, DP elsewhere), "offsets" or "dp"
+          **dp_kwargs,  # passed to `dp_align` (band, unicode_form, join_split_chars)
+         ) -> Alignment:
+    "Align the two tokenizations of `text`: offsets where they are exact, DP elsewhere (by default)."
+    if not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
+    side = lambda x: [x] if isinstance(x, Tokenized) else x
+    return align_batch([text], side(tok_a), side(tok_b), method, **dp_kwargs)[0]
+
+# %% ../nbs/10_align.ipynb #c105
+def surface_offsets(tokens: Sequence[str],  # tokens as the tokenizer spells them
+                    scheme: str = "plain",  # one of `SCHEMES`
+                   ) -> tuple[str, Tokenized]:
+    "The text the tokens spell and the tokens with their character offsets in it (for tokens given without offsets)."
+    _check_scheme(scheme)
+    raw = [token_surface(t, scheme).encode("utf-8", "surrogateescape") for t in tokens]
+    text = b"".join(raw).decode("utf-8", "surrogateescape")
+    char_end = np.cumsum([len(c.encode("utf-8", "surrogateescape")) for c in text], dtype=np.int64)
+    b0 = _starts([len(r) for r in raw])
+    start = np.searchsorted(char_end, b0[:-1], "right")                  # the character holding a token's first byte
+    end = np.where(b0[1:] > b0[:-1], np.searchsorted(char_end, b0[1:] - 1, "right") + 1, start)
+    return text, Tokenized(list(tokens), np.stack([start, end], 1).astype(np.int64).reshape(-1, 2), scheme)
 
 # %% ../nbs/10_align.ipynb #c076
 class SparseTargets(NamedTuple):
