@@ -5,6 +5,7 @@
 # %% ../nbs/02_experiment.ipynb #c003
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -17,10 +18,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
+import matplotlib.pyplot as plt
+from IPython import get_ipython
+from IPython.display import Image, display
+
 from .core import get_device, seed_everything
 
 # %% auto #0
-__all__ = ['check_param', 'library_versions', 'Run', 'start_run', 'flat_metrics', 'load_results', 'results_markdown']
+__all__ = ['CLAIMS', 'check_param', 'check_param_names', 'library_versions', 'FigurePath', 'Run', 'start_run', 'Claim',
+           'flat_metrics', 'load_results', 'claim_row', 'results_markdown', 'headline_markdown']
 
 # %% ../nbs/02_experiment.ipynb #c006
 _KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple), "dict": (dict,)}
@@ -51,6 +57,38 @@ def check_param(name: str,  # the parameter's name, used in the error message
         raise ValueError(f"parameter {name!r} must be {'of length ' if kind in ('str','list','dict') else ''}<= {max}, got {value!r}")
     return value
 
+# %% ../nbs/02_experiment.ipynb #c101
+def _assigned_names(source: str) -> list[str]:
+    "Names a cell assigns at its top level, in order."
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for t in targets:
+            for n in ast.walk(t) if t is not None else []:
+                if isinstance(n, ast.Name) and n.id not in names: names.append(n.id)
+    return names
+
+# %% ../nbs/02_experiment.ipynb #c102
+def _kernel_history() -> list[str]:
+    "The sources of the cells this kernel has run, oldest first ([] outside IPython)."
+    ip = get_ipython()
+    return list(ip.history_manager.input_hist_raw) if ip is not None else []
+
+def check_param_names(history: list[str] | None = None,  # cell sources in run order; default: this kernel's
+                      notebook: str = "",  # the notebook's name, for the message
+                     ) -> list[str]:
+    "Raise `ValueError` if papermill injected a name the `parameters` cell does not declare; return the injected names."
+    history = _kernel_history() if history is None else history
+    injected_at = [i for i, s in enumerate(history) if s.lstrip().startswith("# Parameters")]
+    if not injected_at or injected_at[-1] == 0: return []
+    i = injected_at[-1]
+    declared, injected = _assigned_names(history[i - 1]), _assigned_names(history[i])
+    unknown = [n for n in injected if n not in declared and not n.startswith("PAPERMILL_")]
+    if unknown:
+        of = f" of {notebook}" if notebook else ""
+        raise ValueError(f"unknown parameter(s) {unknown}; the parameters{of} are: {', '.join(declared)}")
+    return injected
+
 # %% ../nbs/02_experiment.ipynb #c009
 _TRACKED = ("lingua_nb", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy")
 
@@ -75,6 +113,11 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
+class FigurePath(type(Path())):
+    "The path of a saved figure; it displays as nothing, since `Run.save_figure` has shown the figure already."
+    def _ipython_display_(self): pass
+
+# %% ../nbs/02_experiment.ipynb #c104
 @dataclass
 class Run:
     "One experiment run: its name, parameters, output directory and clock."
@@ -89,11 +132,13 @@ class Run:
         "A path inside the run directory."
         return self.out_dir / filename
 
-    def save_figure(self, fig, name: str, dpi: int = 120) -> Path:
-        "Save a matplotlib/seaborn figure as `<out_dir>/<name>.png` and return its path."
-        p = self.path(f"{name}.png")
+    def save_figure(self, fig, name: str, dpi: int = 120) -> FigurePath:
+        "Save `fig` as `<out_dir>/<name>.png`, show that PNG in the notebook, close `fig`; return the path."
+        p = FigurePath(self.path(f"{name}.png"))
         fig.savefig(p, dpi=dpi, bbox_inches="tight")
         self.figures.append(p.name)
+        if get_ipython() is not None: display(Image(filename=str(p)))
+        plt.close(fig)
         return p
 
     def save_json(self, obj: Any, filename: str) -> Path:
@@ -108,24 +153,78 @@ class Run:
         clash = {"params", "versions", "wall_time_s", "name", "device", "figures"} & set(metrics)
         if clash: raise ValueError(f"metrics may not use the reserved keys {sorted(clash)}")
         res = {"name": self.name, **metrics, "params": self.params, "device": str(self.device),
-               "figures": self.figures, "versions": library_versions(), "wall_time_s": round(time.time() - self.started, 3)}
+               "figures": self.figures, "versions": library_versions(),
+               "wall_time_s": round(time.time() - self.started, 3)}
         self.save_json(res, "results.json")
         return json.loads(json.dumps(res, default=_json_default))
 
+# %% ../nbs/02_experiment.ipynb #c105
 def start_run(name: str,  # experiment name, e.g. "e1_alignment"
               params: dict,  # every parameter of the notebook, recorded in results.json
               out_dir: str | os.PathLike | None = None,  # run directory; default `$LINGUA_NB_RUNS/<name>` or `runs/<name>`
               seed: int = 0,  # seed for python, numpy and torch
               device: str = "auto",  # resolved with `get_device`
              ) -> Run:
-    "Seed, resolve the device, create the run directory and start the clock."
+    "Check the parameter names, seed, resolve the device, create the run directory and start the clock."
     if not isinstance(name, str) or not name: raise ValueError(f"name must be a non-empty string, got {name!r}")
     if not isinstance(params, dict): raise TypeError(f"params must be a dict, got {type(params).__name__}")
+    check_param_names(notebook=name)
     seed_everything(seed)
     dev = get_device(device)
     out = Path(out_dir) if out_dir is not None else Path(os.environ.get("LINGUA_NB_RUNS", "runs")) / name
     out.mkdir(parents=True, exist_ok=True)
     return Run(name=name, params=dict(params), out_dir=out, device=dev)
+
+# %% ../nbs/02_experiment.ipynb #c106
+@dataclass
+class Claim:
+    "What one experiment reproduces: the paper's figure, ours read from results.json, and the target."
+    paper: str  # the paper's figure, as text
+    target: str  # the target, as text
+    ours: Callable[[dict], str]  # results -> our figure, as text
+    met: Callable[[dict], bool]  # results -> whether the target is met
+
+# %% ../nbs/02_experiment.ipynb #c107
+def _pct(x): return f"{100 * x:.1f}%"
+def _first_line(s): return (s.strip().splitlines() or [""])[0]
+
+CLAIMS = {
+    "e0_zoo": Claim(
+        paper="— (the offline zoo: real models behave like themselves)",
+        target="SmolLM2 answers Paris; e5-small EN→KO retrieval@1 ≥ 10× chance",
+        ours=lambda r: f"retrieval@1 EN→KO {_pct(r['encoder']['retrieval_at_1_en_ko'])} "
+                       f"(chance {_pct(r['encoder']['chance'])}); greedy {_first_line(r['lm']['greedy'])!r}",
+        met=lambda r: r["lm"]["paris"] and r["encoder"]["retrieval_at_1_en_ko"] >= 10 * r["encoder"]["chance"]),
+    "e1_alignment": Claim(
+        paper="Fu et al. 2023 §3: DP alignment of two tokenizations (the plain recurrence)",
+        target="DP path equals the plain Python recurrence on every text",
+        ours=lambda r: f"DP = reference on {_pct(r['dp_equals_reference'])} of texts, "
+                       f"{r['speedup_dp_vs_reference']:.0f}× faster",
+        met=lambda r: r["dp_equals_reference"] == 1),
+    "e2_distill": Claim(
+        paper="Fu et al. 2023: distribution matching (top-5) beats sample matching",
+        target="DM's held-out NLL below SM's",
+        ours=lambda r: f"held-out NLL DM {r['dm']['heldout_nll']:.3f} vs SM {r['sm']['heldout_nll']:.3f}",
+        met=lambda r: r["dm_better_nll"]),
+    "e3_langbridge": Claim(
+        paper="Yoon et al. 2024: an English-only bridge lets the LM read other languages zero-shot",
+        target="chrF of lb_ko ≥ half of lb_en and above base_ko",
+        ours=lambda r: f"chrF lb_ko {r['chrf']['lb_ko']:.1f}, lb_en {r['chrf']['lb_en']:.1f}, "
+                       f"base_ko {r['chrf']['base_ko']:.1f}",
+        met=lambda r: all(r["target"].values())),
+    "e4_calm_kv": Claim(
+        paper="Bansal et al. 2024 Table 1: CALM kv_math 84.3 (anchor 0.0, augment 0.7)",
+        target="CALM kv_math ≥ 50, anchor and augment ≤ 5",
+        ours=lambda r: f"CALM kv_math {r['table']['calm']['kv_math']:.1f} (anchor "
+                       f"{r['table']['anchor']['kv_math']:.1f}, augment {r['table']['augment']['kv_math']:.1f})",
+        met=lambda r: r["target_met"]),
+    "e5_contrastive": Claim(
+        paper="EN↔KO agreement +11 points after contrastive alignment (40.0 → ~51%)",
+        target="retrieval@1 ≥ 50; agreement ≥ base + 10; English ARC within 2 of base",
+        ours=lambda r: f"retrieval@1 {r['checkpoints']['stage1']['retrieval_at_1']:.1f}; agreement "
+                       f"{r['checkpoints']['base']['agreement']:.1f} → {r['checkpoints']['stage1']['agreement']:.1f}",
+        met=lambda r: all(r["targets"].values())),
+}
 
 # %% ../nbs/02_experiment.ipynb #c017
 _META = {"name", "params", "versions", "figures", "device", "wall_time_s"}
@@ -134,7 +233,7 @@ def flat_metrics(results: dict, prefix: str = "") -> dict:
     "Numeric/boolean leaves of a results dict (metadata keys skipped), with dotted keys."
     out = {}
     for k, v in results.items():
-        if not prefix and k in _META: continue
+        if not prefix and (k in _META or k.startswith("_")): continue
         key = f"{prefix}{k}"
         if isinstance(v, dict): out.update(flat_metrics(v, key + "."))
         elif isinstance(v, (bool, int, float)) and not (isinstance(v, float) and math.isnan(v)): out[key] = v
@@ -142,21 +241,51 @@ def flat_metrics(results: dict, prefix: str = "") -> dict:
 
 def load_results(runs_dir: str | os.PathLike = "runs") -> list[dict]:
     "Every `<runs_dir>/*/results.json`, sorted by run name."
-    return [json.loads(p.read_text()) | {"_dir": p.parent.name} for p in sorted(Path(runs_dir).glob("*/results.json"))]
+    paths = sorted(Path(runs_dir).glob("*/results.json"))
+    return [json.loads(p.read_text()) | {"_dir": p.parent.name} for p in paths]
+
+# %% ../nbs/02_experiment.ipynb #c108
+def _fmt(v): return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+def _wall(s):
+    if not isinstance(s, (int, float)): return "—"
+    return f"{s:.0f} s" if s < 120 else f"{s // 60:.0f} min {s % 60:.0f} s"
+
+def claim_row(results: dict) -> dict:
+    "paper, ours, target, met (True/False/None), wall time and smoke flag of one run's results."
+    name = results.get("name") or results.get("_dir", "")
+    claim = CLAIMS.get(name)
+    row = {"name": name, "wall": _wall(results.get("wall_time_s")),
+           "smoke": bool(results.get("params", {}).get("smoke"))}
+    if claim is None:
+        shown = list(flat_metrics(results).items())[:3]
+        return row | {"paper": "—", "target": "—", "met": None,
+                      "ours": ", ".join(f"{k} = {_fmt(v)}" for k, v in shown) or "—"}
+    try: ours, met = claim.ours(results), bool(claim.met(results))
+    except (KeyError, TypeError, IndexError) as e: ours, met = f"(results lack {e})", None
+    return row | {"paper": claim.paper, "target": claim.target, "ours": ours, "met": met}
+
+# %% ../nbs/02_experiment.ipynb #c018b
+def _met(row):
+    word = {True: "yes", False: "no", None: "—"}[row["met"]]
+    return word + (" (smoke run)" if row["smoke"] else "")
 
 def results_markdown(runs_dir: str | os.PathLike = "runs",  # root of the run directories
-                     max_metrics: int = 10,  # metrics shown per run
                      link: Callable[[str], str] | None = None,  # run name -> URL of its executed notebook
                     ) -> str:
-    "A markdown table of all runs' headline metrics."
+    "A markdown table of every run: the paper's figure, ours, the target, whether it is met, the wall time."
     rows = load_results(runs_dir)
     if not rows: return f"*No results yet: run the experiments (`bash scripts/main.sh`) to fill `{runs_dir}/`.*"
-    def fmt(v): return f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines = ["| experiment | metrics | wall time (s) | device |", "|---|---|---|---|"]
+    lines = ["| experiment | paper | ours | target | met | wall time |", "|---|---|---|---|---|---|"]
     for r in rows:
-        ms = list(flat_metrics(r).items())
-        shown = "<br>".join(f"`{k}` = {fmt(v)}" for k, v in ms[:max_metrics]) + (f"<br>… {len(ms) - max_metrics} more" if len(ms) > max_metrics else "")
-        name = r.get("name", r["_dir"])
-        title = f"[{name}]({link(r['_dir'])})" if link else name
-        lines.append(f"| {title} | {shown} | {r.get('wall_time_s', '')} | {r.get('device', '')} |")
+        row = claim_row(r)
+        title = f"[{row['name']}]({link(r['_dir'])})" if link else row["name"]
+        cols = [title, row["paper"], row["ours"], row["target"], _met(row), row["wall"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cols) + " |")
     return "\n".join(lines)
+
+def headline_markdown(results: dict) -> str:
+    "The three lines an executed experiment page opens with: the paper's figure, ours, the target and wall time."
+    row = claim_row(results)
+    return (f"**Paper:** {row['paper']}  \n**Ours:** {row['ours']}  \n"
+            f"**Target:** {row['target']}: **{_met(row)}** · wall time {row['wall']}")
