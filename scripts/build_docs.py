@@ -24,6 +24,7 @@ MARKER = "<!-- results-table -->"
 LIBRARY_NB = re.compile(r"^\d\d\w*\.ipynb$")
 WARNING = re.compile(r"(?:/[\w.-]+)+\.py:\d+: \w*Warning\b")
 PROGRESS = re.compile(r"\d+%\|")
+FAILED = []  # library notebook cells that raised in the build
 _exec_all = False  # set per notebook by the patched exec_show_docs.begin (each worker processes one at a time)
 
 
@@ -45,7 +46,20 @@ def execute_library_notebooks():
         _exec_all = bool(LIBRARY_NB.match(Path(getattr(self.nb, "path_", "")).name))
         begin(self)
 
-    procs._do_eval, procs.exec_show_docs.begin = do_eval, begin_
+    call = procs.exec_show_docs.__call__
+
+    def call_(self, cell):
+        "A failing example or test cell is reported (and fails the build at the end); the page is still made."
+        try: call(self, cell)
+        except Exception as e:
+            if not _exec_all or show_docs_only(cell): raise
+            name = Path(getattr(self.nb, "path_", "?")).name
+            err = f"{type(self.k.exc).__name__}: {self.k.exc}".splitlines()[0][:200]
+            FAILED.append(f"{name} cell {cell.idx_}: {err}")
+            print(f"docs: FAILED {FAILED[-1]}", file=sys.stderr)
+            self.k.exc = None
+
+    procs._do_eval, procs.exec_show_docs.begin, procs.exec_show_docs.__call__ = do_eval, begin_, call_
 
 
 def tidy_text(text: str) -> str:
@@ -120,7 +134,7 @@ def main():
     nbdev_sidebar(force=True)
     proc = ROOT / "_proc"
     if proc.exists(): shutil.rmtree(proc)
-    proc = Path(proc_nbs(force=True))
+    proc = Path(proc_nbs(force=True, n_workers=0))  # in this process: the patched processors apply
 
     # Executed experiment notebooks (and their figures) replace the templates.
     runs = ROOT / "runs"
@@ -161,7 +175,12 @@ def main():
     if doc_path.exists(): shutil.rmtree(doc_path)
     shutil.move(str(out), str(doc_path))
     print(f"docs: site in {doc_path.relative_to(ROOT)}/ ({sum(1 for _ in doc_path.rglob('*.html'))} pages)")
+    if FAILED:
+        print(f"docs: {len(FAILED)} library notebook cell(s) failed (their pages show the error):", file=sys.stderr)
+        for f in FAILED: print(f"  {f}", file=sys.stderr)
+        return 1
+    return 0
 
 
-if __name__ == "__main__":  # proc_nbs starts worker processes
-    main()
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("SE_AVOID_STATS", "true")  # selenium: no usage statistics over the network
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "_docs"
 RUNS = ROOT / "runs"
