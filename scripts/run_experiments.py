@@ -51,7 +51,7 @@ def cell_labels(nb: Path) -> list[str]:
             heading = next((l.lstrip("#").strip() for l in c.source.splitlines() if l.startswith("## ")), None)
             if heading: section = heading
         labels.append(section)
-        if "parameters" in c.metadata.get("tags", []): labels.append("injected parameters")
+        if "parameters" in c.metadata.get("tags", []): labels.append(section)  # papermill's injected cell
     return labels
 
 

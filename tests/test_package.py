@@ -1,6 +1,7 @@
 """The installed package: importable modules, a complete module index, notebooks exported."""
 import importlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -40,4 +41,4 @@ def test_experiment_notebooks_have_one_parameters_cell():
         assert len(tagged) == 1, f"{nb.name}: expected one cell tagged 'parameters', found {len(tagged)}"
         src = "".join(tagged[0]["source"])
         for p in ("seed", "out_dir", "smoke"):
-            assert f"{p} =" in src, f"{nb.name}: parameters cell lacks {p!r}"
+            assert re.search(rf"^{p}(: \w+)? =", src, re.M), f"{nb.name}: parameters cell lacks {p!r}"
