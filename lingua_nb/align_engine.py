@@ -14,8 +14,8 @@ import numpy as np
 from numba import njit
 
 # %% auto #0
-__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode', 'edit_distance', 'pair_cost', 'band_rows', 'forward', 'backtrace',
-           'dp_paths']
+__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode', 'edit_distance', 'pair_cost', 'memo_cost', 'band_rows', 'forward',
+           'backtrace', 'dp_paths']
 
 # %% ../nbs/11_align_engine.ipynb #c006
 _WS = re.compile(r"\s+")
@@ -144,6 +144,22 @@ def pair_cost(x, y, codes, starts, mask, row):
 
 # %% ../nbs/11_align_engine.ipynb #c020
 @njit(cache=True)
+def memo_cost(x, y, codes, starts, mask, row, memo):
+    "`pair_cost`, remembering the pairs it computed."
+    key = (np.int64(x) << 32) | np.int64(y)
+    size = memo.shape[1] - 1                             # the last column counts the pairs held
+    slot = ((key * -7046029254386353131) >> 20) & (size - 1)
+    while memo[0, slot] != -1:
+        if memo[0, slot] == key: return memo[1, slot]
+        slot = (slot + 1) & (size - 1)
+    cost = pair_cost(x, y, codes, starts, mask, row)
+    if 2 * memo[0, size] < size:
+        memo[0, slot], memo[1, slot] = key, cost
+        memo[0, size] += 1
+    return cost
+
+# %% ../nbs/11_align_engine.ipynb #c022
+@njit(cache=True)
 def band_rows(ga, gb, content, band, lo, hi):
     "Band columns lo[i]..hi[i] (inclusive) of each src row of one text (ga, gb: its string ids)."
     n, m = len(ga), len(gb)
@@ -172,28 +188,50 @@ def band_rows(ga, gb, content, band, lo, hi):
     lo[0], hi[n - 1] = 0, m - 1
     for i in range(1, n): lo[i] = min(lo[i], hi[i - 1] + 1)
 
-# %% ../nbs/11_align_engine.ipynb #c023
+# %% ../nbs/11_align_engine.ipynb #c025
 INF = 1 << 40
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _at(D, off, lo, hi, i, j):
     "D[i, j] inside the band, ∞ outside."
     if i < 0 or j < lo[i] or j > hi[i]: return INF
     return D[off[i] + j - lo[i]]
 
 @njit(cache=True)
-def forward(ga, gb, codes, starts, mask, lo, hi, off, D, row):
+def forward(ga, gb, codes, starts, mask, lo, hi, off, D, row, memo):
     "Fu's recurrence D[i, j] = c[i, j] + min(diagonal, up, left) over the band of one text."
     off[0] = 0
+    prev_lo, prev_hi, prev = 0, -1, 0                    # the previous row's band and where it starts in D
     for i in range(len(ga)):
         off[i + 1] = off[i] + hi[i] - lo[i] + 1
+        here, left, x = off[i] - lo[i], INF, ga[i]
+        lx = starts[x + 1] - starts[x]
+        x0 = codes[starts[x]] if lx > 0 else -1
         for j in range(lo[i], hi[i] + 1):
-            best = 0 if i == 0 and j == 0 else min(_at(D, off, lo, hi, i - 1, j - 1), _at(D, off, lo, hi, i - 1, j))
-            if j > lo[i]: best = min(best, D[off[i] + j - 1 - lo[i]])
-            cost = pair_cost(ga[i], gb[j], codes, starts, mask, row)
-            D[off[i] + j - lo[i]] = min(best + cost, INF)
+            if i == 0: best = 0 if j == 0 else left
+            else:
+                diag = D[prev + j - 1] if prev_lo <= j - 1 <= prev_hi else INF
+                up = D[prev + j] if j <= prev_hi else INF
+                best = min(diag, up, left)
+            y = gb[j]
+            ly = starts[y + 1] - starts[y]
+            if x == y: cost = 0
+            elif mask[x] & mask[y] == 0: cost = max(lx, ly)
+            elif lx == 1:
+                cost = ly
+                for k in range(starts[y], starts[y + 1]):
+                    if codes[k] == x0: cost = ly - 1
+            elif ly == 1:
+                cost, y0 = lx, codes[starts[y]]
+                for k in range(starts[x], starts[x + 1]):
+                    if codes[k] == y0: cost = lx - 1
+            else: cost = memo_cost(x, y, codes, starts, mask, row, memo)
+            left = min(best + cost, INF)
+            D[here + j] = left
+        prev_lo, prev_hi, prev = lo[i], hi[i], here
 
-# %% ../nbs/11_align_engine.ipynb #c024
+
+# %% ../nbs/11_align_engine.ipynb #c026
 @njit(cache=True)
 def backtrace(n, m, lo, hi, off, D, path):
     "Fu's path into path[:k] (from (0, 0)), its length k, and whether it touched the band's edge."
@@ -212,7 +250,7 @@ def backtrace(n, m, lo, hi, off, D, path):
     path[:k] = path[:k][::-1].copy()
     return k, touched
 
-# %% ../nbs/11_align_engine.ipynb #c026
+# %% ../nbs/11_align_engine.ipynb #c028
 @njit(cache=True)
 def dp_paths(ga, a_st, gb, b_st, codes, starts, mask, content, band):
     "Links (flat), where each text's links start, total costs, and the number of band widenings."
@@ -226,12 +264,15 @@ def dp_paths(ga, a_st, gb, b_st, codes, starts, mask, content, band):
     D, row = np.empty(cells, np.int64), np.empty(s_max + 1, np.int64)
     links, link_st = np.empty((total, 2), np.int64), np.zeros(T + 1, np.int64)
     cost, widened = np.zeros(T, np.int64), 0
+    size = 1 << min(16, max(10, int(np.log2(max(total, 1) * 4)) + 1))    # kept small: it stays in cache
+    memo = np.full((2, size + 1), -1, np.int64)
+    memo[0, size] = 0
     for t in range(T):
         a, b = ga[a_st[t]:a_st[t + 1]], gb[b_st[t]:b_st[t + 1]]
         n, m, w, k = len(a), len(b), band, 0
         while n and m:
             band_rows(a, b, content, w, lo, hi)
-            forward(a, b, codes, starts, mask, lo, hi, off, D, row)
+            forward(a, b, codes, starts, mask, lo, hi, off, D, row, memo)
             k, touched = backtrace(n, m, lo, hi, off, D, links[link_st[t]:])
             if not touched or w < 0 or w >= m: break
             w, widened = 2 * w + 2, widened + 1
