@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,7 +23,7 @@ import matplotlib.pyplot as plt
 from IPython import get_ipython
 from IPython.display import Image, display
 
-from .core import get_device, seed_everything
+from .core import atomic_path, dump_json, get_device, seed_everything
 
 # %% auto #0
 __all__ = ['CLAIMS', 'check_param', 'check_param_names', 'library_versions', 'FigurePath', 'Run', 'start_run', 'Claim',
@@ -42,6 +43,13 @@ def check_param(name: str,  # the parameter's name, used in the error message
                ) -> Any:
     "Validate one experiment parameter; raise `ValueError` naming it if it is wrong; return the value."
     if kind not in _KINDS: raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
+    for bound, b in (("min", min), ("max", max)):
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or math.isnan(b)):
+            raise TypeError(f"{bound} must be a number or None (checking {name!r}), got {b!r} ({type(b).__name__})")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"min must be <= max (checking {name!r}), got min={min!r}, max={max!r}")
+    if choices is not None and not isinstance(choices, (list, tuple)):
+        raise TypeError(f"choices must be a list or tuple (checking {name!r}), got {type(choices).__name__}")
     if value is None:
         if optional: return None
         raise ValueError(f"parameter {name!r} must be of type {kind}, got None")
@@ -113,11 +121,21 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
+def _non_finite(x: Any, prefix: str = "") -> dict[str, str]:
+    "Dotted keys of the NaN/±inf floats in nested dicts and lists, each with its value as text."
+    if isinstance(x, float) and not math.isfinite(x): return {prefix.rstrip("."): str(x)}
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+    out = {}
+    for k, v in items: out |= _non_finite(v, f"{prefix}{k}.")
+    return out
+
 class FigurePath(type(Path())):
     "The path of a saved figure; it displays as nothing, since `Run.save_figure` has shown the figure already."
     def _ipython_display_(self): pass
 
 # %% ../nbs/02_experiment.ipynb #c104
+_META = {"name", "params", "versions", "figures", "device", "wall_time_s", "non_finite"}  # keys finish adds
+
 @dataclass
 class Run:
     "One experiment run: its name, parameters, output directory and clock."
@@ -135,28 +153,29 @@ class Run:
     def save_figure(self, fig, name: str, dpi: int = 120) -> FigurePath:
         "Save `fig` as `<out_dir>/<name>.png`, show that PNG in the notebook, close `fig`; return the path."
         p = FigurePath(self.path(f"{name}.png"))
-        fig.savefig(p, dpi=dpi, bbox_inches="tight")
+        with atomic_path(p) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         self.figures.append(p.name)
         if get_ipython() is not None: display(Image(filename=str(p)))
         plt.close(fig)
         return p
 
     def save_json(self, obj: Any, filename: str) -> Path:
-        "Write `obj` as indented JSON inside the run directory."
-        p = self.path(filename)
-        p.write_text(json.dumps(obj, indent=2, default=_json_default, ensure_ascii=False))
-        return p
+        "Write `obj` as indented, strict JSON (NaN/inf → null) inside the run directory, atomically."
+        return dump_json(obj, self.path(filename), default=_json_default)
 
     def finish(self, metrics: dict) -> dict:
         "Write `results.json` (metrics at top level, plus params, versions, device, figures, wall time); return it."
         if not isinstance(metrics, dict): raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
-        clash = {"params", "versions", "wall_time_s", "name", "device", "figures"} & set(metrics)
+        clash = _META & set(metrics)
         if clash: raise ValueError(f"metrics may not use the reserved keys {sorted(clash)}")
         res = {"name": self.name, **metrics, "params": self.params, "device": str(self.device),
                "figures": self.figures, "versions": library_versions(),
                "wall_time_s": round(time.time() - self.started, 3)}
-        self.save_json(res, "results.json")
-        return json.loads(json.dumps(res, default=_json_default))
+        res = json.loads(json.dumps(res, default=_json_default))  # plain Python: numpy/torch scalars converted
+        bad = _non_finite(res)
+        if bad: res["non_finite"] = bad  # written as null below; this says which and what they were
+        p = self.save_json(res, "results.json")
+        return json.loads(p.read_text(encoding="utf-8"))
 
 # %% ../nbs/02_experiment.ipynb #c105
 def start_run(name: str,  # experiment name, e.g. "e1_alignment"
@@ -227,8 +246,6 @@ CLAIMS = {
 }
 
 # %% ../nbs/02_experiment.ipynb #c017
-_META = {"name", "params", "versions", "figures", "device", "wall_time_s"}
-
 def flat_metrics(results: dict, prefix: str = "") -> dict:
     "Numeric/boolean leaves of a results dict (metadata keys skipped), with dotted keys."
     out = {}
@@ -239,10 +256,25 @@ def flat_metrics(results: dict, prefix: str = "") -> dict:
         elif isinstance(v, (bool, int, float)) and not (isinstance(v, float) and math.isnan(v)): out[key] = v
     return out
 
+def _check_runs_dir(runs_dir: str | os.PathLike) -> Path:
+    "`runs_dir` as a Path; an error naming it if it is not a directory of run directories."
+    root = Path(runs_dir)
+    if not root.exists(): raise FileNotFoundError(f"runs_dir {str(root)!r} does not exist (resolved: {root.resolve()})")
+    if not root.is_dir(): raise NotADirectoryError(f"runs_dir {str(root)!r} is a file, not a directory of runs")
+    if (root / "results.json").exists():
+        raise ValueError(f"runs_dir {str(root)!r} is one run's directory; pass its parent {str(root.parent)!r}")
+    return root
+
+def _read_results(p: Path) -> dict:
+    try: r = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{p} is not valid JSON: {e}") from e
+    if not isinstance(r, dict): raise ValueError(f"{p} must hold a JSON object, got {type(r).__name__}")
+    return r
+
 def load_results(runs_dir: str | os.PathLike = "runs") -> list[dict]:
-    "Every `<runs_dir>/*/results.json`, sorted by run name."
-    paths = sorted(Path(runs_dir).glob("*/results.json"))
-    return [json.loads(p.read_text()) | {"_dir": p.parent.name} for p in paths]
+    "Every `<runs_dir>/*/results.json`, sorted by run name; a missing or wrong `runs_dir` is an error."
+    root = _check_runs_dir(runs_dir)
+    return [_read_results(p) | {"_dir": p.parent.name} for p in sorted(root.glob("*/results.json"))]
 
 # %% ../nbs/02_experiment.ipynb #c108
 def _fmt(v): return f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -274,6 +306,9 @@ def results_markdown(runs_dir: str | os.PathLike = "runs",  # root of the run di
                      link: Callable[[str], str] | None = None,  # run name -> URL of its executed notebook
                     ) -> str:
     "A markdown table of every run: the paper's figure, ours, the target, whether it is met, the wall time."
+    if not Path(runs_dir).exists():  # a fresh checkout has no runs/ yet; a typo must not look like that silently
+        warnings.warn(f"runs_dir {str(runs_dir)!r} does not exist (resolved: {Path(runs_dir).resolve()})")
+        return f"*No results: the runs directory `{runs_dir}` does not exist; run the experiments (`bash scripts/main.sh`).*"
     rows = load_results(runs_dir)
     if not rows: return f"*No results yet: run the experiments (`bash scripts/main.sh`) to fill `{runs_dir}/`.*"
     lines = ["| experiment | paper | ours | target | met | wall time |", "|---|---|---|---|---|---|"]
