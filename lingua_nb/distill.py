@@ -22,7 +22,8 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import T5Config, T5ForConditionalGeneration, get_cosine_schedule_with_warmup
 
-from .align import SCHEMES, detect_scheme, dp_align_batch, guess_scheme, offset_align_batch, project_topk, token_surface, tokenize_batch
+from .align import (SCHEMES, Tokenized, align_batch, detect_scheme, guess_scheme, project_topk,
+                             surface_offsets, token_surface)
 from .core import count_parameters
 
 # %% auto #0
@@ -530,31 +531,49 @@ class StudentTargets(NamedTuple):
     topk_ids: np.ndarray  # (m, k) candidate student ids, -1 unused
     topk_probs: np.ndarray  # (m, k) their probabilities, 0 unused
     from_teacher: np.ndarray  # (m,) True where the teacher's candidates were kept, False for one-hot rows
+    decided: dict | None = None  # student positions each alignment path decided: {"offsets": n, "dp": n}
+
+def _student_side(texts, tokenizer) -> tuple[list[list[int]], list[Tokenized]]:
+    "The student's ids of each text, and its tokens with character offsets (zeros without a fast tokenizer)."
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(texts, add_special_tokens=False, **({"return_offsets_mapping": True} if fast else {}))
+    ids, scheme = enc["input_ids"], _scheme_of(tokenizer)
+    offs = enc["offset_mapping"] if fast else [[(0, 0)] * len(x) for x in ids]
+    return ids, [Tokenized(tokenizer.convert_ids_to_tokens(x), np.asarray(o, np.int64).reshape(-1, 2), scheme)
+                 for x, o in zip(ids, offs)]
 
 def student_targets(records: Sequence[TeacherRecord],  # teacher records (one per text)
                     student_tokenizer,  # the student's tokenizer
                     k: int | None = None,  # candidates per step (default: each record's own k)
                     decimals: int | None = None,  # round teacher probabilities (Fu et al.: 4)
+                    method: str = "auto",  # "auto": offsets on exactly spelled spans, DP elsewhere; "dp": DP only
                    ) -> list[StudentTargets]:
     "Fu et al.'s projection of each record's top-k onto the student's tokens of its text."
     if isinstance(records, TeacherRecord) or not isinstance(records, Sequence) or not records:
         raise ValueError("records must be a non-empty list of TeacherRecord")
     bad = next((i for i, r in enumerate(records) if not isinstance(r, TeacherRecord) or not len(r)), None)
     if bad is not None: raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
+    if method not in ("auto", "dp"): raise ValueError(f"method must be 'auto' or 'dp', got {method!r}")
     texts = [r.text for r in records]
-    s_ids = student_tokenizer(texts, add_special_tokens=False)["input_ids"]
+    s_ids, students = _student_side(texts, student_tokenizer)
     empty = next((i for i, t in enumerate(s_ids) if not t), None)
-    if empty is not None: raise ValueError(f"records[{empty}]: the student tokenizer gives no tokens for its text {texts[empty]!r}")
-    s_toks = [student_tokenizer.convert_ids_to_tokens(t) for t in s_ids]
+    if empty is not None:
+        raise ValueError(f"records[{empty}]: the student tokenizer gives no tokens for its text {texts[empty]!r}")
+    teachers = [surface_offsets(r.tokens, r.scheme) for r in records]
+    # offsets need both sides on one text: the teacher's tokens must spell it (no character cut off)
+    offsets_ok = method == "auto" and getattr(student_tokenizer, "is_fast", False)
+    how = ["auto" if offsets_ok and spelled == text else "dp" for (spelled, _), text in zip(teachers, texts)]
     out: list[StudentTargets | None] = [None] * len(records)
-    for scheme in sorted({r.scheme for r in records}):
-        idx = [i for i, r in enumerate(records) if r.scheme == scheme]
-        als = dp_align_batch([records[i].tokens for i in idx], [s_toks[i] for i in idx], scheme, student_tokenizer, keep_strings=True)
+    for m in sorted(set(how)):
+        idx = [i for i, h in enumerate(how) if h == m]
+        als = align_batch([texts[i] for i in idx], [teachers[i][1] for i in idx], [students[i] for i in idx], m)
         for i, al in zip(idx, als):
             cands, probs = records[i].topk(k, decimals)
-            tg = project_topk(al, cands, probs, s_ids[i], student_tokenizer, teacher_scheme=scheme, student_scheme=student_tokenizer)
-            out[i] = StudentTargets(np.asarray(s_ids[i], np.int64), tg.ids, tg.probs, tg.from_teacher)
+            tg = project_topk(al, cands, probs, s_ids[i], student_tokenizer, teacher_scheme=records[i].scheme,
+                              student_scheme=student_tokenizer)
+            out[i] = StudentTargets(np.asarray(s_ids[i], np.int64), tg.ids, tg.probs, tg.from_teacher, al.decided)
     return out
+
 
 # %% ../nbs/20_distill.ipynb #c051
 class SubVocab:
