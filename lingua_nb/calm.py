@@ -12,12 +12,15 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from accelerate import Accelerator
 from tqdm.auto import tqdm
+
+from .langbridge import _check_ids, _check_tensors, _checkpoint_dir, _load_tensors
 
 # %% auto #0
 __all__ = ['layer_map', 'CALMBlock', 'CALMConfig', 'CALMModel', 'fit']
@@ -64,6 +67,8 @@ class CALMBlock(nn.Module):
                  num_heads: int = 4,  # attention heads; must divide d_anchor
                  eps: float = 1e-6):  # RMSNorm epsilon
         super().__init__()
+        for name, v in (("d_anchor", d_anchor), ("d_augment", d_augment), ("num_heads", num_heads)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
         if d_anchor % num_heads: raise ValueError(f"num_heads={num_heads} must divide the anchor hidden size {d_anchor}")
         self.h, self.dh = num_heads, d_anchor // num_heads
         self.norm = nn.RMSNorm(d_anchor, eps=eps)
@@ -231,16 +236,31 @@ class CALMModel(PreTrainedModel):
             mask = mask & (torch.arange(t_k, device=mask.device)[None, :] <= q_idx)[None]
         return mask
 
+    def _check_batch(self, input_ids, attention_mask=None, labels=None):
+        "Validate a batch (see above); return the attention mask (ones when None)."
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be a (batch, seq) tensor (one prompt: input_ids[None]), "
+                             f"got {getattr(input_ids, 'shape', type(input_ids).__name__)!r}")
+        if input_ids.shape[1] == 0: raise ValueError("input_ids must hold at least one token per row")
+        for what, m in [("anchor", self.anchor)] + [(f"augments[{i}]", m) for i, m in enumerate(self.augments)]:
+            _check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
+        if attention_mask is None: attention_mask = torch.ones_like(input_ids)
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
+        if labels is not None:
+            if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
+                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {getattr(labels, 'shape', labels)!r}")
+            _check_ids("labels", labels, self.anchor.get_output_embeddings().weight.shape[0], "anchor model's LM head", ignore=-100)
+            if not (labels[:, 1:] != -100).any():
+                raise ValueError("labels select no target position after the shift (all -100): the mean loss would be NaN")
+        return attention_mask
+
     def forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anchor and every augment
                 attention_mask: torch.Tensor | None = None,  # (b, t) 1 = token, 0 = padding (left or right)
                 labels: torch.Tensor | None = None,  # (b, t) targets, -100 ignored; shifted inside
                 **kwargs) -> CausalLMOutputWithPast:
         "Composed logits (and the mean next-token loss when `labels` are given)."
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be a (batch, seq) tensor, got {getattr(input_ids, 'shape', input_ids)!r}")
-        if attention_mask is None: attention_mask = torch.ones_like(input_ids)
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
+        attention_mask = self._check_batch(input_ids, attention_mask, labels)
         pos = _positions(attention_mask)
         aug = self._augment_states(input_ids, attention_mask, pos)
         self._ctx = {"aug": aug, "mask": self._cross_mask(attention_mask, input_ids.shape[1])}
@@ -265,8 +285,7 @@ def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding 
     "Prompt + generated ids (b, t + new), with separate KV caches for the anchor and each augmenting model."
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0: raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     if do_sample and not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if attention_mask is None: attention_mask = torch.ones_like(input_ids)
-    if attention_mask.shape != input_ids.shape: raise ValueError("attention_mask must have the shape of input_ids")
+    attention_mask = self._check_batch(input_ids, attention_mask)
     eos = self.anchor.config.eos_token_id if eos_token_id is None else eos_token_id
     if isinstance(eos, (list, tuple)): eos = eos[0]
     pad = pad_token_id if pad_token_id is not None else (self.anchor.config.pad_token_id if self.anchor.config.pad_token_id is not None else eos)
@@ -298,23 +317,42 @@ CALMModel.generate = _generate
 
 # %% ../nbs/40_calm.ipynb #c036
 _WEIGHTS = "calm_composition.safetensors"
+_META_KEY = "lingua_nb.calm"
+
+def _composition(self) -> dict:
+    "What the composition tensors mean: connections, heads, causal flag, hidden sizes (stored beside them)."
+    return {"connections": [list(c) for c in self.connections], "num_heads": self.config.num_heads,
+            "causal": self.config.causal, "d_anchor": self.anchor.config.hidden_size,
+            "d_augments": [m.config.hidden_size for m in self.augments]}
 
 def _save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-    "Write the config and the composition parameters (not the frozen models)."
-    d = Path(save_directory); d.mkdir(parents=True, exist_ok=True)
-    self.config.save_pretrained(d)
-    save_file({k: v.detach().contiguous().cpu() for k, v in self.blocks.state_dict().items()}, str(d / _WEIGHTS))
+    "Write the config and the composition parameters (not the frozen models), atomically."
+    state = {k: v.detach().contiguous().cpu() for k, v in self.blocks.state_dict().items()}
+    with _checkpoint_dir(save_directory, ("config.json", _WEIGHTS)) as tmp:
+        self.config.save_pretrained(tmp)
+        save_file(state, str(tmp / _WEIGHTS), metadata={"format": "pt", _META_KEY: json.dumps(_composition(self))})
+
+def _check_composition(f: Path, model) -> None:
+    "Refuse weights whose recorded composition differs from the one the config builds."
+    with safe_open(str(f), "pt") as fh: record = (fh.metadata() or {}).get(_META_KEY)
+    if record is None: return  # written before the record existed: names and shapes were checked
+    saved, built = json.loads(record), _composition(model)
+    diff = [f"{k} {saved.get(k)!r} in the weights, {v!r} from config.json" for k, v in built.items() if saved.get(k) != v]
+    if diff: raise ValueError(f"{f}: the weights were saved for another composition than its config.json builds: {'; '.join(diff)}")
 
 @classmethod
 def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
                      anchor: PreTrainedModel | None = None,  # the anchor (default: from the config's path or config)
                      augments: Sequence[PreTrainedModel] | None = None,  # the augments (same)
                      **kwargs) -> "CALMModel":
-    "Rebuild the composition from `save_pretrained` output and the frozen models."
+    "Rebuild the composition from `save_pretrained` output and the frozen models; refuse weights that do not fit."
     p = Path(path)
     if not (p / _WEIGHTS).exists(): raise ValueError(f"path {str(p)!r} holds no {_WEIGHTS} (not written by CALMModel.save_pretrained)")
     model = cls(CALMConfig.from_pretrained(p), anchor, augments)
-    model.blocks.load_state_dict(load_file(str(p / _WEIGHTS)))
+    state = _load_tensors(p / _WEIGHTS)
+    _check_tensors(p / _WEIGHTS, state, model.blocks.state_dict(), model.blocks.state_dict())
+    _check_composition(p / _WEIGHTS, model)
+    model.blocks.load_state_dict(state)
     return model.eval()
 
 CALMModel.save_pretrained, CALMModel.from_pretrained = _save_pretrained, _from_pretrained
