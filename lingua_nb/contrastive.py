@@ -9,7 +9,8 @@ import copy
 import inspect
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,6 +107,7 @@ def info_nce(a: torch.Tensor,  # (n, d) representations, row i paired with b's r
     for name, x in (("a", a), ("b", b)):
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
             raise ValueError(f"{name} must be a floating-point (n, d) tensor, got {getattr(x, 'shape', type(x).__name__)}")
+        if not torch.isfinite(x).all(): raise ValueError(f"{name} holds NaN or infinite values")
     if a.shape != b.shape: raise ValueError(f"a and b must have the same shape (one row per pair), got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[0] < 1: raise ValueError("a and b must hold at least one pair")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
@@ -526,16 +528,34 @@ def score_multiple_choice(lm,  # a causal LM
     return df
 
 # %% ../nbs/50_contrastive.ipynb #c041
-def agreement_rate(pred_a: Mapping | pd.Series,  # item id → predicted label (e.g. English)
-                   pred_b: Mapping | pd.Series,  # item id → predicted label (e.g. Korean), the same ids
-                   n_choices: Mapping | pd.Series | None = None,  # item id → number of choices (for the chance level)
+def _by_id(name: str, preds) -> dict:
+    "item id → value from a Mapping, a Series or (id, value) pairs; a repeated id is an error naming `name`."
+    if isinstance(preds, pd.DataFrame): raise TypeError(f"{name} must map item ids to values, got a DataFrame (pass one column)")
+    if isinstance(preds, pd.Series): ids = list(preds.index)
+    elif isinstance(preds, Mapping): return dict(preds)
+    elif isinstance(preds, Iterable) and not isinstance(preds, (str, bytes)):
+        preds = list(preds)
+        if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in preds):
+            raise ValueError(f"{name} must be a mapping, a Series or (id, value) pairs")
+        ids = [i for i, _ in preds]
+    else: raise TypeError(f"{name} must be a mapping, a Series or (id, value) pairs, got {type(preds).__name__}")
+    dup = [i for i, c in Counter(ids).items() if c > 1]
+    if dup: raise ValueError(f"{name} repeats the item ids {dup[:3]}: each item must appear once")
+    return dict(preds.items()) if isinstance(preds, pd.Series) else dict(preds)
+
+def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → predicted label (e.g. English), or (id, label) pairs
+                   pred_b: Mapping | pd.Series | Iterable,  # item id → predicted label (e.g. Korean), the same ids
+                   n_choices: Mapping | pd.Series | Iterable | None = None,  # item id → number of choices (for the chance level)
                    n_boot: int = 2000,  # bootstrap resamples
                    ci: float = 0.95,  # confidence level
                    seed: int = 0,
                   ) -> dict[str, float]:
     "Share of items (joined by id) with the same prediction, its chance level and a bootstrap CI (fractions)."
-    a, b = dict(pred_a), dict(pred_b)
+    a, b = _by_id("pred_a", pred_a), _by_id("pred_b", pred_b)
     if not a: raise ValueError("pred_a is empty")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)): raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     if set(a) != set(b):
         only_a, only_b = sorted(set(a) - set(b))[:3], sorted(set(b) - set(a))[:3]
         raise ValueError(f"pred_a and pred_b must cover the same item ids: only in pred_a {only_a}, only in pred_b {only_b}")
@@ -547,7 +567,7 @@ def agreement_rate(pred_a: Mapping | pd.Series,  # item id → predicted label (
     out = {"agreement": float(same.mean()), "ci_low": float(np.quantile(boots, (1 - ci) / 2)),
            "ci_high": float(np.quantile(boots, (1 + ci) / 2)), "n": len(ids), "chance": float("nan")}
     if n_choices is not None:
-        k = dict(n_choices)
+        k = _by_id("n_choices", n_choices)
         missing = [i for i in ids if i not in k]
         if missing: raise ValueError(f"n_choices has no entry for item ids {missing[:3]}")
         if any(k[i] < 1 for i in ids): raise ValueError("n_choices must be >= 1 for every item")
