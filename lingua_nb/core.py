@@ -5,16 +5,23 @@
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
 
+import json
+import math
+import os
 import random
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['seed_everything', 'get_device', 'get_dtype', 'count_parameters', 'print_trainable_parameters', 'masked_mean',
-           'batched', 'to_device']
+           'batched', 'to_device', 'atomic_path', 'dump_json']
 
 # %% ../nbs/00_core.ipynb #c005
 def seed_everything(seed: int = 0,  # non-negative integer seed
@@ -115,3 +122,48 @@ def to_device(batch: Any, device: str | torch.device) -> Any:
     if isinstance(batch, Mapping): return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)): return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+# %% ../nbs/00_core.ipynb #c025
+def _fsync_tree(p: Path):
+    "Flush the file `p`, or every file under the directory `p`, to disk."
+    for f in ([p] if p.is_file() else [q for q in p.rglob("*") if q.is_file()]):
+        with open(f, "rb") as fh: os.fsync(fh.fileno())
+
+@contextmanager
+def atomic_path(target: str | os.PathLike,  # the file or directory to write
+                is_dir: bool = False,  # the target is a directory (a checkpoint, a cache entry)
+               ) -> Iterator[Path]:
+    "Yield a temporary path beside `target`; move it onto `target` only if the block succeeds."
+    target = Path(target)
+    if target.exists() and target.is_dir() != is_dir:
+        raise ValueError(f"{target} exists and is {'a directory' if target.is_dir() else 'a file'}; "
+                         f"is_dir={is_dir} asks for {'a directory' if is_dir else 'a file'}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    out = tmp if is_dir else tmp / target.name
+    try:
+        yield out
+        if not out.exists(): raise FileNotFoundError(f"nothing was written to {out} for {target}")
+        _fsync_tree(out)
+        if is_dir and target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old); os.replace(out, target); shutil.rmtree(old, ignore_errors=True)
+        else: os.replace(out, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #c029
+def _strict(x):
+    if isinstance(x, float) and not math.isfinite(x): return None
+    if isinstance(x, Mapping): return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_strict(v) for v in x]
+    return x
+
+def dump_json(obj: Any,  # anything `json` can write (numpy/torch scalars via `default`)
+              path: str | os.PathLike,  # the file, replaced atomically
+              default: Any = None,  # `json.dumps`'s fallback for other types
+             ) -> Path:
+    "Write `obj` as strict JSON (non-finite floats → null) to `path` atomically; return the path."
+    with atomic_path(path) as p:
+        p.write_text(json.dumps(_strict(obj), indent=2, ensure_ascii=False, allow_nan=False, default=default) + "\n", encoding="utf-8")
+    return Path(path)
