@@ -384,6 +384,7 @@ def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable param
     for _ in tqdm(range(steps), disable=not progress, mininterval=5):
         idx = torch.randint(0, input_ids.shape[0], (batch_size,), generator=g)
         out = model(input_ids=input_ids[idx].to(acc.device), labels=labels[idx].to(acc.device))
+        if not torch.isfinite(out.loss): raise FloatingPointError(f"step {len(losses)}: the loss is {out.loss.item()} (lower lr?)")
         acc.backward(out.loss); acc.clip_grad_norm_(params, 1.0)
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
         losses.append(out.loss.item())

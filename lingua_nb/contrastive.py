@@ -384,6 +384,7 @@ def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
             batch.append(texts[order.pop()])
         b = _tokenize(tokenizer, batch, max_length, acc.device)
         loss = lm(**b, labels=b["input_ids"].masked_fill(b["attention_mask"] == 0, -100)).loss
+        if not torch.isfinite(loss): raise FloatingPointError(f"step {step}: the loss is {loss.item()} (lower lr?)")
         acc.backward(loss); acc.clip_grad_norm_(params, max_grad_norm)
         opt.step(); opt.zero_grad(set_to_none=True)
         hist["step"].append(step); hist["loss"].append(loss.item()); bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -48,8 +48,8 @@ def check_param(name: str,  # the parameter's name, used in the error message
             raise TypeError(f"{bound} must be a number or None (checking {name!r}), got {b!r} ({type(b).__name__})")
     if min is not None and max is not None and min > max:
         raise ValueError(f"min must be <= max (checking {name!r}), got min={min!r}, max={max!r}")
-    if choices is not None and not isinstance(choices, (list, tuple)):
-        raise TypeError(f"choices must be a list or tuple (checking {name!r}), got {type(choices).__name__}")
+    if choices is not None and not isinstance(choices, (list, tuple, set, frozenset)):
+        raise TypeError(f"choices must be a list, tuple or set (checking {name!r}), got {type(choices).__name__}")
     if value is None:
         if optional: return None
         raise ValueError(f"parameter {name!r} must be of type {kind}, got None")

@@ -430,6 +430,7 @@ def train_bridge(model: LangBridgeModel,
         try: batch = next(it)
         except StopIteration: it = iter(loader); batch = next(it)
         loss = model(**batch, target_logits_only=True).loss
+        if not torch.isfinite(loss): raise FloatingPointError(f"step {len(losses)}: the loss is {loss.item()} (lower lr?)")
         acc.backward(loss)
         acc.clip_grad_norm_([p for g in groups for p in g["params"]], max_grad_norm)
         opt.step(); opt.zero_grad(set_to_none=True)
