@@ -68,7 +68,8 @@ class CALMBlock(nn.Module):
                  eps: float = 1e-6):  # RMSNorm epsilon
         super().__init__()
         for name, v in (("d_anchor", d_anchor), ("d_augment", d_augment), ("num_heads", num_heads)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
         if d_anchor % num_heads: raise ValueError(f"num_heads={num_heads} must divide the anchor hidden size {d_anchor}")
         self.h, self.dh = num_heads, d_anchor // num_heads
         self.norm = nn.RMSNorm(d_anchor, eps=eps)
@@ -246,13 +247,17 @@ class CALMModel(PreTrainedModel):
             _check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         if attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
+            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+                             f"got {tuple(attention_mask.shape)}")
         if labels is not None:
             if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
-                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {getattr(labels, 'shape', labels)!r}")
-            _check_ids("labels", labels, self.anchor.get_output_embeddings().weight.shape[0], "anchor model's LM head", ignore=-100)
+                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                                 f"got {getattr(labels, 'shape', labels)!r}")
+            head_size = self.anchor.get_output_embeddings().weight.shape[0]
+            _check_ids("labels", labels, head_size, "anchor model's LM head", ignore=-100)
             if not (labels[:, 1:] != -100).any():
-                raise ValueError("labels select no target position after the shift (all -100): the mean loss would be NaN")
+                raise ValueError("labels select no target position after the shift (all -100): "
+                                 "the mean loss would be NaN")
         return attention_mask
 
     def forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anchor and every augment
@@ -337,8 +342,10 @@ def _check_composition(f: Path, model) -> None:
     with safe_open(str(f), "pt") as fh: record = (fh.metadata() or {}).get(_META_KEY)
     if record is None: return  # written before the record existed: names and shapes were checked
     saved, built = json.loads(record), _composition(model)
-    diff = [f"{k} {saved.get(k)!r} in the weights, {v!r} from config.json" for k, v in built.items() if saved.get(k) != v]
-    if diff: raise ValueError(f"{f}: the weights were saved for another composition than its config.json builds: {'; '.join(diff)}")
+    diff = [f"{k} {saved.get(k)!r} in the weights, {v!r} from config.json"
+            for k, v in built.items() if saved.get(k) != v]
+    if diff: raise ValueError(f"{f}: the weights were saved for another composition than its config.json builds: "
+                              + "; ".join(diff))
 
 @classmethod
 def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
@@ -384,7 +391,8 @@ def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable param
     for _ in tqdm(range(steps), disable=not progress, mininterval=5):
         idx = torch.randint(0, input_ids.shape[0], (batch_size,), generator=g)
         out = model(input_ids=input_ids[idx].to(acc.device), labels=labels[idx].to(acc.device))
-        if not torch.isfinite(out.loss): raise FloatingPointError(f"step {len(losses)}: the loss is {out.loss.item()} (lower lr?)")
+        if not torch.isfinite(out.loss):
+            raise FloatingPointError(f"step {len(losses)}: the loss is {out.loss.item()} (lower lr?)")
         acc.backward(out.loss); acc.clip_grad_norm_(params, 1.0)
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
         losses.append(out.loss.item())

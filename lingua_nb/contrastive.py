@@ -384,7 +384,8 @@ def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
             batch.append(texts[order.pop()])
         b = _tokenize(tokenizer, batch, max_length, acc.device)
         loss = lm(**b, labels=b["input_ids"].masked_fill(b["attention_mask"] == 0, -100)).loss
-        if not torch.isfinite(loss): raise FloatingPointError(f"step {step}: the loss is {loss.item()} (lower lr?)")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {step}: the loss is {loss.item()} (lower lr?)")
         acc.backward(loss); acc.clip_grad_norm_(params, max_grad_norm)
         opt.step(); opt.zero_grad(set_to_none=True)
         hist["step"].append(step); hist["loss"].append(loss.item()); bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -531,7 +532,8 @@ def score_multiple_choice(lm,  # a causal LM
 # %% ../nbs/50_contrastive.ipynb #c041
 def _by_id(name: str, preds) -> dict:
     "item id → value from a Mapping, a Series or (id, value) pairs; a repeated id is an error naming `name`."
-    if isinstance(preds, pd.DataFrame): raise TypeError(f"{name} must map item ids to values, got a DataFrame (pass one column)")
+    if isinstance(preds, pd.DataFrame):
+        raise TypeError(f"{name} must map item ids to values, got a DataFrame (pass one column)")
     if isinstance(preds, pd.Series): ids = list(preds.index)
     elif isinstance(preds, Mapping): return dict(preds)
     elif isinstance(preds, Iterable) and not isinstance(preds, (str, bytes)):
@@ -544,9 +546,9 @@ def _by_id(name: str, preds) -> dict:
     if dup: raise ValueError(f"{name} repeats the item ids {dup[:3]}: each item must appear once")
     return dict(preds.items()) if isinstance(preds, pd.Series) else dict(preds)
 
-def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → predicted label (e.g. English), or (id, label) pairs
+def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label (e.g. English), or (id, label) pairs
                    pred_b: Mapping | pd.Series | Iterable,  # item id → predicted label (e.g. Korean), the same ids
-                   n_choices: Mapping | pd.Series | Iterable | None = None,  # item id → number of choices (for the chance level)
+                   n_choices: Mapping | pd.Series | Iterable | None = None,  # item id → number of choices
                    n_boot: int = 2000,  # bootstrap resamples
                    ci: float = 0.95,  # confidence level
                    seed: int = 0,
@@ -556,7 +558,8 @@ def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → predic
     if not a: raise ValueError("pred_a is empty")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
-    if isinstance(ci, bool) or not isinstance(ci, (int, float)): raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)):
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     if set(a) != set(b):
         only_a, only_b = sorted(set(a) - set(b))[:3], sorted(set(b) - set(a))[:3]
         raise ValueError(f"pred_a and pred_b must cover the same item ids: only in pred_a {only_a}, only in pred_b {only_b}")

@@ -308,7 +308,8 @@ def results_markdown(runs_dir: str | os.PathLike = "runs",  # root of the run di
     "A markdown table of every run: the paper's figure, ours, the target, whether it is met, the wall time."
     if not Path(runs_dir).exists():  # a fresh checkout has no runs/ yet; a typo must not look like that silently
         warnings.warn(f"runs_dir {str(runs_dir)!r} does not exist (resolved: {Path(runs_dir).resolve()})")
-        return f"*No results: the runs directory `{runs_dir}` does not exist; run the experiments (`bash scripts/main.sh`).*"
+        return (f"*No results: the runs directory `{runs_dir}` does not exist; "
+                "run the experiments (`bash scripts/main.sh`).*")
     rows = load_results(runs_dir)
     if not rows: return f"*No results yet: run the experiments (`bash scripts/main.sh`) to fill `{runs_dir}/`.*"
     lines = ["| experiment | paper | ours | target | met | wall time |", "|---|---|---|---|---|---|"]

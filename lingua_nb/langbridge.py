@@ -145,7 +145,8 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
     _check_2d("enc_input_ids", enc_input_ids)
     b = enc_input_ids.shape[0]
     if enc_input_ids.shape[1] == 0: raise ValueError("enc_input_ids is empty: the encoder needs at least one token per row")
-    _check_ids("enc_input_ids", enc_input_ids, self.encoder.get_input_embeddings().num_embeddings, "encoder", self.enc_tokenizer)
+    enc_vocab = self.encoder.get_input_embeddings().num_embeddings
+    _check_ids("enc_input_ids", enc_input_ids, enc_vocab, "encoder", self.enc_tokenizer)
     if enc_attention_mask is None: enc_attention_mask = torch.ones_like(enc_input_ids)
     _check_2d("enc_attention_mask", enc_attention_mask, b)
     if enc_attention_mask.shape != enc_input_ids.shape: raise ValueError("enc_attention_mask must have the shape of enc_input_ids")
@@ -170,7 +171,8 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
         if labels is not None:
             _check_2d("labels", labels, b)
             if labels.shape != input_ids.shape: raise ValueError("labels must have the shape of input_ids")
-            _check_ids("labels", labels, self.lm.get_output_embeddings().weight.shape[0], "LM head", self.lm_tokenizer, ignore=-100)
+            head_size = self.lm.get_output_embeddings().weight.shape[0]
+            _check_ids("labels", labels, head_size, "LM head", self.lm_tokenizer, ignore=-100)
             labels = labels.to(dev).masked_fill(attention_mask == 0, -100)
         bos = getattr(self.lm.config, "bos_token_id", None)
         if self.config.move_bos and bos is not None and input_ids.shape[1] > 0:
@@ -249,7 +251,8 @@ def _trained_state(self):
 def _link_or_copy(src: Path, dst: Path):
     "Hard-link `src` to `dst` (a copy where links are impossible); symbolic links stay links."
     if src.is_symlink(): os.symlink(os.readlink(src), dst)
-    elif src.is_dir(): shutil.copytree(src, dst, symlinks=True, copy_function=lambda s, d: _link_or_copy(Path(s), Path(d)))
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=lambda s, d: _link_or_copy(Path(s), Path(d)))
     else:
         try: os.link(src, dst)
         except OSError: shutil.copy2(src, dst)
@@ -258,7 +261,7 @@ def _link_or_copy(src: Path, dst: Path):
 def _checkpoint_dir(save_directory: str | os.PathLike,  # the checkpoint directory (may exist)
                     own: Sequence[str],  # the entries a checkpoint writes; other entries already there are kept
                    ) -> Iterator[Path]:
-    "A temporary directory that replaces `save_directory` only if the block succeeds; entries not in `own` carried over."
+    "A temporary directory that replaces `save_directory` if the block succeeds; other entries are carried over."
     d = Path(save_directory)
     if d.exists() and not d.is_dir(): raise NotADirectoryError(f"save_directory {str(d)!r} is a file")
     cwd = Path.cwd().resolve()
@@ -273,7 +276,8 @@ def _checkpoint_dir(save_directory: str | os.PathLike,  # the checkpoint directo
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     "The tensors of a safetensors file; an unreadable or truncated file is an error naming its path."
     try: return load_file(str(path))
-    except Exception as e: raise ValueError(f"{path}: cannot read the safetensors file ({type(e).__name__}: {e})") from e
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read the safetensors file ({type(e).__name__}: {e})") from e
 
 def _check_tensors(path, state: dict, model_state: dict, required=()):
     "Refuse tensors the model built from the config lacks, has in another shape, or needs and does not find."
@@ -430,7 +434,8 @@ def train_bridge(model: LangBridgeModel,
         try: batch = next(it)
         except StopIteration: it = iter(loader); batch = next(it)
         loss = model(**batch, target_logits_only=True).loss
-        if not torch.isfinite(loss): raise FloatingPointError(f"step {len(losses)}: the loss is {loss.item()} (lower lr?)")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {len(losses)}: the loss is {loss.item()} (lower lr?)")
         acc.backward(loss)
         acc.clip_grad_norm_([p for g in groups for p in g["params"]], max_grad_norm)
         opt.step(); opt.zero_grad(set_to_none=True)

@@ -21,11 +21,11 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 import lingua_nb.calm as calm_mod
-from lingua_nb.calm import CALMBlock, CALMConfig, CALMModel
+from lingua_nb.calm import CALMBlock, CALMConfig, CALMModel, fit
 from lingua_nb.contrastive import agreement_rate, info_nce
 from lingua_nb.core import seed_everything
 from lingua_nb.experiment import check_param, load_results, results_markdown, start_run
-from lingua_nb.langbridge import LangBridgeConfig, LangBridgeModel
+from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeModel, train_bridge
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -134,6 +134,19 @@ def load_lb(ctx, spoil):
 def load_calm(ctx, spoil):
     c = calm(); CALMModel.from_pretrained(spoiled_copy(ctx, "calm", spoil), anchor=c.anchor, augments=list(c.augments))
 
+def nan_bridge_training(ctx):
+    enc, lm = tiny_bridge_models()
+    lb = LangBridgeModel(LangBridgeConfig(), encoder=enc, lm=lm)
+    with torch.no_grad(): lb.bridge.weight[0, 0] = float("nan")
+    data = [{"input": "w5 w6", "output": "w7 w8"}] * 4
+    collator = LabelledCollator(tiny_tokenizer(), tiny_tokenizer(), add_eos=False)
+    train_bridge(lb, data, collator, steps=2, batch_size=2, progress=False)
+
+def nan_calm_training(ctx):
+    c = calm(); m = composed(c.anchor, c.augments[0], [[(0, 1), (1, 3)]], seed=3)
+    with torch.no_grad(): m.blocks[0].o.weight[0, 0] = float("nan")
+    fit(m, IDS, IDS, steps=2, batch_size=2, progress=False)
+
 def broken_results(ctx):
     d = ctx.tmp / "runs_broken"; (d / "e1").mkdir(parents=True, exist_ok=True); (d / "e1" / "results.json").write_text('{"a": ')
     load_results(d)
@@ -148,6 +161,8 @@ CASES = [
     ("check_param choices as text", lambda c: check_param("d", "cp", "str", choices="cpu"), TypeError, "choices must be"),
     ("check_param value below min", lambda c: check_param("steps", 0, "int", min=1), ValueError, "'steps' must be >= 1"),
     ("check_param NaN", lambda c: check_param("lr", float("nan"), "float"), ValueError, "'lr' must be finite"),
+    ("check_param not in a set", lambda c: check_param("d", "gpu", "str", choices={"cpu"}), ValueError,
+     "'d' must be one of"),
     ("load_results missing dir", lambda c: load_results(c.tmp / "runz"), FileNotFoundError, "runs_dir"),
     ("load_results on a file", lambda c: load_results(c.tmp / "a_file"), NotADirectoryError, "runs_dir"),
     ("load_results on a run dir", lambda c: load_results(c.tmp / "runs" / "demo"), ValueError, "runs_dir"),
@@ -175,6 +190,7 @@ CASES = [
     ("lb ckpt missing tensor", lambda c: load_lb(c, lb_missing_tensor), ValueError,
      "model.safetensors: lacks tensors that its config says were trained: ['bridge.bias', 'bridge.weight']"),
     ("lb ckpt truncated", lambda c: load_lb(c, truncated), ValueError, "lb_truncated/model.safetensors: cannot read"),
+    ("lb training on a NaN loss", nan_bridge_training, FloatingPointError, "step 0: the loss is nan"),
     ("lb save onto a file", lambda c: bridge().save_pretrained(c.tmp / "a_file", enc_tokenizer=tiny_tokenizer(),
                                                                lm_tokenizer=tiny_tokenizer(120)),
      NotADirectoryError, "save_directory"),
@@ -196,6 +212,7 @@ CASES = [
      "input_ids must be a (batch, seq) tensor (one prompt: input_ids[None])"),
     ("calm generate empty prompt", lambda c: calm().generate(IDS[:, :0], max_new_tokens=2), ValueError,
      "input_ids must hold at least one token"),
+    ("calm training on a NaN loss", nan_calm_training, FloatingPointError, "step 0: the loss is nan"),
     ("calm ckpt other connections", lambda c: load_calm(c, calm_other_connections), ValueError,
      "calm_composition.safetensors: the weights were saved for another composition than its config.json builds: "
      "connections"),
@@ -248,6 +265,24 @@ def test_non_finite_metrics_are_null_with_a_note(tmp_path):
     json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in results.json"))
     assert res["loss"] is None and res["ppl"] is None and res["ok"] == {"acc": 0.5}
     assert res["non_finite"] == {"loss": "nan", "ppl": "inf"}
+
+
+def test_calm_weights_without_the_composition_record_still_load(tmp_path):
+    "Weights written before the record existed are checked by names and shapes only."
+    c = calm(); ckpt = tmp_path / "calm"; c.save_pretrained(ckpt)
+    w = ckpt / "calm_composition.safetensors"; save_file(load_file(w), w)  # no metadata
+    back = CALMModel.from_pretrained(ckpt, anchor=c.anchor, augments=list(c.augments))
+    with torch.no_grad(): assert torch.equal(back(IDS).logits, c(IDS).logits)
+
+
+def test_save_keeps_other_files_and_refuses_the_working_directory(tmp_path, monkeypatch):
+    c = calm(); ckpt = tmp_path / "calm"; (ckpt / "notes").mkdir(parents=True)
+    (ckpt / "notes" / "a.txt").write_text("kept"); (ckpt / "config.json").write_text("{}")
+    c.save_pretrained(ckpt)
+    assert (ckpt / "notes" / "a.txt").read_text() == "kept"
+    assert json.loads((ckpt / "config.json").read_text())["model_type"] == "calm"
+    monkeypatch.chdir(ckpt / "notes")
+    with pytest.raises(ValueError, match="holds the current directory"): c.save_pretrained(ckpt)
 
 
 # ---------------------------------------------------------------- writers fail midway: the old content survives
