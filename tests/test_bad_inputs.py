@@ -115,6 +115,9 @@ def lb_missing_tensor(d):
 def truncated(d):
     w = next(d.glob("*.safetensors")); w.write_bytes(w.read_bytes()[:300])
 
+def broken_config(d):
+    (d / "config.json").write_text('{"model_type": "calm", ')
+
 def calm_other_connections(d):
     cfg = json.loads((d / "config.json").read_text()); cfg["layer_maps"] = [[[0, 2], [1, 3]]]
     (d / "config.json").write_text(json.dumps(cfg))
@@ -133,6 +136,11 @@ def load_lb(ctx, spoil):
 
 def load_calm(ctx, spoil):
     c = calm(); CALMModel.from_pretrained(spoiled_copy(ctx, "calm", spoil), anchor=c.anchor, augments=list(c.augments))
+
+def bridge_with_tokenizers(ctx):
+    lb = bridge()
+    return LangBridgeModel(lb.config, encoder=lb.encoder, lm=lb.lm, enc_tokenizer=tiny_tokenizer(90),
+                           lm_tokenizer=tiny_tokenizer(110))
 
 def nan_bridge_training(ctx):
     enc, lm = tiny_bridge_models()
@@ -176,6 +184,10 @@ CASES = [
      "enc_input_ids holds the id 100, outside the encoder's vocabulary: the encoder has 100"),
     ("lb lm ids beyond vocab", lambda c: bridge()(ENC_IDS, None, LM_IDS + 110), ValueError,
      "input_ids holds the id 120, outside the LM's vocabulary: the LM has 120"),
+    ("lb enc ids, tokenizer size named", lambda c: bridge_with_tokenizers(c)(ENC_IDS + 95), ValueError,
+     "the encoder has 100 embeddings; its tokenizer has 90 tokens"),
+    ("lb lm ids, tokenizer size named", lambda c: bridge_with_tokenizers(c)(ENC_IDS, None, LM_IDS + 110), ValueError,
+     "the LM has 120 embeddings; its tokenizer has 110 tokens"),
     ("lb negative label", lambda c: bridge()(ENC_IDS, None, LM_IDS, labels=LM_IDS - 2), ValueError, "labels holds the id -1"),
     ("lb labels select nothing", lambda c: bridge()(ENC_IDS, None, LM_IDS, labels=torch.full_like(LM_IDS, -100)),
      ValueError, "labels select no target"),
@@ -191,6 +203,7 @@ CASES = [
      "model.safetensors: lacks tensors that its config says were trained: ['bridge.bias', 'bridge.weight']"),
     ("lb ckpt truncated", lambda c: load_lb(c, truncated), ValueError, "lb_truncated/model.safetensors: cannot read"),
     ("lb training on a NaN loss", nan_bridge_training, FloatingPointError, "step 0: the loss is nan"),
+    ("lb ckpt config.json broken", lambda c: load_lb(c, broken_config), OSError, "lb_broken_config/config.json"),
     ("lb save onto a file", lambda c: bridge().save_pretrained(c.tmp / "a_file", enc_tokenizer=tiny_tokenizer(),
                                                                lm_tokenizer=tiny_tokenizer(120)),
      NotADirectoryError, "save_directory"),
@@ -220,6 +233,8 @@ CASES = [
      "num_heads 4 in the weights, 2 from config.json"),
     ("calm ckpt fewer connections", lambda c: load_calm(c, calm_fewer_connections), ValueError,
      "calm_composition.safetensors: tensors the model of its config does not have"),
+    ("calm ckpt config.json broken", lambda c: load_calm(c, broken_config), OSError,
+     "calm_broken_config/config.json"),
     ("calm ckpt truncated", lambda c: load_calm(c, truncated), ValueError,
      "calm_truncated/calm_composition.safetensors: cannot read"),
     # contrastive: agreement and InfoNCE
