@@ -243,9 +243,13 @@ def _generate(self,
 LangBridgeModel.generate = _generate
 
 # %% ../nbs/30_langbridge.ipynb #c034
-def _trained_state(self):
+def _trained_names(self) -> set[str]:
+    "The tensors a checkpoint holds: the bridge, the EOS vector and whatever else trains (the encoder, as configured)."
     names = {n for n, p in self.named_parameters() if p.requires_grad} | {"eos_embedding"}
-    names |= {n for n, _ in self.bridge.named_parameters(prefix="bridge")}
+    return names | {n for n, _ in self.bridge.named_parameters(prefix="bridge")}
+
+def _trained_state(self):
+    names = _trained_names(self)
     return {n: t.detach().contiguous().cpu() for n, t in self.state_dict().items() if n in names}
 
 def _link_or_copy(src: Path, dst: Path):
@@ -321,7 +325,7 @@ def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `sa
     lm_tok = AutoTokenizer.from_pretrained(d / "lm_tokenizer") if (d / "lm_tokenizer").exists() else None
     model = cls(config, encoder=encoder, lm=lm, enc_tokenizer=enc_tok, lm_tokenizer=lm_tok)
     state = _load_tensors(d / "model.safetensors")
-    _check_tensors(d / "model.safetensors", state, model.state_dict(), _trained_state(model))
+    _check_tensors(d / "model.safetensors", state, model.state_dict(), _trained_names(model))
     model.load_state_dict(state, strict=False)
     return model.to(device).eval()
 
