@@ -1,17 +1,23 @@
-"""Speed and faithfulness of `lingua_nb.align` on the 1,319 GSM8K test answers (gold chain-of-thought texts),
-GPT-2 byte-level BPE (src, the teacher side) → XLM-R SentencePiece (tgt, the student side).
+"""Speed and faithfulness of `lingua_nb.align` against a pure-Python implementation of Fu et al.'s recurrence,
+GPT-2 byte-level BPE (src, the teacher side) → XLM-R SentencePiece (tgt, the student side), on
 
-Prints tokens per second (src + tgt tokens aligned per wall-clock second) of
+* short texts: the English and the Korean sides of the project's EN–KO pairs (`load_en_ko_pairs`) whose two
+  tokenizations both have at most 40 tokens;
+* long texts: the 1,319 GSM8K test answers (gold chains of thought, ~100 tokens a side).
 
-* a plain pure-Python O(n·m) implementation of Fu et al.'s recurrence (written below: Python lists, one
-  `editdistance.eval` and one `min` per cell, Fu's backtrace),
-* `dp_align_batch` (all texts in one call; token strings, and token ids) and `dp_align` (one call per text), default
-  band and full matrices,
-* `offset_align_batch` and `offset_align` (tokenization with offsets done beforehand, as for the DP),
+Per text set it prints the wall time and the speed-up over the reference of
 
-and the share of texts whose path equals the reference path, with the disagreements classified.
+* the reference: Python lists, one `editdistance.eval` and one `min` per cell, Fu's backtrace, on normalised
+  strings made beforehand (not timed: this favours the reference);
+* `dp_align_batch` from token strings (normalisation timed) and from token ids, default band and full matrices;
+  `dp_align` one call per text;
+* `offset_align_batch` from tokenizations with offsets made beforehand, and from the two tokenizers (tokenising
+  timed, the two fast tokenizers' batch calls included); `align_batch(method="auto")` from the tokenizers;
 
-    python benchmarks/bench_align.py [--n 1319] [--repeats 3] [--json results.json]
+each with the share of texts whose path equals the reference path, and the call overhead of `dp_align` on a
+one-token pair.
+
+    python benchmarks/bench_align.py [--n-short 4000] [--n-long 1319] [--repeats 3] [--json results.json]
 """
 from __future__ import annotations
 
@@ -20,15 +26,17 @@ import json
 import os
 import platform
 import time
-from collections import Counter
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import editdistance
 import numpy as np
 
-from lingua_nb.align import dp_align, dp_align_batch, normalize_tokens, offset_align, offset_align_batch, tokenize_batch
-from lingua_nb.assets import load_gsm8k, load_tokenizer
+from lingua_nb.align import (align_batch, dp_align, dp_align_batch, normalize_tokens, offset_align_batch,
+                             tokenize_batch)
+from lingua_nb.assets import load_en_ko_pairs, load_gsm8k, load_tokenizer
+
+SHORT_MAX = 40  # tokens a side at most for a "short" text
 
 
 # The reference is written out here, independently of lingua_nb.align (which has its own copy for the experiment),
@@ -61,91 +69,78 @@ def best_of(repeats: int, fn):
     return best, out
 
 
-def classify(ref: list[tuple[int, int]], got: np.ndarray, src: list[str], tgt: list[str]) -> str:
-    "Why a path differs from the reference, judged at its first differing link."
-    got = [tuple(x) for x in got.tolist()]
-    k = next(k for k, (x, y) in enumerate(zip(ref, got)) if x != y) if ref[:len(got)] != got[:len(ref)] else min(len(ref), len(got))
-    i, j = (got[k] if k < len(got) else got[-1])
-    near_src = src[max(i - 1, 0):i + 2]; near_tgt = tgt[max(j - 1, 0):j + 2]
-    if any(s.strip() == "" or s.strip("\n") == "" for s in near_src) or any(s == "" for s in near_tgt):
-        return "whitespace-only token attached elsewhere"
-    if any("\udc80" <= c <= "\udcff" for s in near_src + near_tgt for c in s) or (len(set(near_src)) < len(near_src)):
-        return "split character / repeated pieces"
-    return "crossing token boundaries (edit cost prefers another split)"
+def text_sets(n_short: int, n_long: int, gpt2, xlmr) -> dict[str, list[str]]:
+    "Short texts (EN and KO sides of the EN–KO pairs, ≤ SHORT_MAX tokens a side) and long ones (GSM8K answers)."
+    pairs = load_en_ko_pairs()
+    both = [t for en, ko in zip(pairs["en"], pairs["ko"]) for t in (en, ko)]  # EN and KO interleaved
+    na = [len(x) for x in gpt2(both, add_special_tokens=False)["input_ids"]]
+    nb = [len(x) for x in xlmr(both, add_special_tokens=False)["input_ids"]]
+    short = [t for t, a, b in zip(both, na, nb) if 0 < a <= SHORT_MAX and 0 < b <= SHORT_MAX][:n_short]
+    return {"short": short, "long": list(load_gsm8k("test")["answer"])[:n_long]}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=None, help="use only the first N answers (default: all 1,319)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed repetitions of the fast paths (best is reported)")
-    ap.add_argument("--band", type=int, default=6, help="band of dp_align (default 6, the library default)")
-    ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
-    args = ap.parse_args()
+def call_overhead(gpt2, xlmr, calls: int = 2000) -> float:
+    "Median seconds of one `dp_align` call on a one-token pair."
+    dp_align(["a"], ["a"], gpt2, xlmr)
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter(); dp_align(["a"], ["▁a"], gpt2, xlmr); times.append(time.perf_counter() - t)
+    return float(np.median(times))
 
-    texts = list(load_gsm8k("test")["answer"])[: args.n]
-    gpt2, xlmr = load_tokenizer("gpt2"), load_tokenizer("xlm-r")
+
+def measure(texts: list[str], gpt2, xlmr, band: int, repeats: int) -> dict:
+    "Seconds, speed-up over the reference and share of reference paths of every method on one text set."
     ta, tb = tokenize_batch(texts, gpt2), tokenize_batch(texts, xlmr)
     src, tgt = [t.tokens for t in ta], [t.tokens for t in tb]
-    n_tok = sum(len(a) + len(b) for a, b in zip(src, tgt))
-    cells = sum(len(a) * len(b) for a, b in zip(src, tgt))
-    print(f"{len(texts)} GSM8K test answers, GPT-2 → XLM-R: {n_tok:,} tokens, {cells:,} DP cells; "
-          f"{platform.processor() or platform.machine()}, numpy {np.__version__}")
-
-    # --- reference (normalisation done beforehand, i.e. not timed: favours the reference)
+    ids_a = [np.array(x) for x in gpt2(texts, add_special_tokens=False)["input_ids"]]
+    ids_b = [np.array(x) for x in xlmr(texts, add_special_tokens=False)["input_ids"]]
     nsrc = [normalize_tokens(s, "byte_level") for s in src]
     ntgt = [normalize_tokens(t, "sentencepiece") for t in tgt]
     t0 = time.perf_counter()
     ref = [reference_dtw(a, b) for a, b in zip(nsrc, ntgt)]
     t_ref = time.perf_counter() - t0
+    ref_links = [[list(x) for x in r[0]] for r in ref]
+    # warm-up on other texts than those timed would be fairer still; the caches hold tokenizer strings only
+    dp_align_batch(src[:50], tgt[:50], gpt2, xlmr, band=band); dp_align_batch(ids_a[:50], ids_b[:50], gpt2, xlmr)
+    methods = {
+        f"dp_align_batch, band={band}": lambda: dp_align_batch(src, tgt, gpt2, xlmr, band=band),
+        "dp_align_batch, token ids": lambda: dp_align_batch(ids_a, ids_b, gpt2, xlmr, band=band),
+        "dp_align_batch, band=None": lambda: dp_align_batch(src, tgt, gpt2, xlmr, band=None),
+        "dp_align, one call per text": lambda: [dp_align(a, b, gpt2, xlmr, band=band) for a, b in zip(src, tgt)],
+        "offset_align_batch, tokenized": lambda: offset_align_batch(texts, ta, tb),
+        "offset_align_batch, tokenizing": lambda: offset_align_batch(texts, gpt2, xlmr),
+        "align_batch auto, tokenizing": lambda: align_batch(texts, gpt2, xlmr, "auto", band=band),
+    }
+    rows = {"reference (pure Python)": dict(seconds=t_ref, speedup=1.0, same_path=1.0)}
+    for name, fn in methods.items():
+        t, als = best_of(repeats if "one call" not in name else 1, fn)
+        same = float(np.mean([a.links.tolist() == r for a, r in zip(als, ref_links)]))
+        rows[name] = dict(seconds=t, speedup=t_ref / t, same_path=same)
+    n_tok = sum(len(a) + len(b) for a, b in zip(src, tgt))
+    return dict(texts=len(texts), tokens=n_tok, tokens_per_text_side=n_tok / 2 / len(texts), methods=rows)
 
-    # --- the library (warm-up call first: caches of normalised tokenizer strings)
-    dp_align_batch(src[:50], tgt[:50], gpt2, xlmr, band=args.band)
-    stats = {}
-    t_dp, dp = best_of(args.repeats, lambda: dp_align_batch(src, tgt, gpt2, xlmr, band=args.band, stats=stats))
-    ids_a = [np.array(x) for x in gpt2(texts, add_special_tokens=False)["input_ids"]]
-    ids_b = [np.array(x) for x in xlmr(texts, add_special_tokens=False)["input_ids"]]
-    dp_align_batch(ids_a[:50], ids_b[:50], gpt2, xlmr, band=args.band)
-    t_ids, dp_ids = best_of(args.repeats, lambda: dp_align_batch(ids_a, ids_b, gpt2, xlmr, band=args.band))
-    t_single, dp1 = best_of(1, lambda: [dp_align(a, b, gpt2, xlmr, band=args.band) for a, b in zip(src, tgt)])
-    t_full, full = best_of(1, lambda: dp_align_batch(src, tgt, gpt2, xlmr, band=None))
-    t_off, off = best_of(args.repeats, lambda: offset_align_batch(texts, ta, tb))
-    t_off1, _ = best_of(1, lambda: [offset_align_batch([x], [a], [b])[0] for x, a, b in zip(texts, ta, tb)])
 
-    same = lambda als: [a.links.tolist() == [list(x) for x in r[0]] for a, r in zip(als, ref)]
-    dp_same, off_same, full_same = same(dp), same(off), same(full)
-    single_same = [a == b for a, b in zip(dp1, dp)]
-    cost_ok = all(a.cost == r[1] for a, r in zip(full, ref))
-    why = Counter(classify(r[0], a.links, s, t) for a, r, s, t, ok in zip(off, ref, nsrc, ntgt, off_same) if not ok)
-    why_dp = Counter("equal cost, another tie" if a.cost == r[1] else "cheaper path outside the band"
-                     for a, r, ok in zip(dp, ref, dp_same) if not ok)
-    agree = float(np.mean([a.agreement(b) for a, b in zip(dp, off)]))
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-short", type=int, default=4000, help="short texts at most (default 4,000)")
+    ap.add_argument("--n-long", type=int, default=1319, help="GSM8K answers at most (default all 1,319)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed repetitions of the fast paths (best is reported)")
+    ap.add_argument("--band", type=int, default=6, help="band of dp_align (default 6, the library default)")
+    ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    args = ap.parse_args(argv)
 
-    rate = lambda t: n_tok / t
-    rows = [("reference (pure Python)", t_ref, rate(t_ref), 1.0, 1.0),
-            (f"dp_align_batch (band={args.band})", t_dp, rate(t_dp), t_ref / t_dp, np.mean(dp_same)),
-            (f"dp_align_batch, token ids", t_ids, rate(t_ids), t_ref / t_ids, np.mean(same(dp_ids))),
-            ("dp_align_batch (band=None, full)", t_full, rate(t_full), t_ref / t_full, np.mean(full_same)),
-            (f"dp_align, one call per text", t_single, rate(t_single), t_ref / t_single, np.mean(dp_same)),
-            ("offset_align_batch", t_off, rate(t_off), t_ref / t_off, np.mean(off_same)),
-            ("offset_align, one call per text", t_off1, rate(t_off1), t_ref / t_off1, np.mean(off_same))]
-    print(f"\n{'method':36s} {'seconds':>9s} {'tokens/s':>12s} {'× reference':>12s} {'same path as reference':>24s}")
-    for name, t, r, x, s in rows: print(f"{name:36s} {t:9.3f} {r:12,.0f} {x:12.1f} {s:24.2%}")
-    print(f"\nfull-matrix costs equal the reference's on every text: {cost_ok}; dp_align one call per text equals the "
-          f"batch on {np.mean(single_same):.2%}; settling rounds {stats.get('rounds')}, widened texts {stats.get('widened')}")
-    print(f"dp_align_batch paths differing from the reference: {sum(not x for x in dp_same)} {dict(why_dp)}")
-    print(f"offset paths differing from the reference: {sum(not x for x in off_same)} of {len(off_same)}; "
-          f"first difference: {dict(why)}")
-    print(f"student (XLM-R) tokens linked alike by DP and offsets: {agree:.2%}")
+    gpt2, xlmr = load_tokenizer("gpt2"), load_tokenizer("xlm-r")
+    print(f"GPT-2 → XLM-R; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
+    out = {"band": args.band}
+    for kind, texts in text_sets(args.n_short, args.n_long, gpt2, xlmr).items():
+        res = out[kind] = measure(texts, gpt2, xlmr, args.band, args.repeats)
+        print(f"\n{kind}: {res['texts']} texts, {res['tokens_per_text_side']:.1f} tokens a side on average")
+        print(f"{'method':34s} {'seconds':>9s} {'× reference':>12s} {'same path as reference':>23s}")
+        for name, r in res["methods"].items():
+            print(f"{name:34s} {r['seconds']:9.4f} {r['speedup']:12.1f} {r['same_path']:23.2%}")
+    out["dp_align_call_overhead_ms"] = call_overhead(gpt2, xlmr) * 1e3
+    print(f"\ndp_align call overhead (one-token pair, median): {out['dp_align_call_overhead_ms']:.3f} ms")
     if args.json:
-        out = dict(n_texts=len(texts), n_tokens=n_tok, n_cells=cells, band=args.band,
-                   tokens_per_s=dict(reference=rate(t_ref), dp_batch=rate(t_dp), dp_batch_ids=rate(t_ids), dp_full=rate(t_full),
-                                     dp_single=rate(t_single),
-                                     offset_batch=rate(t_off), offset_single=rate(t_off1)),
-                   speedup=dict(dp_batch=t_ref / t_dp, dp_batch_ids=t_ref / t_ids, dp_full=t_ref / t_full, dp_single=t_ref / t_single,
-                                offset_batch=t_ref / t_off, offset_single=t_ref / t_off1),
-                   same_path_as_reference=dict(dp_batch=float(np.mean(dp_same)), dp_full=float(np.mean(full_same)),
-                                               offset=float(np.mean(off_same))),
-                   offset_differences=dict(why), dp_differences=dict(why_dp), agreement_dp_offset=agree)
         with open(args.json, "w") as f: json.dump(out, f, indent=2)
 
 

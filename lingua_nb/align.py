@@ -122,8 +122,10 @@ _SHIFTED = {chr(0x100 + k) for k in range(68)}
 def guess_scheme(tokens: Sequence[str]) -> str:
     "Guess the scheme from token strings: `▁`/`<0xNN>` → sentencepiece, GPT-2 byte characters → byte_level, `##` → wordpiece."
     tokens = list(tokens)
-    bad = next((t for t in tokens if not isinstance(t, str)), None)
-    if bad is not None: raise TypeError(f"token must be a str (token ids need their tokenizer as the scheme), got {type(bad).__name__}")
+    bad = next((k for k, t in enumerate(tokens) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"token must be a str, got {type(tokens[bad]).__name__} at tokens[{bad}] "
+                        "(token ids need their tokenizer as the scheme)")
     if any("\u2581" in t or _BYTE_PIECE.fullmatch(t) for t in tokens): return "sentencepiece"
     chars = set().union(*map(set, tokens)) if tokens else set()
     if chars and chars <= set(_BYTE_OF_CHAR):
@@ -562,6 +564,21 @@ def offset_align_batch(texts: Sequence[str],  # the texts
     n_, m_, eo_, make = n.tolist(), m.tolist(), eo.tolist(), Alignment._make
     return [make(links[eo_[k]:eo_[k + 1]], n_[k], m_[k], None, "offsets") for k in range(len(texts))]
 
+def _key(s: str) -> str: return _WS_RE.sub("", unicodedata.normalize("NFKC", s)).casefold()
+
+def _check_spells(name: str, text: str, tk: Tokenized):
+    "Raise unless most tokens of `tk` spell `text` at their offsets (tokens holding part of a character skipped)."
+    checked, differ = 0, []
+    for k, (tok, (s, e)) in enumerate(zip(tk.tokens, tk.offsets.tolist())):
+        got = _key(token_surface(tok, tk.scheme))
+        if not got or _STRAY.search(got): continue
+        checked += 1
+        if got != _key(text[s:e]): differ.append(k)
+    if 2 * len(differ) > checked:
+        k = differ[0]; s, e = tk.offsets[k].tolist()
+        raise ValueError(f"{name} does not spell text: {len(differ)} of {checked} tokens differ from the text at their "
+                         f"offsets (token {k}, {tk.tokens[k]!r}, covers {text[s:e]!r}); were the tokens made from this text?")
+
 def offset_align(text: str,  # the text both tokenizations come from
                  tok_a: Tokenized | Any,  # src side: a `Tokenized` of `text`, or a fast tokenizer
                  tok_b: Tokenized | Any,  # tgt side: a `Tokenized` of `text`, or a fast tokenizer
@@ -571,6 +588,8 @@ def offset_align(text: str,  # the text both tokenizations come from
     a = tok_a if isinstance(tok_a, Tokenized) else tokenize(text, tok_a)
     b = tok_b if isinstance(tok_b, Tokenized) else tokenize(text, tok_b)
     al = offset_align_batch([text], [a], [b])[0]
+    for name, tok, tk in (("tok_a", tok_a, a), ("tok_b", tok_b, b)):
+        if isinstance(tok, Tokenized): _check_spells(name, text, tk)
     al.src_norm, al.tgt_norm = tuple(normalize_tokens(a.tokens, a.scheme)), tuple(normalize_tokens(b.tokens, b.scheme))
     return al
 
@@ -757,7 +776,10 @@ def project_topk(alignment: Alignment,  # teacher (src) → student (tgt) alignm
     if probs.ndim != 2 or probs.shape[0] != n: raise ValueError(f"topk_probs must have shape ({n}, k), got {probs.shape}")
     if any(len(r) != probs.shape[1] for r in topk_tokens):
         raise ValueError(f"every topk_tokens row must hold k = {probs.shape[1]} candidates (None pads)")
+    if np.isnan(probs).any(): raise ValueError("topk_probs contains NaN")
     if (probs < 0).any() or (probs > 1 + 1e-6).any(): raise ValueError("topk_probs must lie in [0, 1]")
+    if len(probs) and probs.shape[1] and probs.sum(1).max() > 1 + 1e-3:  # rounded probabilities may add up to a bit above 1
+        raise ValueError(f"topk_probs rows must sum to at most 1, got a row summing to {probs.sum(1).max():.4g}")
     student_ids = np.asarray(student_ids, dtype=np.int64)
     if student_ids.shape != (m,): raise ValueError(f"student_ids must have one id per student token ({m}), got shape {student_ids.shape}")
     if teacher_vocab is not None and hasattr(teacher_vocab, "convert_ids_to_tokens"):

@@ -72,8 +72,8 @@ def _by_raw(V, flat, key, normalize) -> np.ndarray:
     raw = V.by_raw.setdefault(key, {})
     try: return np.fromiter(map(raw.__getitem__, flat), np.int32, len(flat))
     except (KeyError, TypeError): pass
-    bad = next((x for x in flat if not isinstance(x, str)), None)
-    if bad is not None: normalize([bad])                  # the normaliser says what is wrong with it
+    bad = next((k for k, x in enumerate(flat) if not isinstance(x, str)), None)
+    if bad is not None: normalize([flat[bad]])           # the normaliser says what is wrong with it
     new = [t for t in dict.fromkeys(flat) if t not in raw]
     raw.update(zip(new, intern(V, normalize(new)).tolist()))
     return np.fromiter(map(raw.__getitem__, flat), np.int32, len(flat))

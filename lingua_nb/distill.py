@@ -24,7 +24,7 @@ from transformers import T5Config, T5ForConditionalGeneration, get_cosine_schedu
 
 from .align import (SCHEMES, Tokenized, align_batch, detect_scheme, guess_scheme, project_topk,
                              surface_offsets, token_surface)
-from .core import count_parameters
+from .core import atomic_path, count_parameters
 
 # %% auto #0
 __all__ = ['FORMATS', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'records_from_response',
@@ -100,12 +100,13 @@ class TeacherRecord:
 def write_teacher_records(records: Sequence[TeacherRecord],  # the records
                           path: str | Path,  # a .jsonl file (overwritten)
                          ) -> Path:
-    "Write records as JSONL, one record per line."
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as f:
-        for r in records:
-            if not isinstance(r, TeacherRecord): raise TypeError(f"records must hold TeacherRecord objects, got {type(r).__name__}")
-            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+    "Write records as JSONL, one record per line; every record is checked before the old file is replaced."
+    path, lines = Path(path), []
+    for k, r in enumerate(records):
+        if not isinstance(r, TeacherRecord): raise TypeError(f"records[{k}] must be a TeacherRecord, got {type(r).__name__}")
+        try: lines.append(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
+        except ValueError as e: raise ValueError(f"records[{k}] holds a NaN or infinite logprob ({e})") from e
+    with atomic_path(path) as tmp: tmp.write_text("".join(lines), encoding="utf-8")
     return path
 
 def read_teacher_records(path: str | Path) -> list[TeacherRecord]:
@@ -259,6 +260,14 @@ def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     return ids.to(device), mask.to(device), pos.to(device)
 
+def _check_vocab(model, tokenizer, name: str, seqs):
+    "Raise unless every token id of `seqs` has a row in the model's embeddings."
+    rows = model.get_input_embeddings().weight.shape[0]
+    top = max((max(s) for s in seqs if len(s)), default=-1)
+    if top >= rows:
+        raise ValueError(f"{name}: the tokenizer ({len(tokenizer)} tokens) gives id {top}, beyond the model's vocabulary "
+                         f"({rows} embeddings); is it the model's own tokenizer?")
+
 def _pad_id(tokenizer) -> int:
     for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
         if t is not None: return int(t)
@@ -288,6 +297,7 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1): raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
     text_ids = [ids[:max_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    _check_vocab(model, tokenizer, "texts", text_ids)
     empty = next((i for i, t in enumerate(text_ids) if not t), None)
     if empty is not None: raise ValueError(f"texts[{empty}] has no tokens")
     bos = tokenizer.bos_token_id
@@ -300,6 +310,7 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
         prompt_ids = [p or ([bos] if bos is not None else []) for p in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
         empty = next((i for i, p in enumerate(prompt_ids) if not p), None)
         if empty is not None: raise ValueError(f"prompts[{empty}] is empty and the tokenizer has no BOS token to start from")
+    _check_vocab(model, tokenizer, "prompts", prompt_ids)
     dev, scheme, pad = next(model.parameters()).device, _scheme_of(tokenizer), _pad_id(tokenizer)
     order = sorted(range(len(texts)), key=lambda i: -(len(prompt_ids[i]) + len(text_ids[i])))
     out: list[TeacherRecord | None] = [None] * len(texts)
@@ -345,6 +356,7 @@ def sample_teacher_topk(model,  # a causal LM
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     empty = next((i for i, p in enumerate(prompt_ids) if not p), None)
     if empty is not None: raise ValueError(f"prompts[{empty}] has no tokens")
+    _check_vocab(model, tokenizer, "prompts", prompt_ids)
     eos = model.generation_config.eos_token_id if model.generation_config.eos_token_id is not None else tokenizer.eos_token_id
     eos = set([eos] if isinstance(eos, int) else (eos or []))
     out, bar = [], tqdm(total=len(prompts), disable=not progress, desc="teacher samples", mininterval=2)
@@ -496,6 +508,8 @@ def sample_matching_loss(student_logits: torch.Tensor,  # (b, t, V) student logi
         raise ValueError(f"student_logits must be a floating-point (b, t, V) tensor, got {getattr(student_logits, 'shape', type(student_logits).__name__)}")
     if not isinstance(target_ids, torch.Tensor) or tuple(target_ids.shape) != tuple(student_logits.shape[:2]):
         raise ValueError(f"target_ids must have shape (b, t) = {tuple(student_logits.shape[:2])}, got {getattr(target_ids, 'shape', type(target_ids).__name__)}")
+    if target_ids.is_floating_point() or target_ids.dtype == torch.bool:
+        raise TypeError(f"target_ids must be an integer tensor of token ids, got {target_ids.dtype}")
     if reduction not in ("mean", "sum", "none"): raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     m = (target_ids != ignore_index) if mask is None else mask.bool()
     if tuple(m.shape) != tuple(target_ids.shape): raise ValueError(f"mask must have shape {tuple(target_ids.shape)}, got {tuple(m.shape)}")

@@ -2,6 +2,7 @@
 plain recurrence, every DP and offset path covers both sides monotonically, batches equal single calls, identical
 tokenizations give the identity, and the projection keeps the teacher's probabilities as given."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,6 +87,8 @@ def test_offset_links_join_tokens_sharing_a_character(case):
 @FAST
 @given(st.lists(st.floats(0, 1), min_size=3, max_size=3))
 def test_projection_keeps_probabilities_as_given(p):
+    total = sum(p)
+    if total > 1: p = [x / total / (1 + 1e-9) for x in p]  # a top-k row is part of a distribution: it sums to <= 1
     al = dp_align(["a", "b"], ["a", "b"], "plain", "plain")
     vocab = {"a": 0, "b": 1, "c": 2}
     tg = project_topk(al, [["a", "c", "x"], ["b", "a", "c"]], [p, p], [0, 1], vocab, teacher_scheme="plain",
@@ -93,3 +96,12 @@ def test_projection_keeps_probabilities_as_given(p):
     assert tg.from_teacher.tolist() == [True, True]
     np.testing.assert_allclose(tg.probs[0, :2], np.float32(p[:2]))          # "x" is not a student token: dropped
     np.testing.assert_allclose(tg.probs[1], np.float32(p))
+
+
+@FAST
+@given(st.lists(st.floats(0, 1), min_size=3, max_size=3).filter(lambda p: sum(p) > 1.01))
+def test_projection_rejects_rows_above_one(p):
+    al = dp_align(["a", "b"], ["a", "b"], "plain", "plain")
+    with pytest.raises(ValueError, match="topk_probs rows must sum to at most 1"):
+        project_topk(al, [["a", "c", "x"], ["b", "a", "c"]], [p, p], [0, 1], {"a": 0, "b": 1, "c": 2},
+                     teacher_scheme="plain", student_scheme="plain")

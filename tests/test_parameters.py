@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import run_experiments  # noqa: E402
 
 # Parameters cells still without type annotations (`name: int = 3  # comment`); remove a name once annotated.
-UNANNOTATED = {"e0_zoo", "e1_alignment"}
+UNANNOTATED: set[str] = set()
 
 
 def parameters_cell(nb: Path) -> str:
