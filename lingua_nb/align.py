@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import editdistance
 import numpy as np
 
-from .align_engine import Vocab, dp_paths, encode, intern
+from .align_engine import Vocab, dp_paths, encode, intern, merge_starts, token_starts
 
 # %% auto #0
 __all__ = ['SCHEMES', 'gpt2_byte_map', 'token_surface', 'normalize_token', 'detect_scheme', 'guess_scheme', 'normalize_tokens',
@@ -489,25 +489,17 @@ def tokenize(text: str,  # one text
     return tokenize_batch([text], tokenizer)[0]
 
 # %% ../nbs/10_align.ipynb #c064
-_WS_CODES = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+_IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)])  # no code point above U+3000 is whitespace
 
-def _token_starts(nxt, base, offsets, limit) -> np.ndarray:
-    "Where each token starts: its first non-whitespace character, or its first character if it has none."
-    s, e = offsets[:, 0], offsets[:, 1]
-    if len(s) and ((s < 0).any() or (e > limit).any() or (e < s).any()):
-        raise ValueError("offsets must lie within the text (0 <= start <= end <= len(text)); "
-                         "were the tokens made from this text?")
-    pos = base + s
-    first = nxt[pos]                                   # the separator after each text stops the scan
-    return np.where(first < base + e, first, pos) - base
-
-_IS_WS = np.zeros(0x3001, bool); _IS_WS[_WS_CODES] = True
-
-def _next_nonspace(codes) -> np.ndarray:
-    "For each position, the next position (itself included) holding a non-whitespace character."
-    L = len(codes)
-    idx = np.where(_IS_WS[np.minimum(codes, 0x3000)] & (codes <= 0x3000), L, np.arange(L))
-    return np.minimum.accumulate(idx[::-1])[::-1] if L else idx
+def _side_starts(side, n, codes, text_st) -> np.ndarray:
+    "Token starts (first non-whitespace character) of one side's `Tokenized`, checked against the texts."
+    off = np.concatenate([x.offsets for x in side]).astype(np.int64) if n.sum() else np.zeros((0, 2), np.int64)
+    if len(off) != n.sum(): raise ValueError("each Tokenized needs one offset pair per token")
+    st, err = token_starts(codes, _IS_SPACE, text_st, off, _starts(n))
+    if err == 1: raise ValueError("offsets must lie within the text (0 <= start <= end <= len(text)); "
+                                  "were the tokens made from this text?")
+    if err == 2: raise ValueError("token offsets must follow the text order")
+    return st
 
 def offset_align_batch(texts: Sequence[str],  # the texts
                        a: Sequence[Tokenized] | Any,  # src side: `Tokenized` per text, or a fast tokenizer
@@ -524,45 +516,12 @@ def offset_align_batch(texts: Sequence[str],  # the texts
     bad = np.flatnonzero((na > 0) != (nb > 0))
     if len(bad):
         k = int(bad[0]); raise ValueError(f"text {k}: one side has no tokens and the other has {max(na[k], nb[k])}")
-    lens = np.fromiter(map(len, texts), np.int64, len(texts))
-    base = _starts(lens + 1)[:-1]  # one separator position between texts keeps them apart
-    codes = np.frombuffer(("\x00".join(texts) + "\x00").encode("utf-32-le", "surrogatepass"), np.uint32)
-    nxt = _next_nonspace(codes)
-    starts = []
-    for side, n in ((a, na), (b, nb)):
-        off = np.concatenate([x.offsets for x in side]) if n.sum() else np.zeros((0, 2), np.int64)
-        if len(off) != n.sum(): raise ValueError("each Tokenized needs one offset pair per token")
-        tb = np.repeat(base, n)
-        st = _token_starts(nxt, tb, off, np.repeat(lens, n)) + tb
-        first = _starts(n)[:-1]
-        if len(st) > 1:
-            dec = np.flatnonzero(np.diff(st) < 0) + 1
-            dec = dec[~np.isin(dec, first)]
-            if len(dec): raise ValueError("token offsets must follow the text order")
-        # boundaries: the start of every token except each text's first
-        keep = np.ones(len(st), bool); keep[first[n > 0]] = False
-        starts.append((st[keep], n))
-    total = len(codes) + 1
-    (sa, n), (sb, m) = starts
-    ca, cb = np.bincount(sa, minlength=total), np.bincount(sb, minlength=total)
-    steps = np.maximum(ca, cb)
-    v = np.flatnonzero(steps)
-    reps = steps[v]
-    ev = np.repeat(v, reps)
-    r = np.arange(len(ev)) - np.repeat(_starts(reps)[:-1], reps)  # rank of the event at its position
-    di, dj = r < ca[ev], r < cb[ev]                                # diagonal first, then the side with more starts
-    per_text = np.add.reduceat(steps, base) if len(texts) else np.zeros(0, np.int64)  # events of each text
-    text_of = np.repeat(np.arange(len(texts)), per_text)
-    has = n > 0
-    eo = _starts(per_text + has)                                       # each non-empty text: its origin, then its events
-    links = np.zeros((int(eo[-1]), 2), np.int64)
-    at = np.arange(len(ev)) + np.cumsum(has)[text_of]                  # event rows, after each text's origin row
-    ci, cj = np.cumsum(di), np.cumsum(dj)
-    first = _starts(per_text)[:-1]                                     # first event of each text
-    ci0, cj0 = np.concatenate([[0], ci])[first], np.concatenate([[0], cj])[first]
-    links[at, 0] = ci - ci0[text_of]; links[at, 1] = cj - cj0[text_of]
-    n_, m_, eo_, make = n.tolist(), m.tolist(), eo.tolist(), Alignment._make
-    return [make(links[eo_[k]:eo_[k + 1]], n_[k], m_[k], None, "offsets") for k in range(len(texts))]
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
+    text_st = _starts(np.fromiter(map(len, texts), np.int64, len(texts)))
+    sa, sb = _side_starts(a, na, codes, text_st), _side_starts(b, nb, codes, text_st)
+    links, link_st = merge_starts(sa, _starts(na), sb, _starts(nb))
+    ls, n_, m_, make = link_st.tolist(), na.tolist(), nb.tolist(), Alignment._make
+    return [make(links[ls[k]:ls[k + 1]], n_[k], m_[k], None, "offsets") for k in range(len(texts))]
 
 def _key(s: str) -> str: return _WS_RE.sub("", unicodedata.normalize("NFKC", s)).casefold()
 

@@ -15,7 +15,7 @@ from numba import njit
 
 # %% auto #0
 __all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode', 'edit_distance', 'pair_cost', 'memo_cost', 'band_rows', 'forward',
-           'backtrace', 'dp_paths']
+           'backtrace', 'dp_paths', 'token_starts', 'merge_starts']
 
 # %% ../nbs/11_align_engine.ipynb #c006
 _WS = re.compile(r"\s+")
@@ -279,3 +279,42 @@ def dp_paths(ga, a_st, gb, b_st, codes, starts, mask, content, band):
         link_st[t + 1] = link_st[t] + k
         if k: cost[t] = D[off[n - 1] + m - 1 - lo[n - 1]]
     return links[:link_st[T]], link_st, cost, widened
+
+# %% ../nbs/11_align_engine.ipynb #c036
+@njit(cache=True)
+def token_starts(codes, is_space, text_st, off, tok_st):
+    "Each token's first non-whitespace character (or its first character) in its text; an error code (0: none)."
+    out = np.empty(len(off), np.int64)
+    for t in range(len(text_st) - 1):
+        base, length = text_st[t], text_st[t + 1] - text_st[t]
+        for k in range(tok_st[t], tok_st[t + 1]):
+            s, e = off[k, 0], off[k, 1]
+            if s < 0 or e < s or e > length: return out, 1             # 1: offsets outside the text
+            out[k] = s
+            for c in range(s, e):
+                x = codes[base + c]
+                if x >= len(is_space) or not is_space[x]:
+                    out[k] = c
+                    break
+            if k > tok_st[t] and out[k] < out[k - 1]: return out, 2    # 2: starts out of the text's order
+    return out, 0
+
+@njit(cache=True)
+def merge_starts(sa, a_st, sb, b_st):
+    "Links of every text (flat) and where each text's links start: the merge of its two lists of token starts."
+    T = len(a_st) - 1
+    links, link_st = np.empty((len(sa) + len(sb), 2), np.int64), np.zeros(T + 1, np.int64)
+    k = 0
+    for t in range(T):
+        a0, b0, n, m = a_st[t], b_st[t], a_st[t + 1] - a_st[t], b_st[t + 1] - b_st[t]
+        i, j = 0, 0
+        while n and m:
+            links[k, 0], links[k, 1] = i, j
+            k += 1
+            if i == n - 1 and j == m - 1: break
+            next_a = sa[a0 + i + 1] if i < n - 1 else INF
+            next_b = sb[b0 + j + 1] if j < m - 1 else INF
+            if next_a <= next_b: i += 1
+            if next_b <= next_a: j += 1
+        link_st[t + 1] = k
+    return links[:k], link_st
