@@ -272,8 +272,8 @@ class Alignment:
     def _make(cls, links, n_src, n_tgt, cost, method):
         "Construct without validation (links already an (k, 2) int64 array)."
         al = object.__new__(cls)
-        al.__dict__.update(links=links, n_src=n_src, n_tgt=n_tgt, cost=cost, method=method, src_norm=None, tgt_norm=None,
-                           decided=None)
+        al.__dict__ = {"links": links, "n_src": n_src, "n_tgt": n_tgt, "cost": cost, "method": method,
+                       "src_norm": None, "tgt_norm": None, "decided": None}
         return al
 
     def __len__(self): return len(self.links)
