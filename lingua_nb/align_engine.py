@@ -14,8 +14,8 @@ import numpy as np
 from numba import njit
 
 # %% auto #0
-__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode', 'edit_distance', 'pair_cost', 'memo_cost', 'band_rows', 'forward',
-           'backtrace', 'dp_paths', 'token_starts', 'merge_starts']
+__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode', 'edit_distance', 'pair_cost', 'band_rows', 'forward', 'backtrace',
+           'dp_paths', 'token_starts', 'merge_starts']
 
 # %% ../nbs/11_align_engine.ipynb #c006
 _WS = re.compile(r"\s+")
@@ -142,22 +142,6 @@ def pair_cost(x, y, codes, starts, mask, row):
     if mask[x] & mask[y] == 0: return max(la, lb)
     return edit_distance(codes, starts[x], la, starts[y], lb, row)
 
-# %% ../nbs/11_align_engine.ipynb #c020
-@njit(cache=True)
-def memo_cost(x, y, codes, starts, mask, row, memo):
-    "`pair_cost`, remembering the pairs it computed."
-    key = (np.int64(x) << 32) | np.int64(y)
-    size = memo.shape[1] - 1                             # the last column counts the pairs held
-    slot = ((key * -7046029254386353131) >> 20) & (size - 1)
-    while memo[0, slot] != -1:
-        if memo[0, slot] == key: return memo[1, slot]
-        slot = (slot + 1) & (size - 1)
-    cost = pair_cost(x, y, codes, starts, mask, row)
-    if 2 * memo[0, size] < size:
-        memo[0, slot], memo[1, slot] = key, cost
-        memo[0, size] += 1
-    return cost
-
 # %% ../nbs/11_align_engine.ipynb #c022
 @njit(cache=True)
 def band_rows(ga, gb, content, band, lo, hi):
@@ -198,7 +182,7 @@ def _at(D, off, lo, hi, i, j):
     return D[off[i] + j - lo[i]]
 
 @njit(cache=True)
-def forward(ga, gb, codes, starts, mask, lo, hi, off, D, row, memo):
+def forward(ga, gb, codes, starts, mask, lo, hi, off, D, row):
     "Fu's recurrence D[i, j] = c[i, j] + min(diagonal, up, left) over the band of one text."
     off[0] = 0
     prev_lo, prev_hi, prev = 0, -1, 0                    # the previous row's band and where it starts in D
@@ -225,7 +209,7 @@ def forward(ga, gb, codes, starts, mask, lo, hi, off, D, row, memo):
                 cost, y0 = lx, codes[starts[y]]
                 for k in range(starts[x], starts[x + 1]):
                     if codes[k] == y0: cost = lx - 1
-            else: cost = memo_cost(x, y, codes, starts, mask, row, memo)
+            else: cost = edit_distance(codes, starts[x], lx, starts[y], ly, row)
             left = min(best + cost, INF)
             D[here + j] = left
         prev_lo, prev_hi, prev = lo[i], hi[i], here
@@ -264,15 +248,12 @@ def dp_paths(ga, a_st, gb, b_st, codes, starts, mask, content, band):
     D, row = np.empty(cells, np.int64), np.empty(s_max + 1, np.int64)
     links, link_st = np.empty((total, 2), np.int64), np.zeros(T + 1, np.int64)
     cost, widened = np.zeros(T, np.int64), 0
-    size = 1 << min(16, max(10, int(np.log2(max(total, 1) * 4)) + 1))    # kept small: it stays in cache
-    memo = np.full((2, size + 1), -1, np.int64)
-    memo[0, size] = 0
     for t in range(T):
         a, b = ga[a_st[t]:a_st[t + 1]], gb[b_st[t]:b_st[t + 1]]
         n, m, w, k = len(a), len(b), band, 0
         while n and m:
             band_rows(a, b, content, w, lo, hi)
-            forward(a, b, codes, starts, mask, lo, hi, off, D, row, memo)
+            forward(a, b, codes, starts, mask, lo, hi, off, D, row)
             k, touched = backtrace(n, m, lo, hi, off, D, links[link_st[t]:])
             if not touched or w < 0 or w >= m: break
             w, widened = 2 * w + 2, widened + 1
