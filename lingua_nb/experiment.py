@@ -210,10 +210,12 @@ def _first_line(s): return (s.strip().splitlines() or [""])[0]
 CLAIMS = {
     "e0_zoo": Claim(
         paper="— (the offline zoo: real models behave like themselves)",
-        target="SmolLM2 answers Paris; e5-small EN→KO retrieval@1 ≥ 10× chance",
+        target="every LM completes the Eiffel Tower prompt with Paris; e5-small EN→KO retrieval@1 ≥ 10× chance",
         ours=lambda r: f"retrieval@1 EN→KO {_pct(r['encoder']['retrieval_at_1_en_ko'])} "
-                       f"(chance {_pct(r['encoder']['chance'])}); greedy {_first_line(r['lm']['greedy'])!r}",
-        met=lambda r: r["lm"]["paris"] and r["encoder"]["retrieval_at_1_en_ko"] >= 10 * r["encoder"]["chance"]),
+                       f"(chance {_pct(r['encoder']['chance'])}); Paris from "
+                       f"{sum(m['paris'] for m in r['lms'].values())} of {len(r['lms'])} LMs",
+        met=lambda r: all(m["paris"] for m in r["lms"].values())
+                      and r["encoder"]["retrieval_at_1_en_ko"] >= 10 * r["encoder"]["chance"]),
     "e1_alignment": Claim(
         paper="Fu et al. 2023 §3: DP alignment of two tokenizations (the plain recurrence)",
         target="DP path equals the plain Python recurrence on every text",
@@ -226,10 +228,11 @@ CLAIMS = {
         ours=lambda r: f"held-out NLL DM {r['dm']['heldout_nll']:.3f} vs SM {r['sm']['heldout_nll']:.3f}",
         met=lambda r: r["dm_better_nll"]),
     "e3_langbridge": Claim(
-        paper="Yoon et al. 2024: an English-only bridge lets the LM read other languages zero-shot",
-        target="chrF of lb_ko ≥ half of lb_en and above base_ko",
-        ours=lambda r: f"chrF lb_ko {r['chrf']['lb_ko']:.1f}, lb_en {r['chrf']['lb_en']:.1f}, "
-                       f"base_ko {r['chrf']['base_ko']:.1f}",
+        paper="Yoon et al. 2024: English-only LangBridge on MGSM, low-resource average 5.9 → 45.5 (~70% of the way to English)",
+        target="gap_closed ≥ 0.7 on Korean GSM-Symbolic NLL, with Korean content passing (mismatch effect ≥ half of English's)",
+        ours=lambda r: f"gap closed {r['gap_closed']:.2f}; content effect KO {r['content_effect']['lb_ko']:.3f} vs "
+                       f"EN {r['content_effect']['lb_en']:.3f} nats/token; accuracy LB(ko) {_pct(r['accuracy']['lb_ko'])}, "
+                       f"base(ko) {_pct(r['accuracy']['base_ko'])}",
         met=lambda r: all(r["target"].values())),
     "e4_calm_kv": Claim(
         paper="Bansal et al. 2024 Table 1: CALM kv_math 84.3 (anchor 0.0, augment 0.7)",
