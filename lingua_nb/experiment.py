@@ -205,6 +205,7 @@ class Claim:
 
 # %% ../nbs/02_experiment.ipynb #c107
 def _pct(x): return f"{100 * x:.1f}%"
+def _num(x, fmt=".2f"): return "n/a" if x is None else format(x, fmt)  # results.json writes non-finite values as null
 def _first_line(s): return (s.strip().splitlines() or [""])[0]
 
 CLAIMS = {
@@ -230,8 +231,8 @@ CLAIMS = {
     "e3_langbridge": Claim(
         paper="Yoon et al. 2024: English-only LangBridge on MGSM, low-resource average 5.9 → 45.5 (~70% of the way to English)",
         target="gap_closed ≥ 0.7 on Korean GSM-Symbolic NLL, with Korean content passing (mismatch effect ≥ half of English's)",
-        ours=lambda r: f"gap closed {r['gap_closed']:.2f}; content effect KO {r['content_effect']['lb_ko']:.3f} vs "
-                       f"EN {r['content_effect']['lb_en']:.3f} nats/token; accuracy LB(ko) {_pct(r['accuracy']['lb_ko'])}, "
+        ours=lambda r: f"gap closed {_num(r['gap_closed'])}; content effect KO {_num(r['content_effect']['lb_ko'], '.3f')} vs "
+                       f"EN {_num(r['content_effect']['lb_en'], '.3f')} nats/token; accuracy LB(ko) {_pct(r['accuracy']['lb_ko'])}, "
                        f"base(ko) {_pct(r['accuracy']['base_ko'])}",
         met=lambda r: all(r["target"].values())),
     "e4_calm_kv": Claim(
