@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import tempfile
+from itertools import chain
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,10 +19,12 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 # %% auto #0
 __all__ = ['seed_everything', 'get_device', 'get_dtype', 'count_parameters', 'print_trainable_parameters', 'masked_mean',
-           'batched', 'to_device', 'atomic_path', 'dump_json']
+           'batched', 'to_device', 'atomic_path', 'dump_json', 'check_positive', 'cycle', 'positions_from_mask',
+           'tiny_llama', 'checkpoint_dir', 'load_tensors', 'check_tensors', 'check_ids']
 
 # %% ../nbs/00_core.ipynb #c005
 def seed_everything(seed: int = 0,  # non-negative integer seed
@@ -167,3 +170,103 @@ def dump_json(obj: Any,  # anything `json` can write (numpy/torch scalars via `d
     with atomic_path(path) as p:
         p.write_text(json.dumps(_strict(obj), indent=2, ensure_ascii=False, allow_nan=False, default=default) + "\n", encoding="utf-8")
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #c032
+def check_positive(kind: type = int,  # int: a positive integer (not a bool); float: any positive number
+                   allow_none: bool = False,  # None passes too
+                   **named):  # name=value pairs to check
+    "Raise `ValueError` naming the first argument that is not a positive `kind`."
+    for name, v in named.items():
+        if v is None and allow_none: continue
+        ok = isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool)
+        if not ok or not v > 0:
+            what = "number" if kind is float else "integer"
+            raise ValueError(f"{name} must be a positive {what}{' or None' if allow_none else ''}, got {v!r}")
+
+# %% ../nbs/00_core.ipynb #c035
+def cycle(items: Iterable) -> Iterator:
+    "Yield from `items` forever; an iterable that yields nothing is an error."
+    while True:
+        empty = True
+        for x in items: empty = False; yield x
+        if empty: raise ValueError("cycle: the iterable yields nothing")
+
+# %% ../nbs/00_core.ipynb #c038
+def positions_from_mask(mask: torch.Tensor,  # (b, t) 1 at real tokens
+                        offset: int = 0,  # keep the last `t - offset` columns
+                       ) -> torch.Tensor:
+    "Position ids (b, t - offset) counting real tokens only."
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)[:, offset:]
+
+# %% ../nbs/00_core.ipynb #c041
+def tiny_llama(layers: int = 2,  # decoder layers
+               hidden: int = 32,  # hidden size (a multiple of `heads`)
+               vocab: int = 50,  # vocabulary size
+               seed: int = 0,  # initialisation seed
+               heads: int = 4,  # attention heads
+               kv_heads: int | None = None,  # key-value heads (default `heads`)
+               max_positions: int = 64,
+              ):
+    "A seeded tiny `LlamaForCausalLM` in eval mode (pad 0, bos 1, eos 2)."
+    from transformers import LlamaConfig, LlamaForCausalLM
+    seed_everything(seed)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads or heads, max_position_embeddings=max_positions,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()
+
+# %% ../nbs/00_core.ipynb #c044
+def _link_or_copy(src: Path, dst: Path):
+    "Hard-link `src` to `dst` (a copy where links are impossible); symbolic links stay links."
+    if src.is_symlink(): os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=lambda s, d: _link_or_copy(Path(s), Path(d)))
+    else:
+        try: os.link(src, dst)
+        except OSError: shutil.copy2(src, dst)
+
+# %% ../nbs/00_core.ipynb #c045
+@contextmanager
+def checkpoint_dir(save_directory: str | os.PathLike,  # the checkpoint directory (may exist)
+                   own: Sequence[str],  # the entries a checkpoint writes; other entries already there are kept
+                  ) -> Iterator[Path]:
+    "A temporary directory that replaces `save_directory` if the block succeeds; other entries are carried over."
+    d = Path(save_directory)
+    if d.exists() and not d.is_dir(): raise NotADirectoryError(f"save_directory {str(d)!r} is a file")
+    cwd = Path.cwd().resolve()
+    if d.exists() and (d.resolve() == cwd or d.resolve() in cwd.parents):
+        raise ValueError(f"save_directory {str(d)!r} holds the current directory, which a save would replace; "
+                         "save into a subdirectory")
+    with atomic_path(d, is_dir=True) as tmp:
+        yield tmp
+        for entry in d.iterdir() if d.exists() else []:
+            if entry.name not in own and not (tmp / entry.name).exists(): _link_or_copy(entry, tmp / entry.name)
+
+# %% ../nbs/00_core.ipynb #c047
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    "The tensors of a safetensors file; an unreadable or truncated file is an error naming its path."
+    try: return load_file(str(path))
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read the safetensors file ({type(e).__name__}: {e})") from e
+
+def check_tensors(path, state: dict, model_state: dict, required=()):
+    "Refuse tensors the model built from the config lacks, has in another shape, or needs and does not find."
+    unknown = sorted(set(state) - set(model_state))
+    if unknown: raise ValueError(f"{path}: tensors the model of its config does not have: {unknown[:5]}")
+    wrong = [f"{n} {tuple(t.shape)} (the config gives {tuple(model_state[n].shape)})"
+             for n, t in state.items() if t.shape != model_state[n].shape]
+    if wrong: raise ValueError(f"{path}: tensor shapes do not match the config: {'; '.join(wrong[:5])}")
+    missing = sorted(set(required) - set(state))
+    if missing: raise ValueError(f"{path}: lacks tensors that its config says were trained: {missing[:5]}")
+
+# %% ../nbs/00_core.ipynb #c049
+def check_ids(name, ids, size, what, tokenizer=None, ignore=None):
+    "Integer ids in [0, size) (`ignore`, e.g. -100 in labels, allowed too); the error names both vocabulary sizes."
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    bad = (ids < 0) | (ids >= size)
+    if ignore is not None: bad &= ids != ignore
+    if bad.any():
+        tok = f"; its tokenizer has {len(tokenizer)} tokens" if tokenizer is not None else ""
+        raise ValueError(f"{name} holds the id {int(ids[bad][0])}, outside the {what}'s vocabulary: "
+                         f"the {what} has {size} embeddings{tok}")
