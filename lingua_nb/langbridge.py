@@ -19,7 +19,8 @@ from torch import nn
 from transformers import AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .core import atomic_path, print_trainable_parameters
+from .core import atomic_path, check_positive, get_dtype, print_trainable_parameters
+from .train import History, train_loop
 
 # %% auto #0
 __all__ = ['LangBridgeConfig', 'LangBridgeModel', 'LabelledCollator', 'UnlabelledCollator', 'train_bridge']
@@ -311,12 +312,29 @@ def _save_pretrained(self, save_directory: str | os.PathLike,  # created if miss
         enc_tokenizer.save_pretrained(tmp / "encoder_tokenizer"); lm_tokenizer.save_pretrained(tmp / "lm_tokenizer")
     return Path(save_directory)
 
+def _load_placement(device, dtype, torch_dtype, device_map, kwargs) -> tuple[str | torch.device, torch.dtype | None]:
+    "The one device and dtype `from_pretrained` puts the model on; what it cannot honour is an error."
+    if kwargs: raise TypeError(f"LangBridgeModel.from_pretrained got unexpected arguments {sorted(kwargs)}")
+    if dtype is not None and torch_dtype is not None: raise ValueError("pass dtype or torch_dtype, not both")
+    if device_map is not None:
+        if device is not None: raise ValueError("pass device or device_map, not both")
+        if isinstance(device_map, dict) or device_map in ("auto", "balanced", "balanced_low_0", "sequential"):
+            raise ValueError(f"device_map must name one device (e.g. 'cuda:0'): LangBridge keeps the encoder, bridge "
+                             f"and LM together, got {device_map!r}")
+        device = device_map
+    dtype = dtype if dtype is not None else torch_dtype
+    return device or "cpu", None if dtype is None else get_dtype(dtype, device or "cpu")
+
 @classmethod
 def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
                      encoder=None, lm=None,  # already-loaded modules to reuse instead of loading by name
-                     device: str | torch.device = "cpu",
-                     **kwargs):
+                     device: str | torch.device | None = None,  # default "cpu"
+                     dtype: str | torch.dtype | None = None,  # e.g. torch.bfloat16 or "bf16"; default as saved (float32)
+                     torch_dtype=None,  # the older name of `dtype`
+                     device_map: str | torch.device | None = None,  # one device, as `device`
+                     **kwargs):  # anything else is an error
     "Load a checkpoint written by `save_pretrained` (the encoder and LM by name, then the trained tensors)."
+    device, dtype = _load_placement(device, dtype, torch_dtype, device_map, kwargs)
     d = Path(path)
     if not (d / "config.json").exists() or not (d / "model.safetensors").exists():
         raise ValueError(f"path must be a directory written by LangBridgeModel.save_pretrained, got {str(path)!r}")
@@ -327,7 +345,7 @@ def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `sa
     state = _load_tensors(d / "model.safetensors")
     _check_tensors(d / "model.safetensors", state, model.state_dict(), _trained_names(model))
     model.load_state_dict(state, strict=False)
-    return model.to(device).eval()
+    return model.to(device=device, dtype=dtype).eval()
 
 LangBridgeModel.save_pretrained = _save_pretrained
 LangBridgeModel.from_pretrained = _from_pretrained
@@ -413,36 +431,22 @@ def train_bridge(model: LangBridgeModel,
                  mixed_precision: str = "no",  # "no" or "bf16" (autocast; the paper trains in bf16)
                  progress: bool = True,
                  accelerator=None,  # an `accelerate.Accelerator`; default a fresh one
-                ) -> list[float]:
-    "Train the trainable parameters of `model` with accelerate and AdamW; return the per-step losses."
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-    if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+                ) -> History:
+    "Train the trainable parameters of `model` with `train_loop` (AdamW, constant lr, clipping); return its `History`."
+    check_positive(batch_size=batch_size)
     if len(dataset) == 0: raise ValueError("dataset is empty")
     if mixed_precision not in ("no", "bf16"): raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
-    bridge_params = [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids]
-    groups = [{"params": bridge_params, "lr": lr, "weight_decay": 0.0}]
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids], "weight_decay": 0.0}]
     if enc_params: groups.append({"params": enc_params, "lr": encoder_lr, "weight_decay": encoder_weight_decay})
-    opt = torch.optim.AdamW(groups)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator,
                                          generator=torch.Generator().manual_seed(seed))
-    model, opt, loader = acc.prepare(model, opt, loader)
-    model.train(); model.lm.eval()  # the frozen LM keeps dropout off
-    if not enc_params: model.encoder.eval()
-    losses, it = [], iter(loader)
-    for _ in (bar := tqdm(range(steps), disable=not progress, desc="train")):
-        try: batch = next(it)
-        except StopIteration: it = iter(loader); batch = next(it)
-        loss = model(**batch, target_logits_only=True).loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {len(losses)}: the loss is {loss.item()} (lower lr?)")
-        acc.backward(loss)
-        acc.clip_grad_norm_([p for g in groups for p in g["params"]], max_grad_norm)
-        opt.step(); opt.zero_grad(set_to_none=True)
-        losses.append(loss.item()); bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    model.eval()
-    return losses
+    def frozen_in_eval(m):  # the frozen LM (and a frozen encoder) keep dropout off
+        m.lm.eval()
+        if not enc_params: m.encoder.eval()
+    return train_loop(model, loader, lambda m, b: m(**b, target_logits_only=True).loss, steps=steps,
+                      param_groups=groups, lr=lr, schedule="constant", max_grad_norm=max_grad_norm,
+                      mixed_precision=mixed_precision, seed=seed, train_mode=frozen_in_eval, progress=progress,
+                      accelerator=accelerator)
+
