@@ -7,20 +7,21 @@ from __future__ import annotations
 import inspect
 import os
 import random
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
 import torch
 import transformers
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .core import atomic_path, check_positive, get_dtype, print_trainable_parameters
+from .core import (atomic_path, check_ids, check_positive, check_tensors, checkpoint_dir, get_dtype,
+                            load_tensors, print_trainable_parameters)
 from .train import History, train_loop
+_check_ids, _check_tensors, _checkpoint_dir, _load_tensors = check_ids, check_tensors, checkpoint_dir, load_tensors  # calm's imports, until it takes them from core
+
 
 # %% auto #0
 __all__ = ['LangBridgeConfig', 'LangBridgeModel', 'LabelledCollator', 'UnlabelledCollator', 'train_bridge']
@@ -122,17 +123,6 @@ def _check_2d(name, t, batch=None):
     if batch is not None and t.shape[0] != batch:
         raise ValueError(f"{name} has batch size {t.shape[0]}, expected {batch} (the batch size of enc_input_ids)")
 
-def _check_ids(name, ids, size, what, tokenizer=None, ignore=None):
-    "Integer ids in [0, size) (`ignore`, e.g. -100 in labels, allowed too); the error names both vocabulary sizes."
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
-    bad = (ids < 0) | (ids >= size)
-    if ignore is not None: bad &= ids != ignore
-    if bad.any():
-        tok = f"; its tokenizer has {len(tokenizer)} tokens" if tokenizer is not None else ""
-        raise ValueError(f"{name} holds the id {int(ids[bad][0])}, outside the {what}'s vocabulary: "
-                         f"the {what} has {size} embeddings{tok}")
-
 @torch.no_grad()
 def _left_pack(mask):
     "Permutation per row that moves masked positions to the front, keeping the order of the rest."
@@ -147,7 +137,7 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
     b = enc_input_ids.shape[0]
     if enc_input_ids.shape[1] == 0: raise ValueError("enc_input_ids is empty: the encoder needs at least one token per row")
     enc_vocab = self.encoder.get_input_embeddings().num_embeddings
-    _check_ids("enc_input_ids", enc_input_ids, enc_vocab, "encoder", self.enc_tokenizer)
+    check_ids("enc_input_ids", enc_input_ids, enc_vocab, "encoder", self.enc_tokenizer)
     if enc_attention_mask is None: enc_attention_mask = torch.ones_like(enc_input_ids)
     _check_2d("enc_attention_mask", enc_attention_mask, b)
     if enc_attention_mask.shape != enc_input_ids.shape: raise ValueError("enc_attention_mask must have the shape of enc_input_ids")
@@ -163,7 +153,7 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
     embeds, masks, labs = [soft, eos], [enc_attention_mask, one], [torch.full_like(enc_attention_mask, -100), one * -100]
     if input_ids is not None:
         _check_2d("input_ids", input_ids, b)
-        _check_ids("input_ids", input_ids, self.lm.get_input_embeddings().num_embeddings, "LM", self.lm_tokenizer)
+        check_ids("input_ids", input_ids, self.lm.get_input_embeddings().num_embeddings, "LM", self.lm_tokenizer)
         input_ids = input_ids.to(dev)
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         _check_2d("attention_mask", attention_mask, b)
@@ -173,7 +163,7 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
             _check_2d("labels", labels, b)
             if labels.shape != input_ids.shape: raise ValueError("labels must have the shape of input_ids")
             head_size = self.lm.get_output_embeddings().weight.shape[0]
-            _check_ids("labels", labels, head_size, "LM head", self.lm_tokenizer, ignore=-100)
+            check_ids("labels", labels, head_size, "LM head", self.lm_tokenizer, ignore=-100)
             labels = labels.to(dev).masked_fill(attention_mask == 0, -100)
         bos = getattr(self.lm.config, "bos_token_id", None)
         if self.config.move_bos and bos is not None and input_ids.shape[1] > 0:
@@ -253,47 +243,6 @@ def _trained_state(self):
     names = _trained_names(self)
     return {n: t.detach().contiguous().cpu() for n, t in self.state_dict().items() if n in names}
 
-def _link_or_copy(src: Path, dst: Path):
-    "Hard-link `src` to `dst` (a copy where links are impossible); symbolic links stay links."
-    if src.is_symlink(): os.symlink(os.readlink(src), dst)
-    elif src.is_dir():
-        shutil.copytree(src, dst, symlinks=True, copy_function=lambda s, d: _link_or_copy(Path(s), Path(d)))
-    else:
-        try: os.link(src, dst)
-        except OSError: shutil.copy2(src, dst)
-
-@contextmanager
-def _checkpoint_dir(save_directory: str | os.PathLike,  # the checkpoint directory (may exist)
-                    own: Sequence[str],  # the entries a checkpoint writes; other entries already there are kept
-                   ) -> Iterator[Path]:
-    "A temporary directory that replaces `save_directory` if the block succeeds; other entries are carried over."
-    d = Path(save_directory)
-    if d.exists() and not d.is_dir(): raise NotADirectoryError(f"save_directory {str(d)!r} is a file")
-    cwd = Path.cwd().resolve()
-    if d.exists() and (d.resolve() == cwd or d.resolve() in cwd.parents):
-        raise ValueError(f"save_directory {str(d)!r} holds the current directory, which a save would replace; "
-                         "save into a subdirectory")
-    with atomic_path(d, is_dir=True) as tmp:
-        yield tmp
-        for entry in d.iterdir() if d.exists() else []:
-            if entry.name not in own and not (tmp / entry.name).exists(): _link_or_copy(entry, tmp / entry.name)
-
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    "The tensors of a safetensors file; an unreadable or truncated file is an error naming its path."
-    try: return load_file(str(path))
-    except Exception as e:
-        raise ValueError(f"{path}: cannot read the safetensors file ({type(e).__name__}: {e})") from e
-
-def _check_tensors(path, state: dict, model_state: dict, required=()):
-    "Refuse tensors the model built from the config lacks, has in another shape, or needs and does not find."
-    unknown = sorted(set(state) - set(model_state))
-    if unknown: raise ValueError(f"{path}: tensors the model of its config does not have: {unknown[:5]}")
-    wrong = [f"{n} {tuple(t.shape)} (the config gives {tuple(model_state[n].shape)})"
-             for n, t in state.items() if t.shape != model_state[n].shape]
-    if wrong: raise ValueError(f"{path}: tensor shapes do not match the config: {'; '.join(wrong[:5])}")
-    missing = sorted(set(required) - set(state))
-    if missing: raise ValueError(f"{path}: lacks tensors that its config says were trained: {missing[:5]}")
-
 _OWN = ("config.json", "model.safetensors", "encoder_tokenizer", "lm_tokenizer")
 
 def _save_pretrained(self, save_directory: str | os.PathLike,  # created if missing
@@ -306,7 +255,7 @@ def _save_pretrained(self, save_directory: str | os.PathLike,  # created if miss
         raise ValueError("enc_tokenizer and lm_tokenizer are needed to save (pass them here or to the constructor)")
     if not self.config.encoder_name or not self.config.lm_name:
         raise ValueError("config.encoder_name and config.lm_name must name the models so the checkpoint can reload them")
-    with _checkpoint_dir(save_directory, _OWN) as tmp:
+    with checkpoint_dir(save_directory, _OWN) as tmp:
         self.config.save_pretrained(tmp)
         save_file(_trained_state(self), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         enc_tokenizer.save_pretrained(tmp / "encoder_tokenizer"); lm_tokenizer.save_pretrained(tmp / "lm_tokenizer")
@@ -342,8 +291,8 @@ def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `sa
     enc_tok = AutoTokenizer.from_pretrained(d / "encoder_tokenizer") if (d / "encoder_tokenizer").exists() else None
     lm_tok = AutoTokenizer.from_pretrained(d / "lm_tokenizer") if (d / "lm_tokenizer").exists() else None
     model = cls(config, encoder=encoder, lm=lm, enc_tokenizer=enc_tok, lm_tokenizer=lm_tok)
-    state = _load_tensors(d / "model.safetensors")
-    _check_tensors(d / "model.safetensors", state, model.state_dict(), _trained_names(model))
+    state = load_tensors(d / "model.safetensors")
+    check_tensors(d / "model.safetensors", state, model.state_dict(), _trained_names(model))
     model.load_state_dict(state, strict=False)
     return model.to(device=device, dtype=dtype).eval()
 
