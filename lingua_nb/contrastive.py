@@ -546,6 +546,28 @@ def _by_id(name: str, preds) -> dict:
     if dup: raise ValueError(f"{name} repeats the item ids {dup[:3]}: each item must appear once")
     return dict(preds.items()) if isinstance(preds, pd.Series) else dict(preds)
 
+def _kappa_parts(a: list, b: list, types: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    "One-hot (n, C) of each side's (item type, label) category and each category's item-type column (n, T)."
+    cats = sorted({(t, l) for t, l in zip(types + types, a + b)}, key=repr)
+    col = {c: j for j, c in enumerate(cats)}
+    kinds = sorted(set(types), key=repr)
+    onehot_a, onehot_b = np.zeros((len(a), len(cats))), np.zeros((len(a), len(cats)))
+    onehot_a[range(len(a)), [col[(t, l)] for t, l in zip(types, a)]] = 1
+    onehot_b[range(len(a)), [col[(t, l)] for t, l in zip(types, b)]] = 1
+    type_of = np.array([kinds.index(t) for t, _ in cats])  # (C,) the item type of each category
+    item_type = np.zeros((len(a), len(kinds))); item_type[range(len(a)), [kinds.index(t) for t in types]] = 1
+    return onehot_a, onehot_b, type_of, item_type
+
+def _kappa(weights: np.ndarray, same, onehot_a, onehot_b, type_of, item_type) -> np.ndarray:
+    "κ_p for each row of item weights (r, n): (p_o − p_e) / (1 − p_e); p_e from each side's label shares per item type."
+    n = weights.sum(1)  # (r,)
+    p_o = weights @ same / n
+    n_type = (weights @ item_type)[:, type_of]  # (r, C) items of each category's type
+    share_a, share_b = weights @ onehot_a / np.maximum(n_type, 1), weights @ onehot_b / np.maximum(n_type, 1)
+    p_e = (n_type / n[:, None] * share_a * share_b).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(p_e < 1, (p_o - p_e) / (1 - p_e), np.nan)
+
 def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label (e.g. English), or (id, label) pairs
                    pred_b: Mapping | pd.Series | Iterable,  # item id → predicted label (e.g. Korean), the same ids
                    n_choices: Mapping | pd.Series | Iterable | None = None,  # item id → number of choices
@@ -566,14 +588,22 @@ def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label 
     if not 0 < ci < 1: raise ValueError(f"ci must lie in (0, 1), got {ci!r}")
     ids = sorted(a)
     same = np.array([a[i] == b[i] for i in ids], float)
-    rng = np.random.default_rng(seed)
-    boots = same[rng.integers(0, len(same), (n_boot, len(same)))].mean(1)
-    out = {"agreement": float(same.mean()), "ci_low": float(np.quantile(boots, (1 - ci) / 2)),
-           "ci_high": float(np.quantile(boots, (1 + ci) / 2)), "n": len(ids), "chance": float("nan")}
+    k = None
     if n_choices is not None:
         k = _by_id("n_choices", n_choices)
         missing = [i for i in ids if i not in k]
         if missing: raise ValueError(f"n_choices has no entry for item ids {missing[:3]}")
         if any(k[i] < 1 for i in ids): raise ValueError("n_choices must be >= 1 for every item")
-        out["chance"] = float(np.mean([1 / k[i] for i in ids]))
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(same), (n_boot, len(same)))  # bootstrap resamples of the items
+    weights = np.stack([np.bincount(d, minlength=len(same)) for d in draws]).astype(float)  # (n_boot, n)
+    parts = _kappa_parts([a[i] for i in ids], [b[i] for i in ids], [k[i] if k else 0 for i in ids])
+    kappa, kappa_boot = _kappa(np.ones((1, len(same))), same, *parts)[0], _kappa(weights, same, *parts)
+    boots = weights @ same / len(same)
+    lo, hi = (1 - ci) / 2, (1 + ci) / 2
+    out = {"agreement": float(same.mean()), "ci_low": float(np.quantile(boots, lo)),
+           "ci_high": float(np.quantile(boots, hi)), "n": len(ids), "chance": float("nan"), "kappa": float(kappa),
+           "kappa_ci_low": float(np.nanquantile(kappa_boot, lo)) if np.isfinite(kappa_boot).any() else float("nan"),
+           "kappa_ci_high": float(np.nanquantile(kappa_boot, hi)) if np.isfinite(kappa_boot).any() else float("nan")}
+    if k is not None: out["chance"] = float(np.mean([1 / k[i] for i in ids]))
     return out
