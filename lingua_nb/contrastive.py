@@ -8,10 +8,12 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import os
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,11 +21,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from accelerate import Accelerator
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .core import batched, masked_mean
+from .core import (batched, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
+                            masked_mean)
 
 # %% auto #0
 __all__ = ['PROMPTS', 'pooling_mask', 'WeightedLayerPooling', 'info_nce', 'ContrastiveConfig', 'ContrastiveOutput',
@@ -164,6 +168,7 @@ class ContrastiveModel(PreTrainedModel):
 
     def __init__(self, config: ContrastiveConfig,
                  lm: nn.Module | None = None,  # a causal LM; default: built from `config.lm_config` (weights loaded later)
+                 tokenizer=None,  # the LM's tokenizer (named in errors, saved with the checkpoint)
                 ):
         super().__init__(config)
         if lm is None:
@@ -171,7 +176,7 @@ class ContrastiveModel(PreTrainedModel):
             lm = _lm_from_config(config.lm_config)
         if not isinstance(lm, PreTrainedModel) or lm.get_output_embeddings() is None or getattr(lm.config, "is_encoder_decoder", False):
             raise TypeError(f"lm must be a decoder-only causal LM (transformers PreTrainedModel with an LM head), got {type(lm).__name__}")
-        self.lm = lm
+        self.lm, self.tokenizer = lm, tokenizer
         self.pooling = WeightedLayerPooling(config.layers, _num_layers(lm) + 1, config.exclude_first)
         self.pooling.to(next(lm.parameters()).device)
         self.post_init()
@@ -179,12 +184,21 @@ class ContrastiveModel(PreTrainedModel):
     def _init_weights(self, module): pass  # the LM is pretrained; the pooling starts uniform
 
     @classmethod
-    def from_lm(cls, lm, layers: Sequence[int] = (-1,), exclude_first: bool = True, temperature: float = 0.05) -> "ContrastiveModel":
+    def from_lm(cls, lm, layers: Sequence[int] = (-1,), exclude_first: bool = True, temperature: float = 0.05,
+                tokenizer=None) -> "ContrastiveModel":
         "Wrap a loaded causal LM (its weights are used, not copied)."
         if not isinstance(lm, PreTrainedModel): raise TypeError(f"lm must be a transformers causal LM, got {type(lm).__name__}")
         cfg = ContrastiveConfig(lm_config=lm.config.to_dict(), layers=_check_layers(layers, _num_layers(lm) + 1),
                                 exclude_first=exclude_first, contrastive_temperature=temperature)
-        return cls(cfg, lm=lm)
+        return cls(cfg, lm=lm, tokenizer=tokenizer)
+
+    def check_ids(self, name: str, ids: torch.Tensor, mask: torch.Tensor | None = None):
+        "Refuse token ids outside the LM's embeddings (the error names the model's and the tokenizer's sizes)."
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+            raise ValueError(f"{name} must be a (b, t) tensor of token ids, got {getattr(ids, 'shape', type(ids).__name__)}")
+        check_ids(name, ids, self.lm.get_input_embeddings().num_embeddings, "model", self.tokenizer)
+        if mask is not None and tuple(mask.shape) != tuple(ids.shape):
+            raise ValueError(f"the attention mask of {name} must have shape {tuple(ids.shape)}, got {tuple(mask.shape)}")
 
     def hidden_states(self, input_ids, attention_mask, upto: int | None = None) -> tuple[torch.Tensor | None, ...]:
         "Hidden states 0..`upto` (default: the highest pooled layer), running only the layers needed; None above."
@@ -211,30 +225,43 @@ class ContrastiveModel(PreTrainedModel):
                attention_mask: torch.Tensor,  # (b, t)
               ) -> torch.Tensor:
         "(b, d) pooled representations."
+        self.check_ids("input_ids", input_ids, attention_mask)
         return self.pooling(self.hidden_states(input_ids, attention_mask), attention_mask)
+
+    def _lm_pass(self, name: str, ids: torch.Tensor, mask: torch.Tensor):
+        "Pooled embeddings and the LM's next-token loss of one side; a side with no 2-token text is an error."
+        if not (mask.sum(-1) >= 2).any():
+            raise ValueError(f"{name}: the generation loss needs a text of at least 2 tokens (every text has one)")
+        out = self.lm(input_ids=ids, attention_mask=mask, output_hidden_states=True, labels=ids.masked_fill(mask == 0, -100))
+        return self.pooling(out.hidden_states, mask), out.loss
 
     def forward(self, input_ids: torch.Tensor,  # (b, t) the first texts (Korean)
                 attention_mask: torch.Tensor,  # (b, t)
                 pair_input_ids: torch.Tensor | None = None,  # (b, t2) their translations (English)
                 pair_attention_mask: torch.Tensor | None = None,  # (b, t2)
                 gen_weight: float = 0.0,  # λ: add λ · the LM's next-token loss on both sides
-                pair_embeddings: torch.Tensor | None = None,  # (b, d) precomputed pair embeddings (a frozen English tower)
+                pair_embeddings: torch.Tensor | None = None,  # (b, d) precomputed pair embeddings
+                pair_layer_states: torch.Tensor | None = None,  # (n_layers, b, d) per-layer pooled pair states (a frozen English tower), mixed here with the trainable weights
                ) -> ContrastiveOutput:
         "InfoNCE between the texts and their pairs (+ λ · generation loss); embeddings only without pairs."
-        if gen_weight:
-            out = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
-                          labels=input_ids.masked_fill(attention_mask == 0, -100))
-            emb, lm_losses = self.pooling(out.hidden_states, attention_mask), [out.loss]
+        self.check_ids("input_ids", input_ids, attention_mask)
+        if gen_weight: emb, lm_loss = self._lm_pass("input_ids", input_ids, attention_mask); lm_losses = [lm_loss]
         else: emb, lm_losses = self.encode(input_ids, attention_mask), []
+        if pair_layer_states is not None:
+            if pair_embeddings is not None: raise ValueError("pass pair_embeddings or pair_layer_states, not both")
+            want = (len(self.pooling.layers), *emb.shape)
+            if tuple(pair_layer_states.shape) != want:
+                raise ValueError(f"pair_layer_states must have shape {want} (pooled layers, b, d), got {tuple(pair_layer_states.shape)}")
+            pair_embeddings = torch.einsum("l,lbd->bd", self.pooling.weights, pair_layer_states.float())
         if pair_embeddings is None and pair_input_ids is None: return ContrastiveOutput(embeddings=emb)
         if pair_embeddings is None:
             if pair_attention_mask is None: raise ValueError("pair_attention_mask is needed with pair_input_ids")
+            self.check_ids("pair_input_ids", pair_input_ids, pair_attention_mask)
             if pair_input_ids.shape[0] != input_ids.shape[0]:
                 raise ValueError(f"pair_input_ids must hold one text per text of input_ids ({input_ids.shape[0]}), got {pair_input_ids.shape[0]}")
             if gen_weight:
-                out = self.lm(input_ids=pair_input_ids, attention_mask=pair_attention_mask, output_hidden_states=True,
-                              labels=pair_input_ids.masked_fill(pair_attention_mask == 0, -100))
-                pair_embeddings = self.pooling(out.hidden_states, pair_attention_mask); lm_losses.append(out.loss)
+                pair_embeddings, lm_loss = self._lm_pass("pair_input_ids", pair_input_ids, pair_attention_mask)
+                lm_losses.append(lm_loss)
             else: pair_embeddings = self.encode(pair_input_ids, pair_attention_mask)
         if pair_embeddings.shape != emb.shape:
             raise ValueError(f"pair_embeddings must have shape {tuple(emb.shape)}, got {tuple(pair_embeddings.shape)}")
@@ -242,6 +269,43 @@ class ContrastiveModel(PreTrainedModel):
         lm_loss = torch.stack(lm_losses).mean() if lm_losses else None
         loss = c + gen_weight * lm_loss if lm_loss is not None else c
         return ContrastiveOutput(loss=loss, contrastive_loss=c, lm_loss=lm_loss, embeddings=emb, pair_embeddings=pair_embeddings)
+
+# %% ../nbs/50_contrastive.ipynb #c017s
+_POOLING, _CONFIG = "pooling.safetensors", "contrastive_config.json"
+_OWN = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json", _CONFIG, _POOLING,
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+        "added_tokens.json", "chat_template.jinja")
+
+def _save_pretrained(self, save_directory: str | os.PathLike,  # created if missing; replaced only once complete
+                     tokenizer=None,  # default: `self.tokenizer` (none: no tokenizer files)
+                     **kwargs):  # passed to the LM's `save_pretrained`
+    "Write the LM (loadable by `AutoModelForCausalLM`), the pooling weights and the config, atomically."
+    tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+    with checkpoint_dir(save_directory, _OWN) as tmp:
+        self.lm.save_pretrained(tmp, **kwargs)
+        self.config.to_json_file(tmp / _CONFIG)
+        save_file({"logits": self.pooling.logits.detach().float().cpu().contiguous()}, str(tmp / _POOLING), metadata={"format": "pt"})
+        if tokenizer is not None: tokenizer.save_pretrained(tmp)
+    return Path(save_directory)
+
+@classmethod
+def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
+                     **kwargs):  # passed to `AutoModelForCausalLM.from_pretrained` (dtype, device_map, ...)
+    "Load a checkpoint written by `save_pretrained`: the LM, its tokenizer when saved, and the pooling weights."
+    d = Path(path)
+    if not (d / _CONFIG).exists() or not (d / _POOLING).exists():
+        raise ValueError(f"path must be a directory written by ContrastiveModel.save_pretrained, got {str(path)!r}")
+    config = ContrastiveConfig.from_json_file(d / _CONFIG)
+    lm = AutoModelForCausalLM.from_pretrained(d, **kwargs)
+    tok = AutoTokenizer.from_pretrained(d) if (d / "tokenizer_config.json").exists() else None
+    model = cls(config, lm=lm, tokenizer=tok)
+    state = load_tensors(d / _POOLING)
+    check_tensors(d / _POOLING, state, {"logits": model.pooling.logits}, ["logits"])
+    with torch.no_grad(): model.pooling.logits.copy_(state["logits"])
+    return model.eval()
+
+ContrastiveModel.save_pretrained = _save_pretrained
+ContrastiveModel.from_pretrained = _from_pretrained
 
 # %% ../nbs/50_contrastive.ipynb #c023
 def cycle_pairs(sources: Sequence[Sequence[tuple[str, str]]],  # one list of (ko, en) pairs per source
