@@ -28,6 +28,7 @@ from transformers.utils import ModelOutput
 
 from .core import (batched, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
                             masked_mean)
+from .train import History, train_loop
 
 # %% auto #0
 __all__ = ['PROMPTS', 'pooling_mask', 'WeightedLayerPooling', 'info_nce', 'ContrastiveConfig', 'ContrastiveOutput',
@@ -335,19 +336,34 @@ def cycle_pairs(sources: Sequence[Sequence[tuple[str, str]]],  # one list of (ko
         yield ko, en
 
 # %% ../nbs/50_contrastive.ipynb #c026
-def _tokenize(tokenizer, texts: Sequence[str], max_length: int, device) -> dict:
+def _tokenize(tokenizer, texts: Sequence[str], max_length: int, device=None) -> dict:
     enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
-    return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
+    out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    return out if device is None else {k: v.to(device) for k, v in out.items()}
 
-def _check_positive(name, v, kind=int):
-    if isinstance(v, bool) or not isinstance(v, (int, float) if kind is float else int) or v <= 0:
-        raise ValueError(f"{name} must be a positive {'number' if kind is float else 'integer'}, got {v!r}")
+def _pair_batch(tokenizer, max_length: int):
+    "(ko texts, en texts) -> tokenized tensors of both sides (moved to the device by the training loop)."
+    def prepare(batch):
+        ko, en = batch
+        k, e = _tokenize(tokenizer, ko, max_length), _tokenize(tokenizer, en, max_length)
+        return {"input_ids": k["input_ids"], "attention_mask": k["attention_mask"],
+                "pair_input_ids": e["input_ids"], "pair_attention_mask": e["attention_mask"]}
+    return prepare
+
+def _freeze_unused(model: ContrastiveModel):
+    "Freeze what the contrastive loss never reaches: the layers above the highest pooled one, the final norm, an untied head."
+    upto, body = max(model.pooling.layers), model.lm.base_model
+    layers = getattr(body, "layers", None)
+    if upto >= _num_layers(model.lm) or not isinstance(layers, nn.ModuleList): used = list(body.parameters())
+    else: used = list(model.lm.get_input_embeddings().parameters()) + [p for l in layers[:upto] for p in l.parameters()]
+    ids = {id(p) for p in used}
+    for p in model.lm.parameters(): p.requires_grad_(id(p) in ids)
 
 def train_contrastive(model: ContrastiveModel,
                       tokenizer,  # the LM's tokenizer (right padding)
                       sources: Sequence[Sequence[tuple[str, str]]],  # lists of (ko, en) pairs; see `cycle_pairs`
                       steps: int = 100,  # optimiser steps
-                      batch_size: int = 16,  # pairs per step
+                      batch_size: int = 16,  # pairs per step (per process)
                       lr: float = 2e-5,  # LM parameters
                       pooling_lr: float = 1e-2,  # pooling logits
                       gen_weight: float = 0.0,  # λ of the generation loss (0: contrastive only)
@@ -357,50 +373,36 @@ def train_contrastive(model: ContrastiveModel,
                       max_grad_norm: float = 1.0,
                       seed: int = 0,
                       progress: bool = True,
-                      accelerator: Accelerator | None = None,
-                     ) -> dict[str, list]:
-    "Stage 1: InfoNCE on translation pairs over the weighted layer pooling; returns per-step losses and layer weights."
+                      accelerator: Accelerator | None = None,  # default: `train_loop`'s (unused parameters allowed)
+                     ) -> History:
+    "Stage 1: InfoNCE on translation pairs over the weighted layer pooling; `History.extras` holds the InfoNCE and LM losses and the layer weights."
     if not isinstance(model, ContrastiveModel): raise TypeError(f"model must be a ContrastiveModel, got {type(model).__name__}")
-    for name, v in (("steps", steps), ("max_length", max_length)): _check_positive(name, v)
-    for name, v in (("lr", lr), ("pooling_lr", pooling_lr)): _check_positive(name, v, float)
-    if not isinstance(gen_weight, (int, float)) or gen_weight < 0: raise ValueError(f"gen_weight must be >= 0, got {gen_weight!r}")
+    check_positive(steps=steps, max_length=max_length)
+    check_positive(lr=lr, pooling_lr=pooling_lr, kind=float)
+    if isinstance(gen_weight, bool) or not isinstance(gen_weight, (int, float)) or not gen_weight >= 0:
+        raise ValueError(f"gen_weight must be a number >= 0, got {gen_weight!r}")
     batches = cycle_pairs(sources, batch_size, seed)
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    torch.manual_seed(seed)
-    english = None
-    if frozen_english:
-        english = copy.deepcopy(model.lm).eval().requires_grad_(False)
+    english = copy.deepcopy(model.lm).eval().requires_grad_(False) if frozen_english else None
     model.requires_grad_(True)
-    lm_params = [p for p in model.lm.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": lm_params, "lr": lr, "weight_decay": weight_decay},
-                             {"params": [model.pooling.logits], "lr": pooling_lr, "weight_decay": 0.0}])
-    model, opt = acc.prepare(model, opt)
-    if english is not None: english = english.to(acc.device)
-    raw = acc.unwrap_model(model)
-    upto = max(raw.pooling.layers)
-    hist = {"step": [], "loss": [], "contrastive": [], "lm": [], "layer_weights": []}
-    model.train()
-    for step in (bar := tqdm(range(1, steps + 1), disable=not progress, desc="stage 1", mininterval=2)):
-        ko, en = next(batches)
-        kb, eb = _tokenize(tokenizer, ko, max_length, acc.device), _tokenize(tokenizer, en, max_length, acc.device)
-        pair = None
-        if english is not None:
+    if not gen_weight: _freeze_unused(model)  # DDP needs every trainable parameter to get a gradient
+    groups = [{"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": lr, "weight_decay": weight_decay},
+              {"params": [model.pooling.logits], "lr": pooling_lr, "weight_decay": 0.0}]
+    def loss_fn(wrapped, b):
+        extra = {}
+        if english is not None:  # the frozen tower's per-layer states; the trainable mix happens in forward
+            english.to(b["pair_input_ids"].device)
             with torch.no_grad():
-                hs = english.base_model(**eb, output_hidden_states=True).hidden_states
-            pair = raw.pooling.per_layer(hs, eb["attention_mask"])  # (l, b, d), no gradient into the frozen tower
-            pair = torch.einsum("l,lbd->bd", raw.pooling.weights, pair)
-            out = model(kb["input_ids"], kb["attention_mask"], pair_embeddings=pair, gen_weight=gen_weight)
-        else:
-            out = model(kb["input_ids"], kb["attention_mask"], eb["input_ids"], eb["attention_mask"], gen_weight=gen_weight)
-        acc.backward(out.loss)
-        acc.clip_grad_norm_(model.parameters(), max_grad_norm)
-        opt.step(); opt.zero_grad(set_to_none=True)
-        hist["step"].append(step); hist["loss"].append(out.loss.item()); hist["contrastive"].append(out.contrastive_loss.item())
-        hist["lm"].append(None if out.lm_loss is None else out.lm_loss.item())
-        hist["layer_weights"].append(raw.pooling.weights.detach().cpu().tolist())
-        bar.set_postfix(loss=f"{hist['loss'][-1]:.3f}")
-    model.eval()
-    return hist
+                hs = english.base_model(input_ids=b["pair_input_ids"], attention_mask=b["pair_attention_mask"], output_hidden_states=True).hidden_states
+                extra["pair_layer_states"] = model.pooling.per_layer(hs, b["pair_attention_mask"])  # (l, b, d)
+            out = wrapped(b["input_ids"], b["attention_mask"], gen_weight=gen_weight, **extra)
+        else: out = wrapped(**b, gen_weight=gen_weight)
+        return out.loss, {"contrastive": out.contrastive_loss.item(), "lm": None if out.lm_loss is None else out.lm_loss.item(),
+                          "layer_weights": model.pooling.weights.detach().cpu().tolist()}
+    try:
+        return train_loop(model, batches, loss_fn, steps=steps, param_groups=groups, schedule="constant",
+                          max_grad_norm=max_grad_norm, seed=seed, prepare_batch=_pair_batch(tokenizer, max_length),
+                          first_step=1, progress=progress, desc="stage 1", accelerator=accelerator)
+    finally: model.requires_grad_(True)
 
 def untie_lm_head(lm) -> nn.Module:
     "Give a causal LM its own LM-head weight (a copy of the tied input embeddings), so that each trains alone."
@@ -411,12 +413,22 @@ def untie_lm_head(lm) -> nn.Module:
         if hasattr(lm.config, "get_text_config"): lm.config.get_text_config().tie_word_embeddings = False
     return lm
 
+def _text_batches(texts: Sequence[str], batch_size: int, seed: int) -> Iterator[list[str]]:
+    "Endless batches of texts, reshuffled after each pass."
+    rng, order = random.Random(seed), []
+    while True:
+        batch = []
+        while len(batch) < batch_size:
+            if not order: order = rng.sample(range(len(texts)), len(texts))
+            batch.append(texts[order.pop()])
+        yield batch
+
 def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
              tokenizer,  # its tokenizer
              texts: Sequence[str],  # training texts (e.g. Korean)
              mode: str = "head",  # "head": LM head only (stage 2); "full": every parameter (stage 3)
              steps: int = 100,
-             batch_size: int = 16,
+             batch_size: int = 16,  # texts per step (per process)
              lr: float = 1e-4,
              max_length: int = 64,
              weight_decay: float = 0.0,
@@ -424,37 +436,31 @@ def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
              seed: int = 0,
              progress: bool = True,
              accelerator: Accelerator | None = None,
-            ) -> dict[str, list]:
-    "Stages 2 and 3: next-token loss on `texts`, training the LM head only or everything; returns per-step losses."
+            ) -> History:
+    "Stages 2 and 3: next-token loss on `texts`, training the LM head only or everything; returns the `History`."
     if mode not in ("head", "full"): raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
     if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise ValueError("texts must be a non-empty list of non-empty strings")
-    for name, v in (("steps", steps), ("batch_size", batch_size), ("max_length", max_length)): _check_positive(name, v)
-    _check_positive("lr", lr, float)
+    check_positive(steps=steps, batch_size=batch_size, max_length=max_length)
+    check_positive(lr=lr, kind=float)
     if mode == "head":
         untie_lm_head(lm); lm.requires_grad_(False); lm.get_output_embeddings().requires_grad_(True)
     else: lm.requires_grad_(True)
-    params = [p for p in lm.parameters() if p.requires_grad]
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    lm, opt = acc.prepare(lm, opt)
-    rng = random.Random(seed); order: list[int] = []
-    hist = {"step": [], "loss": []}
-    lm.train()
-    for step in (bar := tqdm(range(1, steps + 1), disable=not progress, desc=f"stage {'2' if mode == 'head' else '3'}", mininterval=2)):
-        batch = []
-        while len(batch) < batch_size:
-            if not order: order = rng.sample(range(len(texts)), len(texts))
-            batch.append(texts[order.pop()])
-        b = _tokenize(tokenizer, batch, max_length, acc.device)
-        loss = lm(**b, labels=b["input_ids"].masked_fill(b["attention_mask"] == 0, -100)).loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {step}: the loss is {loss.item()} (lower lr?)")
-        acc.backward(loss); acc.clip_grad_norm_(params, max_grad_norm)
-        opt.step(); opt.zero_grad(set_to_none=True)
-        hist["step"].append(step); hist["loss"].append(loss.item()); bar.set_postfix(loss=f"{loss.item():.3f}")
-    lm.eval(); acc.unwrap_model(lm).requires_grad_(True)
-    return hist
+    vocab = lm.get_input_embeddings().num_embeddings
+    def loss_fn(wrapped, b):
+        if not (b["attention_mask"].sum(-1) >= 2).any():
+            raise ValueError("texts: every text of a batch is one token long after tokenization; nothing to predict")
+        labels = b["input_ids"].masked_fill(b["attention_mask"] == 0, -100)
+        return wrapped(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=labels).loss
+    def prepare(batch):
+        b = _tokenize(tokenizer, batch, max_length)
+        check_ids("texts (tokenized)", b["input_ids"], vocab, "LM", tokenizer)
+        return b
+    try:
+        return train_loop(lm, _text_batches(texts, batch_size, seed), loss_fn, steps=steps, lr=lr, weight_decay=weight_decay,
+                          schedule="constant", max_grad_norm=max_grad_norm, seed=seed, prepare_batch=prepare, first_step=1,
+                          progress=progress, desc=f"stage {'2' if mode == 'head' else '3'}", accelerator=accelerator)
+    finally: lm.eval().requires_grad_(True)
 
 # %% ../nbs/50_contrastive.ipynb #c030
 def expand_vocabulary(lm,  # a causal LM (its embeddings are resized in place)
@@ -467,7 +473,7 @@ def expand_vocabulary(lm,  # a causal LM (its embeddings are resized in place)
     "Add frequent Korean pieces as new tokens, each embedding initialised as the mean of its old sub-token embeddings."
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts: raise ValueError("texts must be a non-empty list of strings")
-    _check_positive("n_new", n_new); _check_positive("vocab_size", vocab_size)
+    check_positive(n_new=n_new, vocab_size=vocab_size)
     bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
     bpe.pre_tokenizer = pre_tokenizers.Whitespace()
     bpe.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
