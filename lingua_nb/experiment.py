@@ -13,11 +13,13 @@ import platform
 import subprocess
 import sys
 import time
+import types
+import typing
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
 from IPython import get_ipython
@@ -26,8 +28,8 @@ from IPython.display import Image, display
 from .core import atomic_path, dump_json, get_device, seed_everything
 
 # %% auto #0
-__all__ = ['CLAIMS', 'check_param', 'check_param_names', 'library_versions', 'FigurePath', 'Run', 'start_run', 'Claim',
-           'flat_metrics', 'load_results', 'claim_row', 'results_markdown', 'headline_markdown']
+__all__ = ['CLAIMS', 'check_param', 'check_param_names', 'declare_params', 'library_versions', 'FigurePath', 'Run', 'start_run',
+           'Claim', 'flat_metrics', 'load_results', 'claim_row', 'results_markdown', 'headline_markdown']
 
 # %% ../nbs/02_experiment.ipynb #c006
 _KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple), "dict": (dict,)}
@@ -96,6 +98,44 @@ def check_param_names(history: list[str] | None = None,  # cell sources in run o
         of = f" of {notebook}" if notebook else ""
         raise ValueError(f"unknown parameter(s) {unknown}; the parameters{of} are: {', '.join(declared)}")
     return injected
+
+# %% ../nbs/02_experiment.ipynb #c103d
+_ANNOTATION_KINDS = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict"}
+
+def _kind_of(name: str, annotation) -> tuple[str, bool]:
+    "The `check_param` kind of an annotation and whether None is allowed (`int | None`)."
+    if isinstance(annotation, str):  # postponed annotations (`from __future__ import annotations`)
+        try: annotation = eval(annotation, {"__builtins__": {}, **{t.__name__: t for t in _ANNOTATION_KINDS}, "None": None})
+        except Exception: raise TypeError(f"parameter {name!r}: cannot read its annotation {annotation!r}") from None
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union else ()
+    optional = type(None) in args
+    base = [a for a in args if a is not type(None)] if args else [annotation]
+    base = [typing.get_origin(a) or a for a in base]  # list[str] -> list
+    if len(base) != 1 or base[0] not in _ANNOTATION_KINDS:
+        raise TypeError(f"parameter {name!r}: annotate it as one of int, float, str, bool, list, dict (or T | None), got {annotation!r}")
+    return _ANNOTATION_KINDS[base[0]], optional
+
+def declare_params(ns: dict,  # the notebook's namespace: `globals()`, right after the parameters cell
+                   min: dict | None = None,  # name -> smallest value (numbers) or length; ints default to 1, strings to 1
+                   max: dict | None = None,  # name -> largest value
+                   choices: dict | None = None,  # name -> allowed values
+                   smoke: dict | None = None,  # name -> value used instead when `smoke` is true (written into `ns`)
+                   optional: Sequence[str] = (),  # names that may also be None (as `T | None` says)
+                  ) -> dict:
+    "Validate the parameters the annotations of `ns` declare; apply the smoke overrides; return them all."
+    ann = ns.get("__annotations__") or {}
+    if not ann: raise ValueError("ns declares no annotated parameters: pass globals() after the parameters cell")
+    min, max, choices, smoke = min or {}, max or {}, choices or {}, smoke or {}
+    for what, d in (("min", min), ("max", max), ("choices", choices), ("smoke", smoke), ("optional", optional)):
+        unknown = sorted(set(d) - set(ann))
+        if unknown: raise ValueError(f"{what} names undeclared parameters {unknown}; declared: {', '.join(ann)}")
+    for name, annotation in ann.items():
+        kind, none_ok = _kind_of(name, annotation)
+        lo = min.get(name, 1 if kind in ("int", "str") else None)
+        check_param(name, ns[name], kind, min=lo, max=max.get(name), choices=choices.get(name),
+                    optional=none_ok or name in optional)
+    if ns.get("smoke"): ns.update(smoke)
+    return {name: ns[name] for name in ann}
 
 # %% ../nbs/02_experiment.ipynb #c009
 _TRACKED = ("lingua_nb", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy")
