@@ -17,13 +17,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from accelerate import Accelerator
-from tqdm.auto import tqdm
-
-from .langbridge import _check_ids, _check_tensors, _checkpoint_dir, _load_tensors
+from .core import cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors
+from .train import History, train_loop
 
 # %% auto #0
-__all__ = ['layer_map', 'CALMBlock', 'CALMConfig', 'CALMModel', 'fit']
+__all__ = ['layer_map', 'CALMBlock', 'config_dims', 'CALMConfig', 'CALMModel', 'fit']
 
 # %% ../nbs/40_calm.ipynb #c006
 def layer_map(n_anchor: int,  # number of anchor decoder layers
@@ -33,8 +31,7 @@ def layer_map(n_anchor: int,  # number of anchor decoder layers
               n: int | None = None,  # "linspace": number of connections (default min(n_anchor, n_augment, 4))
              ) -> list[tuple[int, int]]:
     "Pairs of (anchor layer, augment layer) to connect, e.g. `layer_map(8, 8, 'stride', k=4) -> [(3, 3), (7, 7)]`."
-    for name, v in (("n_anchor", n_anchor), ("n_augment", n_augment)):
-        if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
+    check_positive(n_anchor=n_anchor, n_augment=n_augment)
     if isinstance(mode, str):
         if mode == "stride":
             if not isinstance(k, int) or not 1 <= k <= n_augment:
@@ -67,9 +64,7 @@ class CALMBlock(nn.Module):
                  num_heads: int = 4,  # attention heads; must divide d_anchor
                  eps: float = 1e-6):  # RMSNorm epsilon
         super().__init__()
-        for name, v in (("d_anchor", d_anchor), ("d_augment", d_augment), ("num_heads", num_heads)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        check_positive(d_anchor=d_anchor, d_augment=d_augment, num_heads=num_heads)
         if d_anchor % num_heads: raise ValueError(f"num_heads={num_heads} must divide the anchor hidden size {d_anchor}")
         self.h, self.dh = num_heads, d_anchor // num_heads
         self.norm = nn.RMSNorm(d_anchor, eps=eps)
@@ -103,6 +98,19 @@ def _cfg_dict(c) -> dict | None:
 def _cfg_obj(d: dict) -> PretrainedConfig:
     d = dict(d); return AutoConfig.for_model(d.pop("model_type"), **d)
 
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+_WIDTH_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
+
+def config_dims(config: PretrainedConfig | dict) -> tuple[int, int]:
+    "(decoder layers, hidden width) of any HF LM config (GPT-2 `n_layer`/`n_embd`, Llama, Qwen2, GPT-NeoX, Gemma3, ...)."
+    d = _cfg_dict(config)
+    if "text_config" in d and not any(k in d for k in _LAYER_KEYS): d = _cfg_dict(d["text_config"])  # multimodal wrapper
+    found = [next((d[k] for k in keys if isinstance(d.get(k), int)), None) for keys in (_LAYER_KEYS, _WIDTH_KEYS)]
+    if None in found:
+        raise ValueError(f"config of model_type {d.get('model_type')!r} names no layer count ({'/'.join(_LAYER_KEYS)}) "
+                         f"or no width ({'/'.join(_WIDTH_KEYS)})")
+    return tuple(found)
+
 class CALMConfig(PretrainedConfig):
     "Configuration of a CALM composition: models, layer maps, heads, masking."
     model_type = "calm"
@@ -121,7 +129,7 @@ class CALMConfig(PretrainedConfig):
         self.k, self.n_connections, self.num_heads, self.causal = k, n_connections, num_heads, causal
         self.anchor_name_or_path = anchor_name_or_path
         self.augment_names_or_paths = list(augment_names_or_paths) if augment_names_or_paths else [None] * len(self.augment_configs)
-        if not isinstance(num_heads, int) or num_heads < 1: raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        check_positive(num_heads=num_heads)
         if not isinstance(causal, bool): raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
         self.layer_maps = self._resolve_maps(layer_maps)
         super().__init__(**kwargs)
@@ -129,14 +137,14 @@ class CALMConfig(PretrainedConfig):
     def _resolve_maps(self, layer_maps):
         if self.anchor_config is None or not self.augment_configs:  # an empty config (from_pretrained fills it)
             return layer_maps if not isinstance(layer_maps, str) else []
-        n_a = self.anchor_config["num_hidden_layers"]
+        n_a = config_dims(self.anchor_config)[0]
         if isinstance(layer_maps, str):
-            return [[list(p) for p in layer_map(n_a, c["num_hidden_layers"], layer_maps, k=self.k, n=self.n_connections)]
+            return [[list(p) for p in layer_map(n_a, config_dims(c)[0], layer_maps, k=self.k, n=self.n_connections)]
                     for c in self.augment_configs]
         if not isinstance(layer_maps, (list, tuple)) or len(layer_maps) != len(self.augment_configs):
             raise ValueError(f"layer_maps must be 'stride', 'linspace' or one list of pairs per augment "
                              f"({len(self.augment_configs)}), got {layer_maps!r}")
-        return [[list(p) for p in layer_map(n_a, c["num_hidden_layers"], m)] for c, m in zip(self.augment_configs, layer_maps)]
+        return [[list(p) for p in layer_map(n_a, config_dims(c)[0], m)] for c, m in zip(self.augment_configs, layer_maps)]
 
 # %% ../nbs/40_calm.ipynb #c016
 def _decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -154,24 +162,39 @@ def _positions(mask: torch.Tensor, offset: int = 0) -> torch.Tensor:
     "Position ids from an attention mask (b, t) over the full sequence, last `t - offset` columns."
     return (mask.long().cumsum(-1) - 1).clamp(min=0)[:, offset:]
 
+def _load_frozen(name_or_path: str | None, what: str) -> PreTrainedModel:
+    "A stored model by its recorded name or path; never one with random weights."
+    if not name_or_path:
+        raise ValueError(f"the config records no name or path for the {what} model: pass the models "
+                         f"(`anchor=`, `augments=`), or compose models loaded with `from_pretrained` so their paths are stored")
+    try: return AutoModelForCausalLM.from_pretrained(name_or_path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot load the {what} model from its recorded path {name_or_path!r}: {e}") from e
+
+def _record_names(config, anchor, augments):
+    "Store where the models came from (their `name_or_path`), so `from_pretrained` can load them again."
+    name = lambda m: getattr(m, "name_or_path", None) or None
+    if config.anchor_name_or_path is None: config.anchor_name_or_path = name(anchor)
+    stored = list(config.augment_names_or_paths or [])
+    stored += [None] * (len(augments) - len(stored))
+    config.augment_names_or_paths = [s if s is not None else name(m) for s, m in zip(stored, augments)]
+
 class CALMModel(PreTrainedModel):
     "A frozen anchor LM composed with frozen augmenting models through trainable cross-attention blocks."
     config_class = CALMConfig
     base_model_prefix = "calm"
     def __init__(self, config: CALMConfig,  # the composition's config
-                 anchor: PreTrainedModel | None = None,  # the anchor causal LM (default: built/loaded from the config)
-                 augments: Sequence[PreTrainedModel] | None = None,  # augmenting models (default: from the config)
+                 anchor: PreTrainedModel | None = None,  # the anchor causal LM (default: loaded from the config's stored path)
+                 augments: Sequence[PreTrainedModel] | None = None,  # augmenting models (default: from the stored paths)
                 ):
         if anchor is not None and config.anchor_config is None:  # config given without models: fill it in
             config = CALMConfig(anchor.config, [m.config for m in augments or []], layer_maps=config.layer_maps or "stride",
                                 k=config.k, n_connections=config.n_connections, num_heads=config.num_heads, causal=config.causal)
         super().__init__(config)
-        if anchor is None:
-            anchor = (AutoModelForCausalLM.from_pretrained(config.anchor_name_or_path) if config.anchor_name_or_path
-                      else AutoModelForCausalLM.from_config(_cfg_obj(config.anchor_config)))
+        if anchor is None: anchor = _load_frozen(config.anchor_name_or_path, "anchor")
         if augments is None:
-            augments = [AutoModelForCausalLM.from_pretrained(p) if p else AutoModelForCausalLM.from_config(_cfg_obj(c))
-                        for c, p in zip(config.augment_configs, config.augment_names_or_paths)]
+            augments = [_load_frozen(p, f"augments[{i}]") for i, p in enumerate(config.augment_names_or_paths)]
+        _record_names(config, anchor, augments)
         if not isinstance(anchor, nn.Module): raise TypeError(f"anchor must be a causal LM module, got {type(anchor).__name__}")
         if not isinstance(augments, (list, tuple)) or not augments or not all(isinstance(m, nn.Module) for m in augments):
             raise TypeError(f"augments must be a non-empty list of models, got {augments!r}")
@@ -224,7 +247,7 @@ class CALMModel(PreTrainedModel):
         out = []
         for i, m in enumerate(self.augments):
             r = m(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, output_hidden_states=True,
-                  use_cache=caches is not None, past_key_values=None if caches is None else caches[i])
+                  use_cache=caches is not None, **({} if caches is None else {cache_kwarg(m): caches[i]}))
             out.append({b: r.hidden_states[b + 1] for j, _, b in self.connections if j == i})
         return out
 
@@ -244,7 +267,7 @@ class CALMModel(PreTrainedModel):
                              f"got {getattr(input_ids, 'shape', type(input_ids).__name__)!r}")
         if input_ids.shape[1] == 0: raise ValueError("input_ids must hold at least one token per row")
         for what, m in [("anchor", self.anchor)] + [(f"augments[{i}]", m) for i, m in enumerate(self.augments)]:
-            _check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
+            check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         if attention_mask.shape != input_ids.shape:
             raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
@@ -254,7 +277,7 @@ class CALMModel(PreTrainedModel):
                 raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
                                  f"got {getattr(labels, 'shape', labels)!r}")
             head_size = self.anchor.get_output_embeddings().weight.shape[0]
-            _check_ids("labels", labels, head_size, "anchor model's LM head", ignore=-100)
+            check_ids("labels", labels, head_size, "anchor model's LM head", ignore=-100)
             if not (labels[:, 1:] != -100).any():
                 raise ValueError("labels select no target position after the shift (all -100): "
                                  "the mean loss would be NaN")
@@ -277,6 +300,27 @@ class CALMModel(PreTrainedModel):
         return CausalLMOutputWithPast(loss=loss, logits=logits)
 
 # %% ../nbs/40_calm.ipynb #c032
+def _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k, pad):
+    "One decoding step: (next ids (n,), rows to keep (n,), new beam scores) for greedy, sampling or beam search."
+    n = logits.shape[0]
+    if num_beams > 1:
+        logp = logits.log_softmax(-1)
+        if pad is not None:  # a finished beam continues with pad at no cost
+            logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
+            logp[done, pad] = 0.0
+        cand = (scores[:, None] + logp).view(n // num_beams, -1)  # (b, beams * V)
+        top, idx = cand.topk(num_beams, -1)
+        V = logits.shape[-1]
+        rows = (torch.arange(n // num_beams, device=idx.device)[:, None] * num_beams + idx // V).flatten()
+        return (idx % V).flatten(), rows, top.flatten()
+    if do_sample:
+        logits = logits / temperature
+        if top_k is not None: logits = logits.masked_fill(logits < logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:], float("-inf"))
+        nxt = torch.multinomial(torch.softmax(logits, -1), 1)[:, 0]
+    else: nxt = logits.argmax(-1)
+    if pad is not None: nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+    return nxt, None, scores
+
 @torch.no_grad()
 def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding if rows differ in length)
               attention_mask: torch.Tensor | None = None,  # (b, t) prompt mask
@@ -286,36 +330,40 @@ def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding 
               top_k: int | None = None,  # sample among the k most likely tokens
               eos_token_id: int | None = None,  # stop a row after this token (default: the anchor's)
               pad_token_id: int | None = None,  # filler after a row stopped (default: the anchor's, else eos)
+              num_beams: int = 1,  # beam search with this many beams (1: greedy or sampling)
              ) -> torch.Tensor:
     "Prompt + generated ids (b, t + new), with separate KV caches for the anchor and each augmenting model."
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0: raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    check_positive(num_beams=num_beams)
+    if do_sample and num_beams > 1: raise ValueError("num_beams > 1 is beam search: pass do_sample=False")
     if do_sample and not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature!r}")
     attention_mask = self._check_batch(input_ids, attention_mask)
     eos = self.anchor.config.eos_token_id if eos_token_id is None else eos_token_id
     if isinstance(eos, (list, tuple)): eos = eos[0]
     pad = pad_token_id if pad_token_id is not None else (self.anchor.config.pad_token_id if self.anchor.config.pad_token_id is not None else eos)
-    ids, mask = input_ids, attention_mask.long()
+    ids, mask = input_ids.repeat_interleave(num_beams, 0), attention_mask.long().repeat_interleave(num_beams, 0)
+    scores = torch.zeros(ids.shape[0], device=ids.device)
+    if num_beams > 1: scores.view(-1, num_beams)[:, 1:] = float("-inf")  # the beams start as copies: expand the first only
     a_cache, aug_caches = DynamicCache(), [DynamicCache() for _ in self.augments]
-    aug_states, new_ids, new_mask = None, ids, mask
+    aug_states, new_ids, kw = None, ids, cache_kwarg(self.anchor)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     for step in range(max_new_tokens):
-        offset = mask.shape[1] - new_ids.shape[1]
-        pos = _positions(mask, offset)  # (b, t_new)
+        pos = _positions(mask, mask.shape[1] - new_ids.shape[1])  # (b, t_new)
         states = self._augment_states(new_ids, mask, pos, aug_caches)
         aug_states = states if aug_states is None else [{b: torch.cat([old[b], s[b]], 1) for b in s} for old, s in zip(aug_states, states)]
         self._ctx = {"aug": aug_states, "mask": self._cross_mask(mask, new_ids.shape[1])}
-        try: logits = self.anchor(input_ids=new_ids, attention_mask=mask, position_ids=pos, past_key_values=a_cache, use_cache=True).logits[:, -1].float()
+        try: logits = self.anchor(input_ids=new_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: a_cache}).logits[:, -1].float()
         finally: self._ctx = None
-        if do_sample:
-            logits = logits / temperature
-            if top_k is not None: logits = logits.masked_fill(logits < logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:], float("-inf"))
-            nxt = torch.multinomial(torch.softmax(logits, -1), 1)[:, 0]
-        else: nxt = logits.argmax(-1)
-        if pad is not None: nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+        nxt, rows, scores = _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k, pad)
+        if rows is not None:  # beam search: every cache follows its beam
+            ids, mask, done = ids[rows], mask[rows], done[rows]
+            for c in (a_cache, *aug_caches): c.reorder_cache(rows)
+            aug_states = [{b: s[rows] for b, s in st.items()} for st in aug_states]
         if eos is not None: done = done | (nxt == eos)
         ids = torch.cat([ids, nxt[:, None]], 1); mask = torch.cat([mask, torch.ones_like(nxt)[:, None]], 1)
         new_ids = nxt[:, None]
         if eos is not None and bool(done.all()): break
+    if num_beams > 1: ids = ids.view(-1, num_beams, ids.shape[1])[torch.arange(input_ids.shape[0]), scores.view(-1, num_beams).argmax(-1)]
     return ids
 
 CALMModel.generate = _generate
@@ -333,7 +381,7 @@ def _composition(self) -> dict:
 def _save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
     "Write the config and the composition parameters (not the frozen models), atomically."
     state = {k: v.detach().contiguous().cpu() for k, v in self.blocks.state_dict().items()}
-    with _checkpoint_dir(save_directory, ("config.json", _WEIGHTS)) as tmp:
+    with checkpoint_dir(save_directory, ("config.json", _WEIGHTS)) as tmp:
         self.config.save_pretrained(tmp)
         save_file(state, str(tmp / _WEIGHTS), metadata={"format": "pt", _META_KEY: json.dumps(_composition(self))})
 
@@ -356,8 +404,8 @@ def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `sa
     p = Path(path)
     if not (p / _WEIGHTS).exists(): raise ValueError(f"path {str(p)!r} holds no {_WEIGHTS} (not written by CALMModel.save_pretrained)")
     model = cls(CALMConfig.from_pretrained(p), anchor, augments)
-    state = _load_tensors(p / _WEIGHTS)
-    _check_tensors(p / _WEIGHTS, state, model.blocks.state_dict(), model.blocks.state_dict())
+    state = load_tensors(p / _WEIGHTS)
+    check_tensors(p / _WEIGHTS, state, model.blocks.state_dict(), model.blocks.state_dict())
     _check_composition(p / _WEIGHTS, model)
     model.blocks.load_state_dict(state)
     return model.eval()
@@ -365,36 +413,40 @@ def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `sa
 CALMModel.save_pretrained, CALMModel.from_pretrained = _save_pretrained, _from_pretrained
 
 # %% ../nbs/40_calm.ipynb #c039
+class _RandomRows:
+    "Endless batches of `batch_size` random rows (seeded); every process draws the same stream, `train_loop` strides it."
+    def __init__(self, tensors: dict, batch_size: int, seed: int): self.tensors, self.bs, self.seed = tensors, batch_size, seed
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed); n = next(iter(self.tensors.values())).shape[0]
+        while True:
+            idx = torch.randint(0, n, (self.bs,), generator=g)
+            yield {k: v[idx] for k, v in self.tensors.items()}
+
+def _lm_loss(model, batch):
+    "The mean next-token loss of `model(**batch)` (the forward runs through the accelerate wrapper)."
+    return model(**batch).loss
+
 def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable parameters train
         input_ids: torch.Tensor,  # (n, t) training rows
         labels: torch.Tensor,  # (n, t) targets, -100 ignored
         steps: int = 100,  # optimiser steps
-        batch_size: int = 32,  # rows per step
+        batch_size: int = 32,  # rows per step and process
         lr: float = 1e-3,  # peak learning rate
         weight_decay: float = 0.0,  # AdamW weight decay
-        warmup: int = 10,  # linear warm-up steps
+        warmup: int = 10,  # linear warm-up steps, then linear decay
         seed: int = 0,  # seed for the batch order
         device: str | torch.device = "cpu",  # "cpu" or an accelerator device
         progress: bool = True,  # show a tqdm bar
-       ) -> list[float]:
-    "Train the parameters that require grad; return the loss of every step."
+        attention_mask: torch.Tensor | None = None,  # (n, t) 1 = token, 0 = padding
+        **train_kwargs,  # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision, log, accelerator, ...)
+       ) -> History:
+    "Train the parameters that require grad on random rows through `train_loop`; return its `History`."
     if input_ids.shape != labels.shape: raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
-    if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params: raise ValueError("model has no trainable parameters")
-    acc = Accelerator(cpu=torch.device(device).type == "cpu")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(warmup, 1)) * max(0.0, 1 - s / steps) + 1e-3)
-    model, opt, sched = acc.prepare(model, opt, sched)
-    model.train()
-    g = torch.Generator().manual_seed(seed); losses = []
-    for _ in tqdm(range(steps), disable=not progress, mininterval=5):
-        idx = torch.randint(0, input_ids.shape[0], (batch_size,), generator=g)
-        out = model(input_ids=input_ids[idx].to(acc.device), labels=labels[idx].to(acc.device))
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(f"step {len(losses)}: the loss is {out.loss.item()} (lower lr?)")
-        acc.backward(out.loss); acc.clip_grad_norm_(params, 1.0)
-        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        losses.append(out.loss.item())
-    model.eval()
-    return losses
+    if attention_mask is not None and attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
+    check_positive(steps=steps, batch_size=batch_size)
+    rows = {"input_ids": input_ids, "labels": labels} | ({} if attention_mask is None else {"attention_mask": attention_mask})
+    train_kwargs.setdefault("cpu", torch.device(device).type == "cpu")
+    return train_loop(model, _RandomRows(rows, batch_size, seed), _lm_loss, steps=steps, lr=lr, weight_decay=weight_decay,
+                      warmup=min(warmup, steps), schedule="linear", seed=seed, progress=progress, desc="calm fit", **train_kwargs)
+

@@ -5,6 +5,7 @@
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from safetensors.torch import load_file
 # %% auto #0
 __all__ = ['seed_everything', 'get_device', 'get_dtype', 'count_parameters', 'print_trainable_parameters', 'masked_mean',
            'batched', 'to_device', 'atomic_path', 'dump_json', 'check_positive', 'cycle', 'positions_from_mask',
-           'tiny_llama', 'checkpoint_dir', 'load_tensors', 'check_tensors', 'check_ids']
+           'tiny_llama', 'checkpoint_dir', 'load_tensors', 'check_tensors', 'check_ids', 'cache_kwarg']
 
 # %% ../nbs/00_core.ipynb #c005
 def seed_everything(seed: int = 0,  # non-negative integer seed
@@ -178,7 +179,7 @@ def check_positive(kind: type = int,  # int: a positive integer (not a bool); fl
     "Raise `ValueError` naming the first argument that is not a positive `kind`."
     for name, v in named.items():
         if v is None and allow_none: continue
-        ok = isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool)
+        ok = isinstance(v, (int, float, np.number) if kind is float else (int, np.integer)) and not isinstance(v, bool)
         if not ok or not v > 0:
             what = "number" if kind is float else "integer"
             raise ValueError(f"{name} must be a positive {what}{' or None' if allow_none else ''}, got {v!r}")
@@ -270,3 +271,8 @@ def check_ids(name, ids, size, what, tokenizer=None, ignore=None):
         tok = f"; its tokenizer has {len(tokenizer)} tokens" if tokenizer is not None else ""
         raise ValueError(f"{name} holds the id {int(ids[bad][0])}, outside the {what}'s vocabulary: "
                          f"the {what} has {size} embeddings{tok}")
+
+# %% ../nbs/00_core.ipynb #c052
+def cache_kwarg(model) -> str:
+    "The keyword under which `model.forward` takes a KV cache: `cache` (transformers 5) or `past_key_values`."
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
