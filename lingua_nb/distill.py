@@ -18,13 +18,13 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from tqdm.auto import tqdm
-from transformers import T5Config, T5ForConditionalGeneration, get_cosine_schedule_with_warmup
+from transformers import T5Config, T5ForConditionalGeneration
 
 from .align import (SCHEMES, Tokenized, align_batch, detect_scheme, guess_scheme, project_topk,
                              surface_offsets, token_surface)
-from .core import atomic_path, count_parameters
+from .core import atomic_path, check_positive, count_parameters
+from .train import History, train_loop
 
 # %% auto #0
 __all__ = ['FORMATS', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'records_from_response',
@@ -816,16 +816,22 @@ def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(
         return T5ForConditionalGeneration(cfg)
 
 # %% ../nbs/20_distill.ipynb #c064
-def _accelerator(device: str | torch.device | None) -> Accelerator:
-    dev = "auto" if device is None else str(device)
-    return Accelerator(cpu=True) if dev == "cpu" else Accelerator()
+def _student_loss(objective: str) -> Callable:
+    "The loss of one batch: Fu's top-k distribution matching or sample matching, gradients of the logits in place."
+    def loss_fn(model, batch):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       decoder_input_ids=batch["decoder_input_ids"]).logits  # (b, t, V)
+        if objective == "dm":
+            return topk_distill_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"], inplace_grad=True)
+        return sample_matching_loss(logits, batch["labels"], inplace_grad=True)
+    return loss_fn
 
 def train_student(model,  # a seq2seq student (e.g. `t5_student`)
                   dataset: datasets.Dataset,  # from `encode_for_student` (with a `format` column)
                   collator: Callable,  # e.g. `DistillCollator`
                   objective: str = "dm",  # "dm" distribution matching or "sm" sample matching
                   steps: int = 100,  # optimiser steps
-                  batch_size: int = 16,  # rows per batch (one format per batch)
+                  batch_size: int = 16,  # rows per batch and process (one format per batch)
                   lr: float = 5e-4,  # peak learning rate (Fu et al.)
                   warmup: int = 10,  # linear warm-up steps before the cosine decay (Fu et al.)
                   weight_decay: float = 0.0,  # AdamW weight decay
@@ -835,46 +841,18 @@ def train_student(model,  # a seq2seq student (e.g. `t5_student`)
                   eval_every: int = 0,  # steps between evaluations (0: only at the start and the end)
                   device: str | None = "auto",  # "auto" (accelerate's choice) or "cpu"
                   progress: bool = True,  # show a tqdm bar
-                 ) -> dict:
-    "Train a student by distribution or sample matching with accelerate; return the loss and evaluation history."
+                  **train_kwargs,  # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision, accelerator, ...)
+                 ) -> History:
+    "Train a student by distribution or sample matching through `train_loop`; return its `History` (losses, `evals`)."
     if objective not in ("dm", "sm"): raise ValueError(f"objective must be 'dm' or 'sm', got {objective!r}")
-    for name, v in dict(steps=steps, batch_size=batch_size).items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_positive(steps=steps, batch_size=batch_size)
     if len(dataset) == 0: raise ValueError("dataset is empty")
     if "format" not in dataset.column_names: raise ValueError("dataset needs a 'format' column (see build_formats)")
-    acc = _accelerator(device)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=FormatBatchSampler(dataset["format"], batch_size, seed), collate_fn=collator)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = get_cosine_schedule_with_warmup(opt, warmup, steps)
-    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
-    history = {"objective": objective, "step": [], "loss": [], "eval": []}
-    def run_eval(step):
-        if eval_fn is None: return
-        model.eval()
-        history["eval"].append({"step": step, **eval_fn(acc.unwrap_model(model), step)})
-        model.train()
-    torch.manual_seed(seed)  # dropout
-    run_eval(0)
-    model.train()
-    it = iter(loader)
-    for step in (bar := tqdm(range(1, steps + 1), disable=not progress, desc=f"train {objective}", mininterval=2)):
-        try: batch = next(it)
-        except StopIteration: it = iter(loader); batch = next(it)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       decoder_input_ids=batch["decoder_input_ids"]).logits  # (b, t, V)
-        if objective == "dm":
-            loss = topk_distill_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"], inplace_grad=True)
-        else:
-            loss = sample_matching_loss(logits, batch["labels"], inplace_grad=True)
-        acc.backward(loss)
-        acc.clip_grad_norm_(model.parameters(), max_grad_norm)
-        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        history["step"].append(step); history["loss"].append(loss.item())
-        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-        if (eval_every and step % eval_every == 0) or step == steps:
-            if not history["eval"] or history["eval"][-1]["step"] != step: run_eval(step)
-    model.eval()
-    return history
+    if "accelerator" not in train_kwargs: train_kwargs.setdefault("cpu", True if str(device) == "cpu" else None)
+    return train_loop(model, loader, _student_loss(objective), steps=steps, lr=lr, weight_decay=weight_decay, warmup=warmup,
+                      max_grad_norm=max_grad_norm, seed=seed, eval_fn=eval_fn, eval_every=eval_every, progress=progress,
+                      desc=f"train {objective}", **train_kwargs)
 
 @torch.no_grad()
 def evaluate_nll(model,  # a seq2seq student

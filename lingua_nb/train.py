@@ -44,6 +44,7 @@ class History:
     loss: list[float] = field(default_factory=list)  # this process's loss (mean over accumulated micro-batches)
     lr: list[float] = field(default_factory=list)  # learning rate of the first parameter group
     extras: dict[str, list] = field(default_factory=dict)  # other values the loss function returned
+    evals: list[dict] = field(default_factory=list)  # `eval_fn`'s metrics, each with "step" (steps done so far)
 
     def add(self, step: int, loss: float, lr: float, extras: dict):
         self.step.append(step); self.loss.append(loss); self.lr.append(lr)
@@ -110,6 +111,8 @@ def train_loop(model: nn.Module,  # the model; trained in place
                prepare_batch: Callable | None = None,  # batch -> batch, before moving tensors to the device
                train_mode: Callable[[nn.Module], None] | None = None,  # sets training mode (default `.train()`)
                log: Callable[[dict], None] | None = None,  # called with each step's record
+               eval_fn: Callable[[nn.Module, int], dict] | None = None,  # (unwrapped model in eval mode, steps done) -> metrics
+               eval_every: int = 0,  # steps between evaluations (0: at the start and the end only)
                first_step: int = 0,  # the number of the first step (in history and errors)
                progress: bool = True,  # tqdm bar
                desc: str = "train",  # its label
@@ -118,6 +121,8 @@ def train_loop(model: nn.Module,  # the model; trained in place
               ) -> History:
     "Train `model` with AdamW on `loss_fn` over `batches`; return the per-step `History`."
     check_positive(steps=steps, grad_accum=grad_accum)
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
     check_positive(lr=lr, kind=float)
     if not callable(schedule) and schedule not in _SCHEDULES:
         raise ValueError(f"schedule must be one of {_SCHEDULES} or a callable, got {schedule!r}")
@@ -133,6 +138,12 @@ def train_loop(model: nn.Module,  # the model; trained in place
     it = _batches(batches, acc)
     wrapped.train(); (train_mode or (lambda m: m.train()))(raw)
     hist = History()
+    def evaluate(done: int):
+        if eval_fn is None or (hist.evals and hist.evals[-1]["step"] == done): return
+        raw.eval()
+        with torch.no_grad(): hist.evals.append({"step": done, **eval_fn(raw, done)})
+        wrapped.train(); (train_mode or (lambda m: m.train()))(raw)
+    evaluate(first_step)
     bar = tqdm(range(first_step, first_step + steps), disable=not progress or not acc.is_main_process,
                desc=desc, mininterval=2)
     for step in bar:
@@ -143,5 +154,7 @@ def train_loop(model: nn.Module,  # the model; trained in place
         hist.add(step, loss, lr_now, extras)
         if log is not None: log({"step": step, "loss": loss, "lr": lr_now, **extras})
         bar.set_postfix(loss=f"{loss:.3f}")
+        done = step + 1
+        if (eval_every and (done - first_step) % eval_every == 0) or done == first_step + steps: evaluate(done)
     raw.eval()
     return hist
