@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import os
 import random
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .core import (batched, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
+from .core import (batched, cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
                             masked_mean)
 from .train import History, train_loop
 
@@ -553,9 +552,12 @@ def score_multiple_choice(lm,  # a causal LM
                           items,  # rows with id, question, choices{text, label}, answerKey (ARC's schema)
                           lang: str = "en",  # prompt language: "en" or "ko" (see `PROMPTS`)
                           progress: bool = True,
+                          autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast (CPUs with bf16 matmul: ~3x faster)
                          ) -> pd.DataFrame:
     "Per item: gold label, acc and acc_norm predictions, per-choice log-likelihoods."
     if lang not in PROMPTS: raise ValueError(f"lang must be one of {list(PROMPTS)}, got {lang!r}")
+    if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}")
     items = list(items)
     if not items: raise ValueError("items must hold at least one item")
     prepared = []  # per item: context ids, continuation ids per choice
@@ -573,7 +575,15 @@ def score_multiple_choice(lm,  # a causal LM
             conts.append(whole[len(ctx_ids):] if whole[:len(ctx_ids)] == ctx_ids else tokenizer(" " + c, add_special_tokens=False)["input_ids"])
         prepared.append((ctx_ids, conts))
     dev, pad = next(lm.parameters()).device, tokenizer.pad_token_id or 0
-    cache_arg = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"  # renamed in transformers 5
+    cache_arg = cache_kwarg(lm)
+    with torch.autocast(dev.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        rows = _score_items(lm, items, prepared, dev, pad, cache_arg, progress, lang)
+    df = pd.DataFrame(rows)
+    df["correct"], df["correct_norm"] = df.pred == df.gold, df.pred_norm == df.gold
+    return df
+
+def _score_items(lm, items, prepared, dev, pad, cache_arg, progress, lang) -> list[dict]:
+    "One row per item: the context once, then its choices batched on copies of the context's cache."
     rows = []
     for it, (ctx_ids, conts) in tqdm(list(zip(items, prepared)), disable=not progress, desc=f"scoring ({lang})", mininterval=2):
         C, n, K = len(ctx_ids), len(conts), max(len(k) for k in conts)
@@ -595,9 +605,7 @@ def score_multiple_choice(lm,  # a causal LM
         norm = [v / len(" " + c) for v, c in zip(ll, it["choices"]["text"])]
         rows.append({"id": it["id"], "gold": it["answerKey"], "pred": labels[int(np.argmax(ll))],
                      "pred_norm": labels[int(np.argmax(norm))], "n_choices": len(labels), "loglik": ll})
-    df = pd.DataFrame(rows)
-    df["correct"], df["correct_norm"] = df.pred == df.gold, df.pred_norm == df.gold
-    return df
+    return rows
 
 # %% ../nbs/50_contrastive.ipynb #c041
 def _by_id(name: str, preds) -> dict:
