@@ -32,7 +32,8 @@ from .train import History, train_loop
 # %% auto #0
 __all__ = ['PROMPTS', 'pooling_mask', 'WeightedLayerPooling', 'info_nce', 'ContrastiveConfig', 'ContrastiveOutput',
            'ContrastiveModel', 'cycle_pairs', 'train_contrastive', 'untie_lm_head', 'train_lm', 'expand_vocabulary',
-           'layer_embeddings', 'layer_cosines', 'retrieval_at_1', 'score_multiple_choice', 'agreement_rate']
+           'layer_embeddings', 'layer_cosines', 'retrieval_at_1', 'score_multiple_choice', 'agreement_rate',
+           'pooled_mix', 'evaluate_alignment']
 
 # %% ../nbs/50_contrastive.ipynb #c006
 def _check_layers(layers, num_states: int) -> list[int]:
@@ -591,7 +592,7 @@ def _score_items(lm, items, prepared, dev, pad, cache_arg, progress, lang) -> li
         first = out.logits[0, -1].float().log_softmax(-1)  # (V,) predicts every choice's first token
         ll = [float(first[k[0]]) for k in conts]
         if K > 1:  # the choices, batched on copies of the context's cache; right padding never reaches real tokens
-            cache = out.past_key_values
+            cache = getattr(out, cache_arg)  # outputs name the cache as forward does
             cache.batch_repeat_interleave(n)
             ids = torch.full((n, K), pad, dtype=torch.long)
             mask = torch.zeros((n, C + K), dtype=torch.long); mask[:, :C] = 1
@@ -684,4 +685,45 @@ def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label 
            "kappa_ci_low": float(np.nanquantile(kappa_boot, lo)) if np.isfinite(kappa_boot).any() else float("nan"),
            "kappa_ci_high": float(np.nanquantile(kappa_boot, hi)) if np.isfinite(kappa_boot).any() else float("nan")}
     if k is not None: out["chance"] = float(np.mean([1 / k[i] for i in ids]))
+    return out
+
+# %% ../nbs/50_contrastive.ipynb #c042f
+def pooled_mix(emb: torch.Tensor,  # (L + 1, n, d) per-layer embeddings from `layer_embeddings`
+               layers: Sequence[int],  # hidden-state indices to mix
+               weights: Sequence[float] | None = None,  # one weight per layer (default uniform)
+              ) -> torch.Tensor:
+    "(n, d) the weighted mix of the chosen layers' embeddings."
+    w = torch.full((len(layers),), 1 / len(layers)) if weights is None else torch.as_tensor(weights, dtype=emb.dtype)
+    if len(w) != len(layers): raise ValueError(f"weights must give one weight per layer ({len(layers)}), got {len(w)}")
+    return torch.einsum("l,lnd->nd", w.to(emb.dtype), emb[list(layers)])
+
+def evaluate_alignment(lm, tokenizer,
+                       pairs: Mapping[str, tuple[Sequence[str], Sequence[str]]],  # set name -> (Korean texts, their English translations)
+                       layers: Sequence[int],  # the pooled layers (hidden-state indices)
+                       weights: Sequence[float] | None = None,  # their weights (default uniform)
+                       arc: tuple | None = None,  # (English items, Korean items), ARC's schema, the same ids
+                       batch_size: int = 16, max_length: int = 64,
+                       autocast: torch.dtype | None = None,  # for the multiple-choice scoring
+                       seed: int = 0,  # bootstrap resamples
+                       en_lm=None,  # embeds the English side when it is another model (a frozen English tower)
+                      ) -> dict:
+    "Retrieval@1 (pooled and per layer) and cosines per pair set; ARC accuracy, agreement and κ_p with CIs."
+    out = {"retrieval": {}, "retrieval_per_layer": {}, "cosines": {}}
+    for name, (ko, en) in pairs.items():
+        e_ko = layer_embeddings(lm, tokenizer, list(ko), batch_size, max_length)
+        e_en = layer_embeddings(en_lm if en_lm is not None else lm, tokenizer, list(en), batch_size, max_length)
+        out["retrieval"][name] = retrieval_at_1(pooled_mix(e_ko, layers, weights), pooled_mix(e_en, layers, weights))
+        out["retrieval_per_layer"][name] = [retrieval_at_1(a, b) for a, b in zip(e_ko, e_en)]
+        out["cosines"][name] = layer_cosines(e_ko, e_en)
+    if arc is None: return out
+    en_items, ko_items = arc
+    en_df = score_multiple_choice(lm, tokenizer, en_items, "en", progress=False, autocast=autocast)
+    ko_df = score_multiple_choice(lm, tokenizer, ko_items, "ko", progress=False, autocast=autocast)
+    n_choices = dict(zip(en_df.id, en_df.n_choices))
+    for sfx, col in (("", "pred"), ("_norm", "pred_norm")):
+        agr = agreement_rate(zip(en_df.id, en_df[col]), zip(ko_df.id, ko_df[col]), n_choices, seed=seed)
+        out |= {f"arc_acc{sfx}": float(en_df[f"correct{sfx}"].mean()), f"ko_arc_acc{sfx}": float(ko_df[f"correct{sfx}"].mean()),
+                f"agreement{sfx}": agr["agreement"], f"agreement{sfx}_ci": [agr["ci_low"], agr["ci_high"]],
+                f"kappa{sfx}": agr["kappa"], f"kappa{sfx}_ci": [agr["kappa_ci_low"], agr["kappa_ci_high"]]}
+    out["chance_agreement"], out["items"] = agr["chance"], {"en": en_df, "ko": ko_df}
     return out
