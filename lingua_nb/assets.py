@@ -34,7 +34,7 @@ import transformers
 from platformdirs import user_cache_dir
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from .core import atomic_path, get_device, get_dtype
+from .core import atomic_path, check_positive, get_device, get_dtype, masked_mean
 
 # %% auto #0
 __all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'LIBREOFFICE_APT', 'package_dir', 'cache_dir',
@@ -622,8 +622,7 @@ def embed(texts: list[str],  # sentences
         enc = tokenizer([prefix + t for t in texts[i:i + batch_size]], padding=True, truncation=True,
                         max_length=max_length, return_tensors="pt").to(dev)
         h = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state  # (b, t, d)
-        m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-        outs.append(torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).float().cpu())
+        outs.append(torch.nn.functional.normalize(masked_mean(h, enc["attention_mask"]), dim=-1).float().cpu())
     return torch.cat(outs)
 
 # %% ../nbs/01_assets.ipynb #c043
@@ -687,7 +686,7 @@ def gsm_symbolic(n: int = 100,  # number of problems
                  seed: int = 0,  # generator seed (same seed, same problems)
                 ) -> datasets.Dataset:
     "GSM8K-style problems from reasoning-gym's `gsm_symbolic`, columns id, question, answer, final_answer."
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_positive(n=n)
     package_dir("reasoning_gym")
     import reasoning_gym
     ds = reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=seed)

@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from .core import cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors
+from .core import (cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
+                            positions_from_mask)
 from .train import History, train_loop
 
 # %% auto #0
@@ -158,9 +159,6 @@ def _decoder_layers(model: nn.Module) -> nn.ModuleList:
         if isinstance(m, nn.ModuleList) and n is not None and len(m) == n: return m
     raise ValueError(f"cannot find the decoder layers of {type(model).__name__}: expected a causal LM with config.num_hidden_layers")
 
-def _positions(mask: torch.Tensor, offset: int = 0) -> torch.Tensor:
-    "Position ids from an attention mask (b, t) over the full sequence, last `t - offset` columns."
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)[:, offset:]
 
 def _load_frozen(name_or_path: str | None, what: str) -> PreTrainedModel:
     "A stored model by its recorded name or path; never one with random weights."
@@ -289,7 +287,7 @@ class CALMModel(PreTrainedModel):
                 **kwargs) -> CausalLMOutputWithPast:
         "Composed logits (and the mean next-token loss when `labels` are given)."
         attention_mask = self._check_batch(input_ids, attention_mask, labels)
-        pos = _positions(attention_mask)
+        pos = positions_from_mask(attention_mask)
         aug = self._augment_states(input_ids, attention_mask, pos)
         self._ctx = {"aug": aug, "mask": self._cross_mask(attention_mask, input_ids.shape[1])}
         try: logits = self.anchor(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=False).logits
@@ -348,7 +346,7 @@ def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding 
     aug_states, new_ids, kw = None, ids, cache_kwarg(self.anchor)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     for step in range(max_new_tokens):
-        pos = _positions(mask, mask.shape[1] - new_ids.shape[1])  # (b, t_new)
+        pos = positions_from_mask(mask, mask.shape[1] - new_ids.shape[1])  # (b, t_new)
         states = self._augment_states(new_ids, mask, pos, aug_caches)
         aug_states = states if aug_states is None else [{b: torch.cat([old[b], s[b]], 1) for b in s} for old, s in zip(aug_states, states)]
         self._ctx = {"aug": aug_states, "mask": self._cross_mask(mask, new_ids.shape[1])}

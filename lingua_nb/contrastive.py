@@ -71,8 +71,7 @@ class WeightedLayerPooling(nn.Module):
                  exclude_first: bool = True,  # leave each text's first token (the attention sink) out of the mean
                 ):
         super().__init__()
-        if isinstance(num_states, bool) or not isinstance(num_states, int) or num_states < 1:
-            raise ValueError(f"num_states must be a positive integer, got {num_states!r}")
+        check_positive(num_states=num_states)
         self.layers, self.num_states, self.exclude_first = _check_layers(layers, num_states), num_states, exclude_first
         self.logits = nn.Parameter(torch.zeros(len(self.layers)))  # uniform weights at the start
 
@@ -657,8 +656,7 @@ def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label 
     "Share of items (joined by id) with the same prediction, its chance level and a bootstrap CI (fractions)."
     a, b = _by_id("pred_a", pred_a), _by_id("pred_b", pred_b)
     if not a: raise ValueError("pred_a is empty")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    check_positive(n_boot=n_boot)
     if isinstance(ci, bool) or not isinstance(ci, (int, float)):
         raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     if set(a) != set(b):

@@ -23,7 +23,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from .align import (SCHEMES, Tokenized, align_batch, detect_scheme, guess_scheme, project_topk,
                              surface_offsets, token_surface)
-from .core import atomic_path, check_positive, count_parameters
+from .core import atomic_path, check_positive, count_parameters, positions_from_mask
 from .train import History, train_loop
 
 # %% auto #0
@@ -75,7 +75,7 @@ class TeacherRecord:
             ) -> tuple[list[list[str | None]], np.ndarray]:
         "(n, k) candidate tokens (None pads) and (n, k) probabilities exp(logprob) (0 pads), best first."
         k = self.k if k is None else k
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ValueError(f"k must be a positive integer, got {k!r}")
+        check_positive(k=k)
         cands = [[t for t, _ in s.top[:k]] + [None] * (k - len(s.top[:k])) for s in self.steps]
         probs = np.zeros((len(self.steps), k))
         for i, s in enumerate(self.steps):
@@ -241,8 +241,7 @@ def _check_texts(name: str, texts) -> list[str]:
     return list(texts)
 
 def _check_k(k, vocab_size: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_positive(k=k)
     if k > vocab_size: raise ValueError(f"k = {k} is larger than the vocabulary ({vocab_size})")
     return int(k)
 
@@ -257,7 +256,7 @@ def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch
     mask = torch.zeros((len(seqs), L), dtype=torch.long)
     for r, s in enumerate(seqs):
         if len(s): ids[r, L - len(s):] = torch.as_tensor(list(s)); mask[r, L - len(s):] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    pos = positions_from_mask(mask)
     return ids.to(device), mask.to(device), pos.to(device)
 
 def _check_vocab(model, tokenizer, name: str, seqs):
@@ -294,8 +293,7 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
     "Teacher forcing: per token of each text, its log-probability and the model's top-k (token, logprob)."
     texts = _check_texts("texts", texts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1): raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
+    check_positive(batch_size=batch_size); check_positive(allow_none=True, max_tokens=max_tokens)
     text_ids = [ids[:max_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     _check_vocab(model, tokenizer, "texts", text_ids)
     empty = next((i for i, t in enumerate(text_ids) if not t), None)
@@ -350,8 +348,7 @@ def sample_teacher_topk(model,  # a causal LM
     prompts = _check_texts("prompts", prompts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
     if not _is_num(temperature) or temperature < 0: raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    check_positive(max_new_tokens=max_new_tokens)
     dev, scheme, pad = next(model.parameters()).device, _scheme_of(tokenizer), _pad_id(tokenizer)
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     empty = next((i for i, p in enumerate(prompt_ids) if not p), None)
@@ -674,7 +671,7 @@ def build_formats(dataset,  # `datasets.Dataset` (or list of dicts) with questio
     pool = rows if exemplar_pool is None else list(exemplar_pool)
     own_pool = exemplar_pool is None
     if any(f.startswith("icl") for f in formats):
-        if isinstance(n_exemplars, bool) or not isinstance(n_exemplars, int) or n_exemplars < 1: raise ValueError(f"n_exemplars must be a positive integer, got {n_exemplars!r}")
+        check_positive(n_exemplars=n_exemplars)
         if len(pool) - own_pool < n_exemplars: raise ValueError(f"the exemplar pool has {len(pool)} problems, too few for n_exemplars={n_exemplars}")
     rng = random.Random(seed)
     out = []
@@ -769,7 +766,7 @@ class FormatBatchSampler(torch.utils.data.Sampler):
                  batch_size: int,  # rows per batch
                  seed: int = 0,  # shuffling seed
                 ):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_positive(batch_size=batch_size)
         self.formats, self.batch_size, self.seed, self.epoch = list(formats), batch_size, seed, 0
         if not self.formats: raise ValueError("formats is empty")
 
@@ -803,8 +800,7 @@ def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(
                seed: int = 0,  # initialisation seed
               ) -> T5ForConditionalGeneration:
     "A randomly initialised encoder-decoder with FlanT5's (T5 v1.1, gated-GELU) architecture, built from a config."
-    for name, v in dict(vocab_size=vocab_size, d_model=d_model, num_layers=num_layers, d_ff=d_ff, num_heads=num_heads).items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_positive(vocab_size=vocab_size, d_model=d_model, num_layers=num_layers, d_ff=d_ff, num_heads=num_heads)
     if vocab_size < 3: raise ValueError(f"vocab_size must be at least 3 (pad, eos, unk), got {vocab_size}")
     if d_model % num_heads: raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
     cfg = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=d_model // num_heads, d_ff=d_ff, num_layers=num_layers,

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .core import check_positive
+from .core import check_positive, masked_mean
 
 # %% auto #0
 __all__ = ['bootstrap_indices', 'bootstrap_ci', 'token_nll', 'reference_nll', 'greedy_generate', 'mean_pooled_states',
@@ -122,8 +122,7 @@ def mean_pooled_states(lm, tokenizer, texts: Sequence[str],
     for i in range(0, len(texts), batch_size):
         x = tokenizer(list(texts[i:i + batch_size]), padding=True, add_special_tokens=False, return_tensors="pt").to(device)
         h = lm(**x, output_hidden_states=True).hidden_states[layer]
-        m = x["attention_mask"].unsqueeze(-1).float()
-        out.append(((h * m).sum(1) / m.sum(1)).float().cpu())
+        out.append(masked_mean(h.float(), x["attention_mask"]).cpu())
     return torch.cat(out)
 
 def separation(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .core import (atomic_path, check_ids, check_positive, check_tensors, checkpoint_dir, get_dtype,
-                            load_tensors, print_trainable_parameters)
+                            load_tensors, positions_from_mask, print_trainable_parameters)
 from .train import History, train_loop
 _check_ids, _check_tensors, _checkpoint_dir, _load_tensors = check_ids, check_tensors, checkpoint_dir, load_tensors  # calm's imports, until it takes them from core
 
@@ -183,7 +183,7 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
         inputs_embeds = inputs_embeds.gather(1, order.unsqueeze(-1).expand_as(inputs_embeds))
         mask = mask.gather(1, order)
         if full_labels is not None: full_labels = full_labels.gather(1, order)
-    position_ids = (mask.cumsum(1) - 1).clamp(min=0)  # (b, L): padding never shifts positions
+    position_ids = positions_from_mask(mask)  # (b, L): padding never shifts positions
     return dict(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=position_ids, labels=full_labels)
 
 LangBridgeModel.build_inputs = _build_inputs

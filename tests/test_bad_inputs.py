@@ -23,7 +23,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 import lingua_nb.calm as calm_mod
 from lingua_nb.calm import CALMBlock, CALMConfig, CALMModel, fit
 from lingua_nb.contrastive import agreement_rate, info_nce
-from lingua_nb.core import seed_everything
+from lingua_nb.core import seed_everything, tiny_llama
 from lingua_nb.experiment import check_param, load_results, results_markdown, start_run
 from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeModel, train_bridge
 
@@ -47,14 +47,6 @@ def tiny_bridge_models(seed=0):
         vocab_size=120, hidden_size=48, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         intermediate_size=64, bos_token_id=1, eos_token_id=2, pad_token_id=0, max_position_embeddings=128)).eval()
     return enc, lm
-
-
-def tiny_llama(layers=2, hidden=32, vocab=50, seed=0):
-    seed_everything(seed)
-    return transformers.LlamaForCausalLM(transformers.LlamaConfig(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
-        eos_token_id=2)).eval()
 
 
 def composed(anchor, aug, layer_maps, seed):
