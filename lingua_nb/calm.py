@@ -177,6 +177,7 @@ def _record_names(config, anchor, augments):
     stored += [None] * (len(augments) - len(stored))
     config.augment_names_or_paths = [s if s is not None else name(m) for s, m in zip(stored, augments)]
 
+# %% ../nbs/40_calm.ipynb #c016b
 class CALMModel(PreTrainedModel):
     "A frozen anchor LM composed with frozen augmenting models through trainable cross-attention blocks."
     config_class = CALMConfig
@@ -258,44 +259,48 @@ class CALMModel(PreTrainedModel):
             mask = mask & (torch.arange(t_k, device=mask.device)[None, :] <= q_idx)[None]
         return mask
 
-    def _check_batch(self, input_ids, attention_mask=None, labels=None):
-        "Validate a batch (see above); return the attention mask (ones when None)."
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be a (batch, seq) tensor (one prompt: input_ids[None]), "
-                             f"got {getattr(input_ids, 'shape', type(input_ids).__name__)!r}")
-        if input_ids.shape[1] == 0: raise ValueError("input_ids must hold at least one token per row")
-        for what, m in [("anchor", self.anchor)] + [(f"augments[{i}]", m) for i, m in enumerate(self.augments)]:
-            check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
-        if attention_mask is None: attention_mask = torch.ones_like(input_ids)
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
-                             f"got {tuple(attention_mask.shape)}")
-        if labels is not None:
-            if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
-                raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
-                                 f"got {getattr(labels, 'shape', labels)!r}")
-            head_size = self.anchor.get_output_embeddings().weight.shape[0]
-            check_ids("labels", labels, head_size, "anchor model's LM head", ignore=-100)
-            if not (labels[:, 1:] != -100).any():
-                raise ValueError("labels select no target position after the shift (all -100): "
-                                 "the mean loss would be NaN")
-        return attention_mask
+# %% ../nbs/40_calm.ipynb #c016c
+def _check_batch(self, input_ids, attention_mask=None, labels=None):
+    "Validate a batch (see above); return the attention mask (ones when None)."
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be a (batch, seq) tensor (one prompt: input_ids[None]), "
+                         f"got {getattr(input_ids, 'shape', type(input_ids).__name__)!r}")
+    if input_ids.shape[1] == 0: raise ValueError("input_ids must hold at least one token per row")
+    for what, m in [("anchor", self.anchor)] + [(f"augments[{i}]", m) for i, m in enumerate(self.augments)]:
+        check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
+    if attention_mask is None: attention_mask = torch.ones_like(input_ids)
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+                         f"got {tuple(attention_mask.shape)}")
+    if labels is not None:
+        if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
+            raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                             f"got {getattr(labels, 'shape', labels)!r}")
+        head_size = self.anchor.get_output_embeddings().weight.shape[0]
+        check_ids("labels", labels, head_size, "anchor model's LM head", ignore=-100)
+        if not (labels[:, 1:] != -100).any():
+            raise ValueError("labels select no target position after the shift (all -100): "
+                             "the mean loss would be NaN")
+    return attention_mask
 
-    def forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anchor and every augment
-                attention_mask: torch.Tensor | None = None,  # (b, t) 1 = token, 0 = padding (left or right)
-                labels: torch.Tensor | None = None,  # (b, t) targets, -100 ignored; shifted inside
-                **kwargs) -> CausalLMOutputWithPast:
-        "Composed logits (and the mean next-token loss when `labels` are given)."
-        attention_mask = self._check_batch(input_ids, attention_mask, labels)
-        pos = positions_from_mask(attention_mask)
-        aug = self._augment_states(input_ids, attention_mask, pos)
-        self._ctx = {"aug": aug, "mask": self._cross_mask(attention_mask, input_ids.shape[1])}
-        try: logits = self.anchor(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=False).logits
-        finally: self._ctx = None
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device), ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=logits)
+def _forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anchor and every augment
+            attention_mask: torch.Tensor | None = None,  # (b, t) 1 = token, 0 = padding (left or right)
+            labels: torch.Tensor | None = None,  # (b, t) targets, -100 ignored; shifted inside
+            **kwargs) -> CausalLMOutputWithPast:
+    "Composed logits (and the mean next-token loss when `labels` are given)."
+    attention_mask = self._check_batch(input_ids, attention_mask, labels)
+    pos = positions_from_mask(attention_mask)
+    aug = self._augment_states(input_ids, attention_mask, pos)
+    self._ctx = {"aug": aug, "mask": self._cross_mask(attention_mask, input_ids.shape[1])}
+    try: logits = self.anchor(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=False).logits
+    finally: self._ctx = None
+    loss = None
+    if labels is not None:
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device), ignore_index=-100)
+    return CausalLMOutputWithPast(loss=loss, logits=logits)
+
+CALMModel._check_batch = _check_batch
+CALMModel.forward = _forward
 
 # %% ../nbs/40_calm.ipynb #c032
 def _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k, pad):
