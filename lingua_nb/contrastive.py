@@ -373,6 +373,7 @@ def train_contrastive(model: ContrastiveModel,
                       seed: int = 0,
                       progress: bool = True,
                       accelerator: Accelerator | None = None,  # default: `train_loop`'s (unused parameters allowed)
+                      mixed_precision: str = "no",  # "no", "bf16" or "fp16" (autocast; bf16 is ~2-3x faster on CPUs with bf16 units)
                      ) -> History:
     "Stage 1: InfoNCE on translation pairs over the weighted layer pooling; `History.extras` holds the InfoNCE and LM losses and the layer weights."
     if not isinstance(model, ContrastiveModel): raise TypeError(f"model must be a ContrastiveModel, got {type(model).__name__}")
@@ -400,7 +401,8 @@ def train_contrastive(model: ContrastiveModel,
     try:
         return train_loop(model, batches, loss_fn, steps=steps, param_groups=groups, schedule="constant",
                           max_grad_norm=max_grad_norm, seed=seed, prepare_batch=_pair_batch(tokenizer, max_length),
-                          first_step=1, progress=progress, desc="stage 1", accelerator=accelerator)
+                          first_step=1, progress=progress, desc="stage 1", accelerator=accelerator,
+                          mixed_precision=mixed_precision)
     finally: model.requires_grad_(True)
 
 def untie_lm_head(lm) -> nn.Module:
@@ -435,6 +437,7 @@ def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
              seed: int = 0,
              progress: bool = True,
              accelerator: Accelerator | None = None,
+             mixed_precision: str = "no",  # "no", "bf16" or "fp16" (autocast)
             ) -> History:
     "Stages 2 and 3: next-token loss on `texts`, training the LM head only or everything; returns the `History`."
     if mode not in ("head", "full"): raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
@@ -458,7 +461,8 @@ def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
     try:
         return train_loop(lm, _text_batches(texts, batch_size, seed), loss_fn, steps=steps, lr=lr, weight_decay=weight_decay,
                           schedule="constant", max_grad_norm=max_grad_norm, seed=seed, prepare_batch=prepare, first_step=1,
-                          progress=progress, desc=f"stage {'2' if mode == 'head' else '3'}", accelerator=accelerator)
+                          progress=progress, desc=f"stage {'2' if mode == 'head' else '3'}", accelerator=accelerator,
+                          mixed_precision=mixed_precision)
     finally: lm.eval().requires_grad_(True)
 
 # %% ../nbs/50_contrastive.ipynb #c030
@@ -701,15 +705,16 @@ def evaluate_alignment(lm, tokenizer,
                        weights: Sequence[float] | None = None,  # their weights (default uniform)
                        arc: tuple | None = None,  # (English items, Korean items), ARC's schema, the same ids
                        batch_size: int = 16, max_length: int = 64,
-                       autocast: torch.dtype | None = None,  # for the multiple-choice scoring
+                       autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: every forward under autocast (states pooled in float32)
                        seed: int = 0,  # bootstrap resamples
                        en_lm=None,  # embeds the English side when it is another model (a frozen English tower)
                       ) -> dict:
     "Retrieval@1 (pooled and per layer) and cosines per pair set; ARC accuracy, agreement and κ_p with CIs."
     out = {"retrieval": {}, "retrieval_per_layer": {}, "cosines": {}}
     for name, (ko, en) in pairs.items():
-        e_ko = layer_embeddings(lm, tokenizer, list(ko), batch_size, max_length)
-        e_en = layer_embeddings(en_lm if en_lm is not None else lm, tokenizer, list(en), batch_size, max_length)
+        with torch.autocast(next(lm.parameters()).device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            e_ko = layer_embeddings(lm, tokenizer, list(ko), batch_size, max_length)
+            e_en = layer_embeddings(en_lm if en_lm is not None else lm, tokenizer, list(en), batch_size, max_length)
         out["retrieval"][name] = retrieval_at_1(pooled_mix(e_ko, layers, weights), pooled_mix(e_en, layers, weights))
         out["retrieval_per_layer"][name] = [retrieval_at_1(a, b) for a, b in zip(e_ko, e_en)]
         out["cosines"][name] = layer_cosines(e_ko, e_en)
