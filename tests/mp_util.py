@@ -3,11 +3,14 @@
 Each `mp_<name>.py` defines `check(acc) -> (batches, model, before)`: it trains a tiny model for a few steps on
 this rank and returns the tensors of the batches this rank saw, the trained model and `digest` of its trainable
 parameters before training. `python mp_util.py name ...` runs the
-named checks in one launch and prints one JSON line per check and rank."""
+named checks in one launch and writes one JSON line per check to `$MP_OUT/rank<r>.jsonl` (a file per rank: printed
+lines of two ranks can interleave)."""
 import hashlib
 import importlib
 import json
+import os
 import sys
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -30,4 +33,4 @@ if __name__ == "__main__":
         batches, model, before = importlib.import_module(f"mp_{name}").check(acc)
         line = {"check": name, "rank": acc.process_index, "world": acc.num_processes, "batch_hash": digest(*batches),
                 "before": before, "param_hash": digest(*trainable(acc.unwrap_model(model)))}
-        print("MP " + json.dumps(line), flush=True)
+        with open(Path(os.environ["MP_OUT"]) / f"rank{acc.process_index}.jsonl", "a") as f: f.write(json.dumps(line) + "\n")

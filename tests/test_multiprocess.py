@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,11 @@ def lines() -> list[dict]:
     "One launch runs every check (process start-up is most of the cost)."
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(free_port()), "mp_util.py", *CHECKS]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    r = subprocess.run(cmd, cwd=HERE, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
-    return [json.loads(l[3:]) for l in r.stdout.splitlines() if l.startswith("MP ")]
+    with tempfile.TemporaryDirectory() as out:
+        env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "MP_OUT": out}
+        r = subprocess.run(cmd, cwd=HERE, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
+        return [json.loads(l) for f in sorted(Path(out).glob("rank*.jsonl")) for l in f.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("check", CHECKS)
