@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .core import (batched, cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
+from .core import (autocast_to, batched, cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
                             masked_mean)
+from .evaluate import bootstrap_indices
 from .train import History, train_loop
 
 # %% auto #0
@@ -560,8 +561,6 @@ def score_multiple_choice(lm,  # a causal LM
                          ) -> pd.DataFrame:
     "Per item: gold label, acc and acc_norm predictions, per-choice log-likelihoods."
     if lang not in PROMPTS: raise ValueError(f"lang must be one of {list(PROMPTS)}, got {lang!r}")
-    if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
-        raise ValueError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}")
     items = list(items)
     if not items: raise ValueError("items must hold at least one item")
     prepared = []  # per item: context ids, continuation ids per choice
@@ -580,7 +579,7 @@ def score_multiple_choice(lm,  # a causal LM
         prepared.append((ctx_ids, conts))
     dev, pad = next(lm.parameters()).device, tokenizer.pad_token_id or 0
     cache_arg = cache_kwarg(lm)
-    with torch.autocast(dev.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+    with autocast_to(dev, autocast):
         rows = _score_items(lm, items, prepared, dev, pad, cache_arg, progress, lang)
     df = pd.DataFrame(rows)
     df["correct"], df["correct_norm"] = df.pred == df.gold, df.pred_norm == df.gold
@@ -675,8 +674,7 @@ def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label 
         missing = [i for i in ids if i not in k]
         if missing: raise ValueError(f"n_choices has no entry for item ids {missing[:3]}")
         if any(k[i] < 1 for i in ids): raise ValueError("n_choices must be >= 1 for every item")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(same), (n_boot, len(same)))  # bootstrap resamples of the items
+    draws = bootstrap_indices(len(same), n_boot, seed)  # bootstrap resamples of the items
     weights = np.stack([np.bincount(d, minlength=len(same)) for d in draws]).astype(float)  # (n_boot, n)
     parts = _kappa_parts([a[i] for i in ids], [b[i] for i in ids], [k[i] if k else 0 for i in ids])
     kappa, kappa_boot = _kappa(np.ones((1, len(same))), same, *parts)[0], _kappa(weights, same, *parts)
@@ -712,7 +710,7 @@ def evaluate_alignment(lm, tokenizer,
     "Retrieval@1 (pooled and per layer) and cosines per pair set; ARC accuracy, agreement and κ_p with CIs."
     out = {"retrieval": {}, "retrieval_per_layer": {}, "cosines": {}}
     for name, (ko, en) in pairs.items():
-        with torch.autocast(next(lm.parameters()).device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        with autocast_to(next(lm.parameters()).device, autocast):
             e_ko = layer_embeddings(lm, tokenizer, list(ko), batch_size, max_length)
             e_en = layer_embeddings(en_lm if en_lm is not None else lm, tokenizer, list(en), batch_size, max_length)
         out["retrieval"][name] = retrieval_at_1(pooled_mix(e_ko, layers, weights), pooled_mix(e_en, layers, weights))

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 # %% auto #0
 __all__ = ['seed_everything', 'get_device', 'get_dtype', 'count_parameters', 'print_trainable_parameters', 'masked_mean',
            'batched', 'to_device', 'atomic_path', 'dump_json', 'check_positive', 'cycle', 'positions_from_mask',
-           'tiny_llama', 'checkpoint_dir', 'load_tensors', 'check_tensors', 'check_ids', 'cache_kwarg']
+           'tiny_llama', 'checkpoint_dir', 'load_tensors', 'check_tensors', 'check_ids', 'cache_kwarg', 'autocast_to']
 
 # %% ../nbs/00_core.ipynb #c005
 def seed_everything(seed: int = 0,  # non-negative integer seed
@@ -276,3 +276,12 @@ def check_ids(name, ids, size, what, tokenizer=None, ignore=None):
 def cache_kwarg(model) -> str:
     "The keyword under which `model.forward` takes a KV cache: `cache` (transformers 5) or `past_key_values`."
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+# %% ../nbs/00_core.ipynb #c055
+def autocast_to(device: torch.device | str,  # where the forwards run
+                autocast: torch.dtype | None = None,  # torch.bfloat16 or torch.float16; None: full precision
+               ):
+    "A context running forwards under `autocast` on `device` (none when `autocast` is None)."
+    if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}")
+    return torch.autocast(torch.device(device).type, dtype=autocast or torch.bfloat16, enabled=autocast is not None)
