@@ -28,10 +28,11 @@ from .train import History, train_loop
 
 # %% auto #0
 __all__ = ['FORMATS', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'records_from_response',
-           'read_openai_logprobs', 'teacher_topk', 'sample_teacher_topk', 'gathered_log_softmax', 'topk_distill_loss',
-           'sample_matching_loss', 'dense_distill_loss', 'StudentTargets', 'student_targets', 'SubVocab',
-           'format_example', 'build_formats', 'encode_for_student', 'DistillCollator', 'FormatBatchSampler',
-           't5_student', 'train_student', 'evaluate_nll', 'generate_texts', 'extract_answer', 'answers_match']
+           'read_openai_logprobs', 'sparse_sample', 'teacher_topk', 'sample_teacher_topk', 'gathered_log_softmax',
+           'topk_distill_loss', 'sample_matching_loss', 'dense_distill_loss', 'StudentTargets', 'student_targets',
+           'SubVocab', 'format_example', 'build_formats', 'encode_for_student', 'DistillCollator', 'encode_causal',
+           'CausalCollator', 'FormatBatchSampler', 't5_student', 'train_student', 'evaluate_nll', 'generate_texts',
+           'extract_answer', 'answers_match']
 
 # %% ../nbs/20_distill.ipynb #c006
 class TeacherStep(NamedTuple):
@@ -272,12 +273,27 @@ def _pad_id(tokenizer) -> int:
         if t is not None: return int(t)
 
 def _steps(tokenizer, ids, lps, top_lp, top_ix) -> list[TeacherStep]:
-    "Steps from (n,) ids and logprobs and (n, k) top logprobs and ids."
+    "Steps from (n,) ids and logprobs and (n, k) top logprobs and ids; candidate ids < 0 are unused slots."
     toks = tokenizer.convert_ids_to_tokens(ids)
-    cands = tokenizer.convert_ids_to_tokens([i for row in top_ix for i in row])
-    k = len(top_ix[0]) if top_ix else 0
-    return [TeacherStep(t, float(lp), tuple(zip(cands[j * k:(j + 1) * k], map(float, tl))))
-            for j, (t, lp, tl) in enumerate(zip(toks, lps, top_lp))]
+    cands = iter(tokenizer.convert_ids_to_tokens([i for row in top_ix for i in row if i >= 0]))
+    return [TeacherStep(t, float(lp), tuple((next(cands), float(l)) for i, l in zip(ix, tl) if i >= 0))
+            for t, lp, tl, ix in zip(toks, lps, top_lp, top_ix)]
+
+def sparse_sample(logp: torch.Tensor,  # (..., V) log-probabilities, e.g. a teacher's next-token distributions
+                  n: int,  # draws per row, with replacement
+                  generator: torch.Generator | None = None,  # the draws' random stream
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Unbiased sparse targets: per row the distinct tokens of `n` draws and log(count / n), most drawn first; (..., n) log-weights (-inf unused) and ids (-1 unused)."
+    check_positive(n=n)
+    flat = logp.detach().reshape(-1, logp.shape[-1]).float()
+    draws = torch.multinomial(flat.exp(), n, replacement=True, generator=generator).sort(-1).values  # (R, n)
+    first = torch.ones_like(draws, dtype=torch.bool); first[:, 1:] = draws[:, 1:] != draws[:, :-1]
+    run = first.long().cumsum(-1) - 1  # (R, n): which distinct token each draw is
+    counts = torch.zeros_like(draws).scatter_add_(1, run, torch.ones_like(draws))
+    ids = torch.full_like(draws, -1).scatter_(1, run, draws)
+    counts, order = counts.sort(dim=-1, descending=True, stable=True)
+    lw = torch.where(counts > 0, (counts.float() / n).log(), torch.full(counts.shape, float("-inf"), device=counts.device))
+    return lw.reshape(*logp.shape[:-1], n), ids.gather(1, order).reshape(*logp.shape[:-1], n)
 
 # %% ../nbs/20_distill.ipynb #c022
 @torch.no_grad()
@@ -288,12 +304,14 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
                  prompts: Sequence[str] | None = None,  # context before each text (e.g. a chat prompt); None: the BOS token
                  batch_size: int = 8,  # texts per forward pass
                  max_tokens: int | None = None,  # keep at most this many tokens of each text
+                 rs_samples: int | None = None,  # record the distinct tokens of this many draws per step instead of the top-k (RS-KD)
+                 seed: int = 0,  # the draws' seed (with `rs_samples`)
                  progress: bool = True,  # show a tqdm bar
                 ) -> list[TeacherRecord]:
-    "Teacher forcing: per token of each text, its log-probability and the model's top-k (token, logprob)."
+    "Teacher forcing: per token of each text, its log-probability and the model's top-k (or sampled) (token, logprob)."
     texts = _check_texts("texts", texts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
-    check_positive(batch_size=batch_size); check_positive(allow_none=True, max_tokens=max_tokens)
+    check_positive(batch_size=batch_size); check_positive(allow_none=True, max_tokens=max_tokens, rs_samples=rs_samples)
     text_ids = [ids[:max_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     _check_vocab(model, tokenizer, "texts", text_ids)
     empty = next((i for i, t in enumerate(text_ids) if not t), None)
@@ -313,6 +331,7 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
     order = sorted(range(len(texts)), key=lambda i: -(len(prompt_ids[i]) + len(text_ids[i])))
     out: list[TeacherRecord | None] = [None] * len(texts)
     bar = tqdm(total=len(texts), disable=not progress, desc="teacher", mininterval=2)
+    gen = torch.Generator(device=dev).manual_seed(seed)
     for b0 in range(0, len(order), batch_size):
         rows = order[b0:b0 + batch_size]
         ids, mask, pos = _left_pad([prompt_ids[i] + text_ids[i] for i in rows], pad, dev)
@@ -320,7 +339,7 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
         try: logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=nt + 1).logits
         except TypeError: logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -(nt + 1):]
         logp = logits[:, :-1].float().log_softmax(-1)  # (b, nt, V): row j predicts token L - nt + j
-        top_lp, top_ix = logp.topk(k, dim=-1)  # (b, nt, k)
+        top_lp, top_ix = sparse_sample(logp, rs_samples, gen) if rs_samples else logp.topk(k, dim=-1)  # (b, nt, k)
         forced = ids[:, -nt:]  # (b, nt)
         tok_lp = logp.gather(-1, forced.unsqueeze(-1)).squeeze(-1)  # (b, nt)
         for r, i in enumerate(rows):
@@ -760,6 +779,61 @@ class DistillCollator:
         return dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=dec, labels=labels,
                     target_ids=target_ids, target_probs=target_probs, target_mask=target_mask)
 
+def _onehot(ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    tid = np.full((len(ids), k), -1, np.int64); tp = np.zeros((len(ids), k), np.float32)
+    if len(ids): tid[:, 0] = ids; tp[:, 0] = 1.0
+    return tid, tp
+
+def encode_causal(tokenizer,  # the student's tokenizer
+                  prompts: Sequence[str],  # what the student reads first (chat template applied)
+                  targets: Sequence[StudentTargets | str],  # per prompt: projected teacher targets, or a text (one-hot targets)
+                  k: int = 5,  # target slots per position
+                  suffix_ids: Sequence[int] = (),  # ids after each text, one-hot targets (e.g. the end-of-turn id)
+                 ) -> datasets.Dataset:
+    "Rows for a causal student: input_ids = prompt + text + suffix, and at every position the targets of the NEXT token."
+    prompts = _check_texts("prompts", prompts)
+    if isinstance(targets, (str, StudentTargets)) or len(targets) != len(prompts):
+        raise ValueError(f"targets must hold one entry per prompt ({len(prompts)})")
+    check_positive(k=k)
+    cols = {"input_ids": [], "labels": [], "topk_ids": [], "topk_probs": [], "soft": []}
+    for i, (p, tg) in enumerate(zip(tokenizer(prompts, add_special_tokens=False)["input_ids"], targets)):
+        if not p: raise ValueError(f"prompts[{i}] has no tokens: the first target token needs a position to be predicted from")
+        if isinstance(tg, str): ids = tokenizer(tg, add_special_tokens=False)["input_ids"]; tid, tp = _onehot(ids, k)
+        elif isinstance(tg, StudentTargets):
+            ids, tid, tp = tg.ids.tolist(), np.full((len(tg.ids), k), -1, np.int64), np.zeros((len(tg.ids), k), np.float32)
+            kk = min(k, tg.topk_ids.shape[1]); tid[:, :kk] = tg.topk_ids[:, :kk]; tp[:, :kk] = tg.topk_probs[:, :kk]
+        else: raise ValueError(f"targets[{i}] must be a StudentTargets or a str, got {type(tg).__name__}")
+        sid, sp = _onehot(list(suffix_ids), k)
+        before_id, before_p = _onehot(p[1:], k)  # prompt positions: masked out, one-hot on the next prompt token
+        cols["input_ids"].append(p + ids + list(suffix_ids))
+        cols["labels"].append([-100] * (len(p) - 1) + ids + list(suffix_ids) + [-100])
+        cols["topk_ids"].append(np.vstack([before_id, tid, sid, _onehot([0], k)[0]]).tolist())
+        cols["topk_probs"].append(np.vstack([before_p, tp, sp, _onehot([0], k)[1]]).tolist())
+        cols["soft"].append(isinstance(tg, StudentTargets))
+    return datasets.Dataset.from_dict(cols | {"format": ["causal"] * len(prompts)})
+
+class CausalCollator:
+    "Right-pad rows of `encode_causal` into input ids, attention mask, labels and (b, t, k) next-token targets."
+    def __init__(self, pad_id: int = 0,  # any valid token id; padded positions are masked out
+                ):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
+        if not rows: raise ValueError("rows must be a non-empty list of encoded examples")
+        need = {"input_ids", "labels", "topk_ids", "topk_probs"} - set(rows[0])
+        if need: raise ValueError(f"rows need the keys input_ids, labels, topk_ids, topk_probs (see encode_causal); missing {sorted(need)}")
+        b, L, k = len(rows), max(len(r["input_ids"]) for r in rows), len(rows[0]["topk_ids"][0])
+        input_ids = torch.full((b, L), self.pad_id, dtype=torch.long); attention_mask = torch.zeros((b, L), dtype=torch.long)
+        labels = torch.full((b, L), -100, dtype=torch.long)
+        target_ids = torch.full((b, L, k), -1, dtype=torch.long); target_probs = torch.zeros((b, L, k))
+        target_ids[:, :, 0] = self.pad_id; target_probs[:, :, 0] = 1.0
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"]); input_ids[i, :n] = torch.as_tensor(r["input_ids"]); attention_mask[i, :n] = 1
+            labels[i, :n] = torch.as_tensor(r["labels"])
+            target_ids[i, :n] = torch.as_tensor(r["topk_ids"]); target_probs[i, :n] = torch.as_tensor(r["topk_probs"])
+        return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels, target_ids=target_ids,
+                    target_probs=target_probs, target_mask=labels != -100)
+
 class FormatBatchSampler(torch.utils.data.Sampler):
     "Shuffled batches that each hold one format (Fu et al.); a new order every epoch."
     def __init__(self, formats: Sequence[str],  # the format of every row
@@ -815,16 +889,16 @@ def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(
 def _student_loss(objective: str) -> Callable:
     "The loss of one batch: Fu's top-k distribution matching or sample matching, gradients of the logits in place."
     def loss_fn(model, batch):
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       decoder_input_ids=batch["decoder_input_ids"]).logits  # (b, t, V)
+        dec = {"decoder_input_ids": batch["decoder_input_ids"]} if "decoder_input_ids" in batch else {}  # seq2seq or causal
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **dec).logits  # (b, t, V)
         if objective == "dm":
             return topk_distill_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"], inplace_grad=True)
         return sample_matching_loss(logits, batch["labels"], inplace_grad=True)
     return loss_fn
 
-def train_student(model,  # a seq2seq student (e.g. `t5_student`)
-                  dataset: datasets.Dataset,  # from `encode_for_student` (with a `format` column)
-                  collator: Callable,  # e.g. `DistillCollator`
+def train_student(model,  # a seq2seq student (e.g. `t5_student`) or a causal LM
+                  dataset: datasets.Dataset,  # from `encode_for_student` or `encode_causal` (with a `format` column)
+                  collator: Callable,  # `DistillCollator` (seq2seq) or `CausalCollator`
                   objective: str = "dm",  # "dm" distribution matching or "sm" sample matching
                   steps: int = 100,  # optimiser steps
                   batch_size: int = 16,  # rows per batch and process (one format per batch)

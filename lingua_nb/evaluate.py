@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .core import check_positive, masked_mean
+from .core import autocast_to, check_positive, masked_mean
 
 # %% auto #0
 __all__ = ['bootstrap_indices', 'bootstrap_ci', 'token_nll', 'reference_nll', 'greedy_generate', 'mean_pooled_states',
@@ -70,6 +70,7 @@ def reference_nll(lm,  # a causal LM
                   references: Sequence[str],  # what it is scored on
                   batch_size: int = 8,
                   suffix_ids: Sequence[int] = (),  # token ids scored after each reference (e.g. the end-of-turn id)
+                  autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast
                  ) -> np.ndarray:
     "Per item: (summed NLL of the reference tokens, their number) after the prompt, as an (n, 2) array."
     if len(prompts) != len(references): raise ValueError(f"prompts ({len(prompts)}) and references ({len(references)}) differ in length")
@@ -85,7 +86,8 @@ def reference_nll(lm,  # a causal LM
         ids = torch.tensor([x + [pad] * (t - len(x)) for x, _ in rows], device=device)
         labels = torch.tensor([y + [-100] * (t - len(y)) for _, y in rows], device=device)
         mask = torch.tensor([[1] * len(x) + [0] * (t - len(x)) for x, _ in rows], device=device)
-        out.append(token_nll(lm(input_ids=ids, attention_mask=mask).logits, labels))
+        with autocast_to(device, autocast): logits = lm(input_ids=ids, attention_mask=mask).logits
+        out.append(token_nll(logits, labels))
     return np.concatenate(out)
 
 # %% ../nbs/05_evaluate.ipynb #v014
@@ -96,6 +98,7 @@ def greedy_generate(lm,  # a causal LM (`GenerationMixin`)
                     max_new_tokens: int = 128,
                     batch_size: int = 8,
                     eos_token_id: int | Sequence[int] | None = None,  # default the tokenizer's
+                    autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast
                    ) -> list[str]:
     "The greedy continuation of each prompt, decoded without special tokens and stripped."
     check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -106,7 +109,8 @@ def greedy_generate(lm,  # a causal LM (`GenerationMixin`)
     try:
         for i in range(0, len(prompts), batch_size):
             x = tokenizer(list(prompts[i:i + batch_size]), padding=True, add_special_tokens=False, return_tensors="pt").to(device)
-            g = lm.generate(**x, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad)
+            with autocast_to(device, autocast):
+                g = lm.generate(**x, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad)
             outs += [s.strip() for s in tokenizer.batch_decode(g[:, x["input_ids"].shape[1]:], skip_special_tokens=True)]
     finally: tokenizer.padding_side = side
     return outs
