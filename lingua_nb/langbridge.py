@@ -17,14 +17,18 @@ from torch import nn
 from transformers import AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+import numpy as np
+
 from .core import (atomic_path, check_ids, check_positive, check_tensors, checkpoint_dir, get_dtype,
-                            load_tensors, positions_from_mask, print_trainable_parameters)
+                            load_tensors, masked_mean, positions_from_mask, print_trainable_parameters)
+from .evaluate import token_nll
 from .train import History, train_loop
 _check_ids, _check_tensors, _checkpoint_dir, _load_tensors = check_ids, check_tensors, checkpoint_dir, load_tensors  # calm's imports, until it takes them from core
 
 
 # %% auto #0
-__all__ = ['LangBridgeConfig', 'LangBridgeModel', 'LabelledCollator', 'UnlabelledCollator', 'train_bridge']
+__all__ = ['LangBridgeConfig', 'LangBridgeModel', 'LabelledCollator', 'UnlabelledCollator', 'train_bridge',
+           'bridge_reference_nll', 'bridge_generate', 'bridge_pooled_states']
 
 # %% ../nbs/30_langbridge.ipynb #c006
 class LangBridgeConfig(PretrainedConfig):
@@ -399,3 +403,73 @@ def train_bridge(model: LangBridgeModel,
                       mixed_precision=mixed_precision, seed=seed, train_mode=frozen_in_eval, progress=progress,
                       accelerator=accelerator)
 
+
+# %% ../nbs/30_langbridge.ipynb #c046b
+def _enc_batch(model, enc_tokenizer, texts, enc_prefix, max_enc_length):
+    dev = next(model.bridge.parameters()).device
+    return enc_tokenizer([enc_prefix + t for t in texts], padding=True, truncation=True, max_length=max_enc_length,
+                         return_tensors="pt").to(dev)
+
+@torch.no_grad()
+def bridge_reference_nll(model: LangBridgeModel,
+                         enc_tokenizer, lm_tokenizer,
+                         inputs: Sequence[str],  # encoder inputs (e.g. problems, in any language)
+                         references: Sequence[str],  # LM texts scored after the soft prompt and `lm_prompt`
+                         lm_prompt: str = "",  # LM text between the soft prompt and each reference, not scored
+                         enc_prefix: str = "",  # e.g. E5's "query: "
+                         max_enc_length: int = 128,
+                         batch_size: int = 8,
+                        ) -> np.ndarray:
+    "Per item: (summed NLL of the reference tokens and the EOS, their number) after LangBridge reads the input."
+    if len(inputs) != len(references): raise ValueError(f"inputs ({len(inputs)}) and references ({len(references)}) differ in length")
+    if not len(inputs): raise ValueError("inputs is empty")
+    collate = LabelledCollator(enc_tokenizer, lm_tokenizer, max_enc_length=max_enc_length, max_lm_length=10**6, enc_prefix=enc_prefix)
+    n_prompt, dev, out = len(lm_tokenizer(lm_prompt, add_special_tokens=False)["input_ids"]), next(model.bridge.parameters()).device, []
+    for i in range(0, len(inputs), batch_size):
+        b = collate([{"input": t, "output": lm_prompt + r} for t, r in zip(inputs[i:i + batch_size], references[i:i + batch_size])])
+        b["labels"][:, :n_prompt] = -100
+        x = model.build_inputs(**{k: v.to(dev) for k, v in b.items()})
+        logits = model.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], position_ids=x["position_ids"]).logits
+        out.append(token_nll(logits, x["labels"]))
+    return np.concatenate(out)
+
+@torch.no_grad()
+def bridge_generate(model: LangBridgeModel,
+                    enc_tokenizer, lm_tokenizer,
+                    inputs: Sequence[str],  # encoder inputs
+                    lm_prompt: str = "",  # LM text after the soft prompt, before the continuation
+                    enc_prefix: str = "",
+                    max_enc_length: int = 128,
+                    max_new_tokens: int = 128,
+                    batch_size: int = 8,
+                    eos_token_id: int | None = None,  # default the LM tokenizer's
+                   ) -> list[str]:
+    "The greedy continuation after each input's soft prompt and `lm_prompt`, decoded without special tokens and stripped."
+    check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    eos = lm_tokenizer.eos_token_id if eos_token_id is None else eos_token_id
+    frame, outs = lm_tokenizer(lm_prompt, add_special_tokens=False, return_tensors="pt")["input_ids"], []
+    for i in range(0, len(inputs), batch_size):
+        enc = _enc_batch(model, enc_tokenizer, inputs[i:i + batch_size], enc_prefix, max_enc_length)
+        ids = frame.expand(enc["input_ids"].shape[0], -1).to(enc["input_ids"].device) if frame.shape[1] else None
+        g = model.generate(enc["input_ids"], enc["attention_mask"], input_ids=ids, attention_mask=None if ids is None else torch.ones_like(ids),
+                           max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=eos)
+        outs += [s.strip() for s in lm_tokenizer.batch_decode(g, skip_special_tokens=True)]
+    return outs
+
+@torch.no_grad()
+def bridge_pooled_states(model: LangBridgeModel,
+                         enc_tokenizer,
+                         inputs: Sequence[str],  # encoder inputs
+                         enc_prefix: str = "",
+                         max_enc_length: int = 128,
+                         batch_size: int = 8,
+                        ) -> torch.Tensor:
+    "(n, d) float32 CPU tensor: the mean of the LM's last hidden states over each input's soft-prompt positions."
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        enc = _enc_batch(model, enc_tokenizer, inputs[i:i + batch_size], enc_prefix, max_enc_length)
+        x = model.build_inputs(enc["input_ids"], enc["attention_mask"])
+        h = model.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], position_ids=x["position_ids"],
+                     output_hidden_states=True).hidden_states[-1][:, :-1]  # (b, s, d): the soft prompt (the EOS vector last)
+        out.append(masked_mean(h.float(), enc["attention_mask"]).cpu())
+    return torch.cat(out)
