@@ -9,10 +9,15 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
 from .core import check_positive
 
 # %% auto #0
-__all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'key_groups', 'subs_rows']
+__all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'key_groups', 'subs_rows', 'task_tokenizer',
+           'encode_pairs', 'exact_match', 'number_corpus']
 
 # %% ../nbs/04_tasks.ipynb #k005
 Expr = tuple[tuple[str, ...], tuple[str, ...]]
@@ -144,3 +149,68 @@ def subs_rows(tasks: KVTasks, keys: Sequence[str], split: str = "subs_train") ->
     "The expressions of `split` whose operands all lie in `keys`."
     ks = set(keys)
     return [e for e in tasks.splits[split] if set(e[0]) <= ks]
+
+# %% ../nbs/04_tasks.ipynb #k025
+def task_tokenizer(tasks: KVTasks,  # from `kv_tasks`
+                   extra: Sequence[str] = (),  # more words (e.g. the marker of another row kind)
+                  ) -> PreTrainedTokenizerFast:
+    "A word-level tokenizer: one token per special, operator, key and integer the tasks can produce."
+    exprs = [e for s in tasks.splits.values() for e in s]
+    n_ops = max((len(e[0]) for e in exprs), default=2); ops = {o for e in exprs for o in e[1]}; top = max(tasks.values.values())
+    lim = top ** n_ops if "*" in ops else n_ops * top
+    words = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "+", "-", "*", "="] + list(extra) + [str(i) for i in range(-lim, lim + 1)] + tasks.keys
+    if len(set(words)) != len(words): raise ValueError("extra repeats a word of the vocabulary")
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]", unk_token="[UNK]")
+
+def encode_pairs(tokenizer,  # from `task_tokenizer`
+                 pairs: Sequence[tuple[str, str]],  # (prompt, target) strings
+                ) -> dict[str, torch.Tensor]:
+    "Right-padded rows `[BOS] prompt target [EOS]`: input_ids, attention_mask, and labels on the target and `[EOS]` only."
+    if not pairs: raise ValueError("pairs is empty")
+    rows = [([tokenizer.bos_token_id] + tokenizer.encode(p), tokenizer.encode(t) + [tokenizer.eos_token_id]) for p, t in pairs]
+    if any(tokenizer.unk_token_id in p + t for p, t in rows): raise ValueError("pairs hold a word the tokenizer does not know")
+    L = max(len(p) + len(t) for p, t in rows)
+    ids = torch.full((len(rows), L), tokenizer.pad_token_id); labels = torch.full_like(ids, -100); mask = torch.zeros_like(ids)
+    for i, (p, t) in enumerate(rows):
+        ids[i, :len(p) + len(t)] = torch.tensor(p + t); labels[i, len(p):len(p) + len(t)] = torch.tensor(t); mask[i, :len(p) + len(t)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+@torch.no_grad()
+def exact_match(model,  # maps input_ids (b, t) to an output with .logits (b, t, V)
+                tokenizer,  # from `task_tokenizer`
+                pairs: Sequence[tuple[str, str]],  # (prompt, target) strings
+                batch_size: int = 256,
+               ) -> float:
+    "% of pairs whose greedy continuation of `[BOS] prompt` is exactly `target [EOS]`."
+    check_positive(batch_size=batch_size)
+    dev, hits, groups = next(model.parameters()).device, 0, {}
+    for p, t in pairs: groups.setdefault((len(tokenizer.encode(p)), len(tokenizer.encode(t))), []).append((p, t))
+    for (n_p, n_t), group in groups.items():
+        for i in range(0, len(group), batch_size):
+            ids = encode_pairs(tokenizer, group[i:i + batch_size])["input_ids"].to(dev)  # no padding: one length per group
+            out = ids[:, :1 + n_p]
+            for _ in range(n_t + 1): out = torch.cat([out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], 1)
+            hits += int((out[:, 1 + n_p:] == ids[:, 1 + n_p:]).all(1).sum())
+    return 100.0 * hits / len(pairs)
+
+# %% ../nbs/04_tasks.ipynb #k029
+def number_corpus(tasks: KVTasks,  # from `kv_tasks`: its values, operators and `test_num` split
+                  n: int,  # rows
+                  max_operands: int | None = None,  # default: the tasks' operand count
+                  seed: int = 0,
+                 ) -> list[tuple[str, str]]:
+    "`n` (prompt, target) rows of numeric arithmetic over 1..`max_operands` operands, none a `test_num` prompt."
+    check_positive(n=n)
+    exprs = [e for s in tasks.splits.values() for e in s]
+    n_ops = max(len(e[0]) for e in exprs); ops = sorted({o for e in exprs for o in e[1]}) or ["+"]
+    max_operands = n_ops if max_operands is None else max_operands
+    check_positive(max_operands=max_operands)
+    held, top, rng, out = {p for p, _ in tasks.pairs("test_num", "num_math")}, max(tasks.values.values()), random.Random(seed), []
+    while len(out) < n:
+        m = rng.randint(1, max_operands)
+        nums, os_ = [rng.randint(1, top) for _ in range(m)], [rng.choice(ops) for _ in range(m - 1)]
+        p = render([str(x) for x in nums], os_) + " ="
+        if p not in held: out.append((p, str(evaluate(nums, os_))))
+    return out
