@@ -1,5 +1,6 @@
 """Top-k distillation loss, forward + backward: `topk_distill_loss` vs dense-KL implementations, side by side in one run.
 Run: .venv/bin/python benchmarks/bench_distill.py [--vocab 49152] [--batch 8] [--seq 512] [--k 5] [--reps 5] [--threads N]
+     .venv/bin/python benchmarks/bench_distill.py --real [--batch 8] [--reps 5] [--rs-samples 8] [--n-teacher 32]
 
 Inputs: student logits (b, t, V) float32 (random), teacher top-k ids (distinct per position) and probabilities (rows
 summing to < 1, as Fu et al.'s unrenormalised top-5), a mask with 10% of positions off. Each implementation computes
@@ -15,10 +16,19 @@ allocated during the call above what was allocated before it (the logits and tar
 included. CUDA: torch.cuda.max_memory_allocated; CPU: the "Total Allocated" counter of torch.profiler's memory
 events (profile_memory=True), one profiled call per implementation. Target: topk peak <= 1/10 of the dense peak,
 and not slower.
+
+`--real` measures the e2 pipeline on the real models instead (offline zoo aliases, bf16 autocast unless --fp32):
+
+- teacher extraction: `teacher_topk` of Qwen2.5-Coder-0.5B-Instruct teacher-forced over `--n-teacher` GSM-Symbolic
+  gold chains of thought after its chat prompt, top-k and RS-KD draws (`rs_samples`): recorded tokens per second;
+- student training step of SmolLM2-135M-Instruct at equal batch (the same `--batch` problems, padded alike):
+  SM (NLL), DM (Fu's top-5 loss on the projected teacher top-k), RS-KD (the same loss on the projected draws);
+  forward, backward and AdamW step, median over interleaved repetitions. Target: DM and RS-KD <= 1.1x SM.
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -34,7 +44,12 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument("--real", action="store_true", help="time the real teacher's extraction and the student's training step")
+    ap.add_argument("--rs-samples", type=int, default=8)
+    ap.add_argument("--n-teacher", type=int, default=32)
+    ap.add_argument("--fp32", action="store_true", help="--real: float32 instead of bf16 autocast")
     args = ap.parse_args()
+    if args.real: return real(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     import torch.nn.functional as F
@@ -133,6 +148,63 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"device": str(dev), "threads": torch.get_num_threads(), "shape": [b, t, V], "k": k, "reps": args.reps,
                        "results": rows}, f, indent=2)
+
+
+def real(args):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from lingua_nb.assets import load_causal_lm, load_gsm_symbolic_parallel, load_tokenizer
+    from lingua_nb.core import autocast_to
+    from lingua_nb.distill import CausalCollator, _student_loss, encode_causal, student_targets, teacher_topk
+
+    if args.threads: torch.set_num_threads(args.threads)
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    amp = None if args.fp32 else torch.bfloat16
+    gsm = load_gsm_symbolic_parallel(("eng",), n_per_template=4, seed=0, split="train").select(range(args.n_teacher))
+    texts = [re.sub(r"<<[^>]*>>", "", a) for a in gsm["answer_eng"]]  # without GSM8K's calculator annotations
+    ttok, stok = load_tokenizer("qwen2.5-coder-0.5b-instruct"), load_tokenizer("smollm2-135m-instruct")
+    chat = lambda tok: [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+                        for q in gsm["question_eng"]]
+    teacher = load_causal_lm("qwen2.5-coder-0.5b-instruct", device=dev)
+    out = {"device": str(dev), "threads": torch.get_num_threads(), "autocast": str(amp), "batch": args.batch}
+    recs = {}
+    for name, kw in (("topk", dict(k=args.k)), ("rskd", dict(rs_samples=args.rs_samples))):
+        teacher_topk(teacher, ttok, texts[:8], prompts=chat(ttok)[:8], progress=False, **kw)  # warm-up
+        with autocast_to(dev, amp):
+            t0 = time.perf_counter()
+            recs[name] = teacher_topk(teacher, ttok, texts, prompts=chat(ttok), batch_size=8, progress=False, **kw)
+            dt = time.perf_counter() - t0
+        n = sum(len(r) for r in recs[name])
+        out[f"teacher_{name}_tokens_per_s"] = round(n / dt, 1)
+        print(f"teacher {name}: {n} tokens in {dt:.1f} s = {n / dt:.0f} tokens/s")
+    del teacher
+    student = load_causal_lm("smollm2-135m-instruct", device=dev).train()
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-5)
+    eot = [stok.convert_tokens_to_ids("<|im_end|>")]
+    K, b = max(args.k, args.rs_samples), args.batch
+    prompts = chat(stok)[:b]
+    rows = {"sm": encode_causal(stok, prompts, texts[:b], k=K, suffix_ids=eot),
+            "dm": encode_causal(stok, prompts, student_targets(recs["topk"][:b], stok, k=args.k), k=K, suffix_ids=eot),
+            "rskd": encode_causal(stok, prompts, student_targets(recs["rskd"][:b], stok, k=args.rs_samples), k=K, suffix_ids=eot)}
+    coll = CausalCollator(pad_id=eot[0])
+    batches = {a: {n: v.to(dev) for n, v in coll([r[i] for i in range(b)]).items()} for a, r in rows.items()}
+    def step(arm):
+        t0 = time.perf_counter()
+        with autocast_to(dev, amp): loss = _student_loss("sm" if arm == "sm" else "dm")(student, batches[arm])
+        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        if dev.type == "cuda": torch.cuda.synchronize()
+        return time.perf_counter() - t0
+    for arm in batches: step(arm)  # warm-up
+    times = {arm: [] for arm in batches}
+    for _ in range(args.reps):
+        for arm in batches: times[arm].append(step(arm))
+    med = {arm: statistics.median(v) for arm, v in times.items()}
+    print(f"student step, batch {b} x {batches['sm']['input_ids'].shape[1]} tokens ({'fp32' if amp is None else 'bf16 autocast'}):")
+    for arm, m in med.items():
+        print(f"  {arm:<5} median {m:.2f} s  {m / med['sm']:.2f}x SM" + ("" if arm == "sm" else f"  target <= 1.1x: {'met' if m <= 1.1 * med['sm'] else 'NOT met'}"))
+        out[f"step_{arm}_s"], out[f"step_{arm}_vs_sm"] = round(m, 3), round(m / med["sm"], 3)
+    if args.json:
+        with open(args.json, "w") as f: json.dump(out, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 # %% ../nbs/20_distill.ipynb #c003
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -23,16 +24,17 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from .align import (SCHEMES, Tokenized, align_batch, detect_scheme, guess_scheme, project_topk,
                              surface_offsets, token_surface)
+from .assets import cached_build
 from .core import atomic_path, check_positive, count_parameters, positions_from_mask
 from .train import History, train_loop
 
 # %% auto #0
-__all__ = ['FORMATS', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'records_from_response',
-           'read_openai_logprobs', 'sparse_sample', 'teacher_topk', 'sample_teacher_topk', 'gathered_log_softmax',
-           'topk_distill_loss', 'sample_matching_loss', 'dense_distill_loss', 'StudentTargets', 'student_targets',
-           'SubVocab', 'format_example', 'build_formats', 'encode_for_student', 'DistillCollator', 'encode_causal',
-           'CausalCollator', 'FormatBatchSampler', 't5_student', 'train_student', 'evaluate_nll', 'generate_texts',
-           'extract_answer', 'answers_match']
+__all__ = ['FORMATS', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'cached_records',
+           'records_from_response', 'read_openai_logprobs', 'sparse_sample', 'teacher_topk', 'sample_teacher_topk',
+           'gathered_log_softmax', 'topk_distill_loss', 'sample_matching_loss', 'dense_distill_loss', 'StudentTargets',
+           'student_targets', 'SubVocab', 'format_example', 'build_formats', 'encode_for_student', 'DistillCollator',
+           'encode_causal', 'CausalCollator', 'FormatBatchSampler', 't5_student', 'train_student', 'evaluate_nll',
+           'generate_texts', 'extract_answer', 'answers_match']
 
 # %% ../nbs/20_distill.ipynb #c006
 class TeacherStep(NamedTuple):
@@ -118,6 +120,15 @@ def read_teacher_records(path: str | Path) -> list[TeacherRecord]:
         try: out.append(TeacherRecord.from_dict(json.loads(line)))
         except (KeyError, TypeError, ValueError) as e: raise ValueError(f"{path}: line {i} is not a teacher record ({e})") from e
     return out
+
+def cached_records(key: Mapping,  # what determines the records (teacher, texts or data, parameters), JSON-able
+                   make: Callable[[], Sequence[TeacherRecord]],  # computes them when the cache has none
+                  ) -> list[TeacherRecord]:
+    "Teacher records computed once per `key` and kept as JSONL under `lingua_nb.assets.cache_dir()` (written atomically)."
+    if not isinstance(key, Mapping) or not key: raise ValueError("key must be a non-empty mapping (teacher, data, parameters)")
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    d = cached_build(f"teacher_records-{digest}", lambda out: write_teacher_records(make(), out / "records.jsonl"))
+    return read_teacher_records(d / "records.jsonl")
 
 # %% ../nbs/20_distill.ipynb #c013
 _BYTES_TOKEN = re.compile(r"bytes:((?:\\x[0-9a-fA-F]{2})+)")
@@ -922,7 +933,7 @@ def train_student(model,  # a seq2seq student (e.g. `t5_student`) or a causal LM
     if "accelerator" not in train_kwargs: train_kwargs.setdefault("cpu", True if str(device) == "cpu" else None)
     return train_loop(model, loader, _student_loss(objective), steps=steps, lr=lr, weight_decay=weight_decay, warmup=warmup,
                       max_grad_norm=max_grad_norm, seed=seed, eval_fn=eval_fn, eval_every=eval_every, progress=progress,
-                      desc=f"train {objective}", **train_kwargs)
+                      **{"desc": f"train {objective}"} | train_kwargs)
 
 @torch.no_grad()
 def evaluate_nll(model,  # a seq2seq student
