@@ -33,7 +33,7 @@ __all__ = ['FORMATS', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', '
            'records_from_response', 'read_openai_logprobs', 'sparse_sample', 'teacher_topk', 'sample_teacher_topk',
            'gathered_log_softmax', 'topk_distill_loss', 'sample_matching_loss', 'dense_distill_loss', 'StudentTargets',
            'student_targets', 'SubVocab', 'format_example', 'build_formats', 'encode_for_student', 'DistillCollator',
-           'encode_causal', 'CausalCollator', 'FormatBatchSampler', 't5_student', 'train_student', 'evaluate_nll',
+           'FormatBatchSampler', 'encode_causal', 'CausalCollator', 't5_student', 'train_student', 'evaluate_nll',
            'generate_texts', 'extract_answer', 'answers_match']
 
 # %% ../nbs/20_distill.ipynb #c006
@@ -790,6 +790,36 @@ class DistillCollator:
         return dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=dec, labels=labels,
                     target_ids=target_ids, target_probs=target_probs, target_mask=target_mask)
 
+class FormatBatchSampler(torch.utils.data.Sampler):
+    "Shuffled batches that each hold one format (Fu et al.); a new order every epoch."
+    def __init__(self, formats: Sequence[str],  # the format of every row
+                 batch_size: int,  # rows per batch
+                 seed: int = 0,  # shuffling seed
+                ):
+        check_positive(batch_size=batch_size)
+        self.formats, self.batch_size, self.seed, self.epoch = list(formats), batch_size, seed, 0
+        if not self.formats: raise ValueError("formats is empty")
+
+    def set_epoch(self, epoch: int): self.epoch = epoch
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 100003 + epoch)
+        by_fmt: dict[str, list[int]] = {}
+        for i, f in enumerate(self.formats): by_fmt.setdefault(f, []).append(i)
+        batches = []
+        for f in sorted(by_fmt):
+            idx = by_fmt[f]; rng.shuffle(idx)
+            batches += [idx[j:j + self.batch_size] for j in range(0, len(idx), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        batches = self._batches(self.epoch); self.epoch += 1
+        return iter(batches)
+
+    def __len__(self): return len(self._batches(0))
+
+# %% ../nbs/20_distill.ipynb #c059c
 def _onehot(ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     tid = np.full((len(ids), k), -1, np.int64); tp = np.zeros((len(ids), k), np.float32)
     if len(ids): tid[:, 0] = ids; tp[:, 0] = 1.0
@@ -845,34 +875,6 @@ class CausalCollator:
         return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels, target_ids=target_ids,
                     target_probs=target_probs, target_mask=labels != -100)
 
-class FormatBatchSampler(torch.utils.data.Sampler):
-    "Shuffled batches that each hold one format (Fu et al.); a new order every epoch."
-    def __init__(self, formats: Sequence[str],  # the format of every row
-                 batch_size: int,  # rows per batch
-                 seed: int = 0,  # shuffling seed
-                ):
-        check_positive(batch_size=batch_size)
-        self.formats, self.batch_size, self.seed, self.epoch = list(formats), batch_size, seed, 0
-        if not self.formats: raise ValueError("formats is empty")
-
-    def set_epoch(self, epoch: int): self.epoch = epoch
-
-    def _batches(self, epoch: int) -> list[list[int]]:
-        rng = random.Random(self.seed * 100003 + epoch)
-        by_fmt: dict[str, list[int]] = {}
-        for i, f in enumerate(self.formats): by_fmt.setdefault(f, []).append(i)
-        batches = []
-        for f in sorted(by_fmt):
-            idx = by_fmt[f]; rng.shuffle(idx)
-            batches += [idx[j:j + self.batch_size] for j in range(0, len(idx), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
-
-    def __iter__(self):
-        batches = self._batches(self.epoch); self.epoch += 1
-        return iter(batches)
-
-    def __len__(self): return len(self._batches(0))
 
 # %% ../nbs/20_distill.ipynb #c061
 def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(subvocab)`)
