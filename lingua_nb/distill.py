@@ -729,6 +729,12 @@ def _compact_topk(sv: SubVocab, ids: np.ndarray, probs: np.ndarray, own: np.ndar
         if n == 0: out_ids[j, 0] = own[j]; out_p[j, 0] = 1.0
     return out_ids, out_p
 
+def _onehot(ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    "(n, k) targets one-hot on `ids`: ids in slot 0 (-1 elsewhere), probability 1 there."
+    tid = np.full((len(ids), k), -1, np.int64); tp = np.zeros((len(ids), k), np.float32)
+    if len(ids): tid[:, 0] = ids; tp[:, 0] = 1.0
+    return tid, tp
+
 def encode_for_student(formatted: datasets.Dataset,  # from `build_formats`
                        subvocab: SubVocab,  # the student's vocabulary
                        targets: Sequence[StudentTargets | None] | None = None,  # per source problem (indexed by `row`), or None
@@ -751,10 +757,7 @@ def encode_for_student(formatted: datasets.Dataset,  # from `build_formats`
             ids[-1, 0] = subvocab.full_ids[subvocab.eos_id]; probs[-1, 0] = 1.0  # after the last step: one-hot </s>
             tid, tp = _compact_topk(subvocab, ids, probs, own, k)
             lab, soft = own.tolist(), True
-        else:
-            tid = np.full((len(lab), k), -1, np.int64); tid[:, 0] = lab
-            tp = np.zeros((len(lab), k), np.float32); tp[:, 0] = 1.0
-            soft = False
+        else: (tid, tp), soft = _onehot(lab, k), False
         cols["input_ids"].append(src); cols["labels"].append(lab)
         cols["topk_ids"].append(tid.tolist()); cols["topk_probs"].append(tp.tolist()); cols["soft"].append(soft)
     out = formatted
@@ -820,11 +823,6 @@ class FormatBatchSampler(torch.utils.data.Sampler):
     def __len__(self): return len(self._batches(0))
 
 # %% ../nbs/20_distill.ipynb #c059c
-def _onehot(ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
-    tid = np.full((len(ids), k), -1, np.int64); tp = np.zeros((len(ids), k), np.float32)
-    if len(ids): tid[:, 0] = ids; tp[:, 0] = 1.0
-    return tid, tp
-
 def encode_causal(tokenizer,  # the student's tokenizer
                   prompts: Sequence[str],  # what the student reads first (chat template applied)
                   targets: Sequence[StudentTargets | str],  # per prompt: projected teacher targets, or a text (one-hot targets)

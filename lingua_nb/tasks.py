@@ -17,7 +17,7 @@ from .core import check_positive
 
 # %% auto #0
 __all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'key_groups', 'subs_rows', 'task_tokenizer',
-           'encode_pairs', 'exact_match', 'number_corpus']
+           'encode_pairs', 'exact_match']
 
 # %% ../nbs/04_tasks.ipynb #k005
 Expr = tuple[tuple[str, ...], tuple[str, ...]]
@@ -194,23 +194,3 @@ def exact_match(model,  # maps input_ids (b, t) to an output with .logits (b, t,
             for _ in range(n_t + 1): out = torch.cat([out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], 1)
             hits += int((out[:, 1 + n_p:] == ids[:, 1 + n_p:]).all(1).sum())
     return 100.0 * hits / len(pairs)
-
-# %% ../nbs/04_tasks.ipynb #k029
-def number_corpus(tasks: KVTasks,  # from `kv_tasks`: its values, operators and `test_num` split
-                  n: int,  # rows
-                  max_operands: int | None = None,  # default: the tasks' operand count
-                  seed: int = 0,
-                 ) -> list[tuple[str, str]]:
-    "`n` (prompt, target) rows of numeric arithmetic over 1..`max_operands` operands, none a `test_num` prompt."
-    check_positive(n=n)
-    exprs = [e for s in tasks.splits.values() for e in s]
-    n_ops = max(len(e[0]) for e in exprs); ops = sorted({o for e in exprs for o in e[1]}) or ["+"]
-    max_operands = n_ops if max_operands is None else max_operands
-    check_positive(max_operands=max_operands)
-    held, top, rng, out = {p for p, _ in tasks.pairs("test_num", "num_math")}, max(tasks.values.values()), random.Random(seed), []
-    while len(out) < n:
-        m = rng.randint(1, max_operands)
-        nums, os_ = [rng.randint(1, top) for _ in range(m)], [rng.choice(ops) for _ in range(m - 1)]
-        p = render([str(x) for x in nums], os_) + " ="
-        if p not in held: out.append((p, str(evaluate(nums, os_))))
-    return out
