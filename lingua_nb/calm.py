@@ -4,6 +4,7 @@
 
 # %% ../nbs/40_calm.ipynb #c003
 from __future__ import annotations
+import copy
 import json
 import math
 import os
@@ -22,7 +23,8 @@ from .core import (cache_kwarg, check_ids, check_positive, check_tensors, checkp
 from .train import History, train_loop
 
 # %% auto #0
-__all__ = ['layer_map', 'CALMBlock', 'config_dims', 'CALMConfig', 'CALMModel', 'fit']
+__all__ = ['layer_map', 'CALMBlock', 'config_dims', 'CALMConfig', 'truncated_lm', 'CALMModel', 'token_ends', 'cross_mask',
+           'encode_across', 'generate_across', 'fit']
 
 # %% ../nbs/40_calm.ipynb #c006
 def layer_map(n_anchor: int,  # number of anchor decoder layers
@@ -122,16 +124,19 @@ class CALMConfig(PretrainedConfig):
                  n_connections: int | None = None,  # "linspace": connections per augment
                  num_heads: int = 4,  # cross-attention heads
                  causal: bool = True,  # anchor position t reads augment positions <= t (needs a shared vocabulary)
+                 shared_tokenizer: bool = True,  # False: each model reads the text with its own tokenizer (see `encode_across`)
                  anchor_name_or_path: str | None = None,  # where `from_pretrained` loads the anchor from if not given
                  augment_names_or_paths: Sequence[str | None] | None = None,  # same for the augments
                  **kwargs):
         self.anchor_config = _cfg_dict(anchor_config)
         self.augment_configs = [_cfg_dict(c) for c in (augment_configs or [])]
         self.k, self.n_connections, self.num_heads, self.causal = k, n_connections, num_heads, causal
+        self.shared_tokenizer = shared_tokenizer
         self.anchor_name_or_path = anchor_name_or_path
         self.augment_names_or_paths = list(augment_names_or_paths) if augment_names_or_paths else [None] * len(self.augment_configs)
         check_positive(num_heads=num_heads)
         if not isinstance(causal, bool): raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+        if not isinstance(shared_tokenizer, bool): raise TypeError(f"shared_tokenizer must be a bool, got {type(shared_tokenizer).__name__}")
         self.layer_maps = self._resolve_maps(layer_maps)
         super().__init__(**kwargs)
 
@@ -177,6 +182,21 @@ def _record_names(config, anchor, augments):
     stored += [None] * (len(augments) - len(stored))
     config.augment_names_or_paths = [s if s is not None else name(m) for s, m in zip(stored, augments)]
 
+# %% ../nbs/40_calm.ipynb #c014d
+def truncated_lm(lm: PreTrainedModel,  # an HF causal LM
+                 n_layers: int,  # decoder layers to keep (the first ones)
+                ) -> PreTrainedModel:
+    "A deep copy of `lm` with only its first `n_layers` decoder layers (config updated)."
+    n = len(_decoder_layers(lm))
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or not 1 <= n_layers <= n:
+        raise ValueError(f"n_layers must be an int in [1, {n}], got {n_layers!r}")
+    m = copy.deepcopy(lm)
+    layers = _decoder_layers(m)
+    del layers[n_layers:]
+    m.config.num_hidden_layers = n_layers
+    if getattr(m.config, "layer_types", None): m.config.layer_types = m.config.layer_types[:n_layers]
+    return m
+
 # %% ../nbs/40_calm.ipynb #c016b
 class CALMModel(PreTrainedModel):
     "A frozen anchor LM composed with frozen augmenting models through trainable cross-attention blocks."
@@ -188,7 +208,8 @@ class CALMModel(PreTrainedModel):
                 ):
         if anchor is not None and config.anchor_config is None:  # config given without models: fill it in
             config = CALMConfig(anchor.config, [m.config for m in augments or []], layer_maps=config.layer_maps or "stride",
-                                k=config.k, n_connections=config.n_connections, num_heads=config.num_heads, causal=config.causal)
+                                k=config.k, n_connections=config.n_connections, num_heads=config.num_heads, causal=config.causal,
+                                shared_tokenizer=config.shared_tokenizer)
         super().__init__(config)
         if anchor is None: anchor = _load_frozen(config.anchor_name_or_path, "anchor")
         if augments is None:
@@ -203,9 +224,10 @@ class CALMModel(PreTrainedModel):
         a_layers = _decoder_layers(anchor)
         for i, m in enumerate(augments):
             n_aug = len(_decoder_layers(m))
-            if config.causal and m.config.vocab_size != anchor.config.vocab_size:
+            if config.causal and config.shared_tokenizer and m.config.vocab_size != anchor.config.vocab_size:
                 raise ValueError(f"augments[{i}] has vocab_size {m.config.vocab_size} but the anchor has {anchor.config.vocab_size}: "
-                                 "the causal cross mask needs both models to read the same tokens (use causal=False otherwise)")
+                                 "the causal cross mask needs both models to read the same tokens (compose across "
+                                 "tokenizers with shared_tokenizer=False, or use causal=False)")
             for a, b in config.layer_maps[i]:
                 if not (0 <= a < len(a_layers) and 0 <= b < n_aug):
                     raise ValueError(f"layer_maps[{i}] pair {(a, b)} out of range for {len(a_layers)} anchor / {n_aug} augment layers")
@@ -228,7 +250,7 @@ class CALMModel(PreTrainedModel):
             if self._ctx is None: return None
             h = output[0] if isinstance(output, tuple) else output  # (b, t, d)
             for blk, (i, a, b) in zip(self.blocks, self.connections):
-                if a == layer: h = h + blk(h, self._ctx["aug"][i][b], self._ctx["mask"])
+                if a == layer: h = h + blk(h, self._ctx["aug"][i][b], self._ctx["mask"][i])
             return (h, *output[1:]) if isinstance(output, tuple) else h
         return hook
 
@@ -241,10 +263,10 @@ class CALMModel(PreTrainedModel):
         super().train(mode); self.anchor.eval(); self.augments.eval(); return self
 
     @torch.no_grad()
-    def _augment_states(self, input_ids, attention_mask, positions, caches=None) -> list[dict[int, torch.Tensor]]:
-        "Per augment, {augment layer: (b, t, d_aug) output states} for the given tokens."
+    def _augment_states(self, inputs, caches=None) -> list[dict[int, torch.Tensor]]:
+        "Per augment, {augment layer: (b, t, d_aug) output states} for its (input_ids, attention_mask, positions)."
         out = []
-        for i, m in enumerate(self.augments):
+        for i, (m, (input_ids, attention_mask, positions)) in enumerate(zip(self.augments, inputs)):
             r = m(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, output_hidden_states=True,
                   use_cache=caches is not None, **({} if caches is None else {cache_kwarg(m): caches[i]}))
             out.append({b: r.hidden_states[b + 1] for j, _, b in self.connections if j == i})
@@ -260,13 +282,13 @@ class CALMModel(PreTrainedModel):
         return mask
 
 # %% ../nbs/40_calm.ipynb #c016c
-def _check_batch(self, input_ids, attention_mask=None, labels=None):
+def _check_batch(self, input_ids, attention_mask=None, labels=None, shared=True):
     "Validate a batch (see above); return the attention mask (ones when None)."
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
         raise ValueError(f"input_ids must be a (batch, seq) tensor (one prompt: input_ids[None]), "
                          f"got {getattr(input_ids, 'shape', type(input_ids).__name__)!r}")
     if input_ids.shape[1] == 0: raise ValueError("input_ids must hold at least one token per row")
-    for what, m in [("anchor", self.anchor)] + [(f"augments[{i}]", m) for i, m in enumerate(self.augments)]:
+    for what, m in [("anchor", self.anchor)] + [(f"augments[{i}]", m) for i, m in enumerate(self.augments) if shared]:
         check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
     if attention_mask is None: attention_mask = torch.ones_like(input_ids)
     if attention_mask.shape != input_ids.shape:
@@ -283,15 +305,24 @@ def _check_batch(self, input_ids, attention_mask=None, labels=None):
                              "the mean loss would be NaN")
     return attention_mask
 
-def _forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anchor and every augment
+def _forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anchor (and every augment, with a shared tokenizer)
             attention_mask: torch.Tensor | None = None,  # (b, t) 1 = token, 0 = padding (left or right)
             labels: torch.Tensor | None = None,  # (b, t) targets, -100 ignored; shifted inside
+            augment_input_ids: Sequence[torch.Tensor] | None = None,  # across tokenizers: per augment (b, t_i) ids
+            augment_attention_mask: Sequence[torch.Tensor] | None = None,  # and (b, t_i) masks
+            cross_masks: Sequence[torch.Tensor] | None = None,  # and (b, t, t_i) bool: what each anchor position reads
             **kwargs) -> CausalLMOutputWithPast:
     "Composed logits (and the mean next-token loss when `labels` are given)."
-    attention_mask = self._check_batch(input_ids, attention_mask, labels)
+    if augment_input_ids is None and not self.config.shared_tokenizer:
+        raise ValueError("this composition reads each model's own tokens: pass augment_input_ids, augment_attention_mask "
+                         "and cross_masks (see encode_across)")
+    attention_mask = self._check_batch(input_ids, attention_mask, labels, augment_input_ids is None)
     pos = positions_from_mask(attention_mask)
-    aug = self._augment_states(input_ids, attention_mask, pos)
-    self._ctx = {"aug": aug, "mask": self._cross_mask(attention_mask, input_ids.shape[1])}
+    if augment_input_ids is None:
+        inputs, masks = [(input_ids, attention_mask, pos)] * len(self.augments), [self._cross_mask(attention_mask, input_ids.shape[1])] * len(self.augments)
+    else:
+        inputs, masks = self._check_across(input_ids, augment_input_ids, augment_attention_mask, cross_masks), list(cross_masks)
+    self._ctx = {"aug": self._augment_states(inputs), "mask": masks}
     try: logits = self.anchor(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=False).logits
     finally: self._ctx = None
     loss = None
@@ -299,7 +330,22 @@ def _forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anc
         loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device), ignore_index=-100)
     return CausalLMOutputWithPast(loss=loss, logits=logits)
 
-CALMModel._check_batch = _check_batch
+def _check_across(self, input_ids, ids, masks, cross):
+    "Validate the augments' own tokens; return their (input_ids, attention_mask, positions)."
+    n, b, t = len(self.augments), *input_ids.shape
+    for name, xs in (("augment_input_ids", ids), ("augment_attention_mask", masks), ("cross_masks", cross)):
+        if not isinstance(xs, (list, tuple)) or len(xs) != n: raise ValueError(f"{name} must be a list of {n} tensors (one per augment), got {xs!r:.80}")
+    out = []
+    for i, (x, m, c) in enumerate(zip(ids, masks, cross)):
+        if x.dim() != 2 or x.shape[0] != b or m.shape != x.shape:
+            raise ValueError(f"augment_input_ids[{i}] and augment_attention_mask[{i}] must be ({b}, t) tensors, got {tuple(x.shape)} and {tuple(m.shape)}")
+        if c.dtype != torch.bool or c.shape != (b, t, x.shape[1]):
+            raise ValueError(f"cross_masks[{i}] must be a bool tensor of shape {(b, t, x.shape[1])}, got {c.dtype} {tuple(c.shape)}")
+        check_ids(f"augment_input_ids[{i}]", x, self.augments[i].get_input_embeddings().num_embeddings, f"augments[{i}] model")
+        out.append((x, m, positions_from_mask(m)))
+    return out
+
+CALMModel._check_batch, CALMModel._check_across = _check_batch, _check_across
 CALMModel.forward = _forward
 
 # %% ../nbs/40_calm.ipynb #c032
@@ -340,6 +386,7 @@ def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding 
     check_positive(num_beams=num_beams)
     if do_sample and num_beams > 1: raise ValueError("num_beams > 1 is beam search: pass do_sample=False")
     if do_sample and not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if not self.config.shared_tokenizer: raise ValueError("this composition reads each model's own tokens: use generate_across")
     attention_mask = self._check_batch(input_ids, attention_mask)
     eos = self.anchor.config.eos_token_id if eos_token_id is None else eos_token_id
     if isinstance(eos, (list, tuple)): eos = eos[0]
@@ -352,9 +399,9 @@ def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding 
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     for step in range(max_new_tokens):
         pos = positions_from_mask(mask, mask.shape[1] - new_ids.shape[1])  # (b, t_new)
-        states = self._augment_states(new_ids, mask, pos, aug_caches)
+        states = self._augment_states([(new_ids, mask, pos)] * len(self.augments), aug_caches)
         aug_states = states if aug_states is None else [{b: torch.cat([old[b], s[b]], 1) for b in s} for old, s in zip(aug_states, states)]
-        self._ctx = {"aug": aug_states, "mask": self._cross_mask(mask, new_ids.shape[1])}
+        self._ctx = {"aug": aug_states, "mask": [self._cross_mask(mask, new_ids.shape[1])] * len(self.augments)}
         try: logits = self.anchor(input_ids=new_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: a_cache}).logits[:, -1].float()
         finally: self._ctx = None
         nxt, rows, scores = _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k, pad)
@@ -370,6 +417,114 @@ def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding 
     return ids
 
 CALMModel.generate = _generate
+
+# %% ../nbs/40_calm.ipynb #c034y
+def token_ends(tokenizer,  # a fast tokenizer (it must return offsets)
+               texts: Sequence[str],  # the texts
+               add_special_tokens: bool = True,  # the tokenizer's BOS/EOS, as it adds them
+              ) -> tuple[list[list[int]], list[list[int]]]:
+    "Per text: the token ids, and the character offset at which each token's text ends."
+    if isinstance(texts, str) or not texts: raise ValueError(f"texts must be a non-empty list of strings, got {texts!r:.60}")
+    enc = tokenizer(list(texts), add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    ends = []
+    for offs in enc["offset_mapping"]:
+        row, last = [], 0
+        for s, e in offs:
+            if e > s: last = e  # a special or empty token keeps the end before it
+            row.append(last)
+        ends.append(row)
+    return enc["input_ids"], ends
+
+def cross_mask(q_ends: torch.Tensor,  # (b, t_q) where each anchor token's text ends
+               k_ends: torch.Tensor,  # (b, t_k) where each augment token's text ends
+               k_mask: torch.Tensor,  # (b, t_k) 1 = augment token, 0 = padding
+              ) -> torch.Tensor:
+    "(b, t_q, t_k) bool: anchor position t reads the real augment tokens whose text ends at or before t's."
+    return k_mask.bool()[:, None, :] & (k_ends[:, None, :] <= q_ends[:, :, None])
+
+# %% ../nbs/40_calm.ipynb #c034zc
+def _pad(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
+    L = max(len(r) for r in rows)
+    out = torch.full((len(rows), L), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r and side == "left": out[i, L - len(r):] = torch.tensor(r)
+        elif r: out[i, :len(r)] = torch.tensor(r)
+    return out
+
+def _side(tokenizer, texts, side, **kw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "(ids, mask, ends) of `texts` padded on `side`."
+    ids, ends = token_ends(tokenizer, texts, **kw)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return _pad(ids, pad, side), _pad([[1] * len(r) for r in ids], 0, side), _pad(ends, -1, side)
+
+def encode_across(anchor_tokenizer,  # the anchor's fast tokenizer
+                  augment_tokenizers: Sequence,  # one fast tokenizer per augment
+                  prompts: Sequence[str],  # what is read
+                  targets: Sequence[str] | None = None,  # what is scored after each prompt (then the anchor's EOS too)
+                  padding_side: str = "right",  # "right" (training) or "left" (generation)
+                 ) -> dict:
+    "A `CALMModel` batch in which every model reads `prompt + target` with its own tokenizer (see above)."
+    if padding_side not in ("left", "right"): raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    if targets is not None and len(targets) != len(prompts):
+        raise ValueError(f"targets ({len(targets)}) and prompts ({len(prompts)}) differ in length")
+    texts = [p + t for p, t in zip(prompts, targets)] if targets is not None else list(prompts)
+    ids, ends = token_ends(anchor_tokenizer, texts)
+    if targets is not None:
+        eos = anchor_tokenizer.eos_token_id
+        if eos is None: raise ValueError("anchor_tokenizer has no eos_token_id to end the targets with")
+        ids, ends = [r + [eos] for r in ids], [e + [len(t)] for e, t in zip(ends, texts)]
+    pad = anchor_tokenizer.pad_token_id if anchor_tokenizer.pad_token_id is not None else 0
+    a_ids, a_mask, a_ends = _pad(ids, pad, padding_side), _pad([[1] * len(r) for r in ids], 0, padding_side), _pad(ends, -1, padding_side)
+    out = {"input_ids": a_ids, "attention_mask": a_mask, "augment_input_ids": [], "augment_attention_mask": [], "cross_masks": []}
+    if targets is not None:  # score the tokens that hold target text, and the EOS
+        starts = torch.tensor([len(p) for p in prompts])[:, None]
+        out["labels"] = a_ids.masked_fill(~((a_ends > starts) & a_mask.bool()), -100)
+    for tok in augment_tokenizers:
+        k_ids, k_mask, k_ends = _side(tok, texts, padding_side)
+        out["augment_input_ids"].append(k_ids); out["augment_attention_mask"].append(k_mask)
+        out["cross_masks"].append(cross_mask(a_ends, k_ends, k_mask))
+    return out
+
+# %% ../nbs/40_calm.ipynb #c034zi
+@torch.no_grad()
+def generate_across(model: CALMModel,  # a composition (`shared_tokenizer` either way)
+                    anchor_tokenizer,  # the anchor's fast tokenizer
+                    augment_tokenizers: Sequence,  # one per augment
+                    prompts: Sequence[str],  # the prompts
+                    max_new_tokens: int = 20,  # tokens to generate
+                    eos_token_id: int | None = None,  # default the anchor tokenizer's
+                   ) -> list[str]:
+    "Greedy continuations of `prompts`, every model reading the text with its own tokenizer (see above)."
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1: raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    if len(augment_tokenizers) != len(model.augments):
+        raise ValueError(f"augment_tokenizers: got {len(augment_tokenizers)} for {len(model.augments)} augments")
+    eos = anchor_tokenizer.eos_token_id if eos_token_id is None else eos_token_id
+    b = encode_across(anchor_tokenizer, [], prompts, padding_side="left")
+    ids, mask = b["input_ids"].to(model.device), b["attention_mask"].to(model.device)
+    ends = _side(anchor_tokenizer, list(prompts), "left")[2].to(model.device)
+    gen, done, new = [[] for _ in prompts], [False] * len(prompts), ids
+    cache, kw = DynamicCache(), cache_kwarg(model.anchor)
+    for _ in range(max_new_tokens):
+        texts = [p + anchor_tokenizer.decode(g, skip_special_tokens=True) for p, g in zip(prompts, gen)]
+        inputs, masks = [], []
+        for tok in augment_tokenizers:
+            k_ids, k_mask, k_ends = (x.to(model.device) for x in _side(tok, texts, "left"))
+            inputs.append((k_ids, k_mask, positions_from_mask(k_mask))); masks.append(cross_mask(ends[:, -new.shape[1]:], k_ends, k_mask))
+        model._ctx = {"aug": model._augment_states(inputs), "mask": masks}
+        try:
+            pos = positions_from_mask(mask, mask.shape[1] - new.shape[1])
+            nxt = model.anchor(input_ids=new, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: cache}).logits[:, -1].argmax(-1)
+        finally: model._ctx = None
+        new_ends = []
+        for i, t in enumerate(nxt.tolist()):
+            if not done[i]:
+                gen[i].append(t); done[i] = t == eos
+            s = anchor_tokenizer.decode(gen[i], skip_special_tokens=True)
+            new_ends.append(len(prompts[i]) + len(s) - s.endswith("\ufffd"))
+        ids, mask = torch.cat([ids, nxt[:, None]], 1), torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        ends, new = torch.cat([ends, torch.tensor(new_ends, device=ends.device)[:, None]], 1), nxt[:, None]
+        if all(done): break
+    return [anchor_tokenizer.decode(g, skip_special_tokens=True) for g in gen]
 
 # %% ../nbs/40_calm.ipynb #c036
 _WEIGHTS = "calm_composition.safetensors"
@@ -423,7 +578,7 @@ class _RandomRows:
         g = torch.Generator().manual_seed(self.seed); n = next(iter(self.tensors.values())).shape[0]
         while True:
             idx = torch.randint(0, n, (self.bs,), generator=g)
-            yield {k: v[idx] for k, v in self.tensors.items()}
+            yield {k: [x[idx] for x in v] if isinstance(v, list) else v[idx] for k, v in self.tensors.items()}
 
 def _lm_loss(model, batch):
     "The mean next-token loss of `model(**batch)` (the forward runs through the accelerate wrapper)."
@@ -441,6 +596,7 @@ def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable param
         device: str | torch.device = "cpu",  # "cpu" or an accelerator device
         progress: bool = True,  # show a tqdm bar
         attention_mask: torch.Tensor | None = None,  # (n, t) 1 = token, 0 = padding
+        extra: dict | None = None,  # more per-row model inputs (tensors or lists of them), e.g. `encode_across`'s augment inputs
         **train_kwargs,  # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision, log, accelerator, ...)
        ) -> History:
     "Train the parameters that require grad on random rows through `train_loop`; return its `History`."
@@ -448,7 +604,7 @@ def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable param
     if attention_mask is not None and attention_mask.shape != input_ids.shape:
         raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
     check_positive(steps=steps, batch_size=batch_size)
-    rows = {"input_ids": input_ids, "labels": labels} | ({} if attention_mask is None else {"attention_mask": attention_mask})
+    rows = {"input_ids": input_ids, "labels": labels} | ({} if attention_mask is None else {"attention_mask": attention_mask}) | (extra or {})
     train_kwargs.setdefault("cpu", torch.device(device).type == "cpu")
     return train_loop(model, _RandomRows(rows, batch_size, seed), _lm_loss, steps=steps, lr=lr, weight_decay=weight_decay,
                       warmup=min(warmup, steps), schedule="linear", seed=seed, progress=progress, desc="calm fit", **train_kwargs)

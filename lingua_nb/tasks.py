@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from .core import check_positive
+from .core import autocast_to, check_positive
 
 # %% auto #0
 __all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'key_groups', 'subs_rows', 'task_tokenizer',
@@ -164,13 +164,23 @@ def task_tokenizer(tasks: KVTasks,  # from `kv_tasks`
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]", unk_token="[UNK]")
 
-def encode_pairs(tokenizer,  # from `task_tokenizer`
+def _rows(tokenizer, pairs, sep, bos):
+    "Per pair: (prompt ids with the optional BOS, target ids with EOS)."
+    if not pairs: raise ValueError("pairs is empty")
+    head = [tokenizer.bos_token_id] if bos and tokenizer.bos_token_id is not None else []
+    enc = lambda s: tokenizer.encode(s, add_special_tokens=False)
+    rows = [(head + enc(p), enc(sep + t) + [tokenizer.eos_token_id]) for p, t in pairs]
+    if tokenizer.unk_token_id is not None and any(tokenizer.unk_token_id in p + t for p, t in rows):
+        raise ValueError("pairs hold a word the tokenizer does not know")
+    return rows
+
+def encode_pairs(tokenizer,  # from `task_tokenizer`, or any causal LM's tokenizer
                  pairs: Sequence[tuple[str, str]],  # (prompt, target) strings
+                 sep: str = "",  # put before each target (" " for a subword tokenizer: `... = 8`)
+                 bos: bool = True,  # start rows with the tokenizer's BOS (when it has one)
                 ) -> dict[str, torch.Tensor]:
     "Right-padded rows `[BOS] prompt target [EOS]`: input_ids, attention_mask, and labels on the target and `[EOS]` only."
-    if not pairs: raise ValueError("pairs is empty")
-    rows = [([tokenizer.bos_token_id] + tokenizer.encode(p), tokenizer.encode(t) + [tokenizer.eos_token_id]) for p, t in pairs]
-    if any(tokenizer.unk_token_id in p + t for p, t in rows): raise ValueError("pairs hold a word the tokenizer does not know")
+    rows = _rows(tokenizer, pairs, sep, bos)
     L = max(len(p) + len(t) for p, t in rows)
     ids = torch.full((len(rows), L), tokenizer.pad_token_id); labels = torch.full_like(ids, -100); mask = torch.zeros_like(ids)
     for i, (p, t) in enumerate(rows):
@@ -179,18 +189,22 @@ def encode_pairs(tokenizer,  # from `task_tokenizer`
 
 @torch.no_grad()
 def exact_match(model,  # maps input_ids (b, t) to an output with .logits (b, t, V)
-                tokenizer,  # from `task_tokenizer`
+                tokenizer,  # from `task_tokenizer`, or any causal LM's tokenizer
                 pairs: Sequence[tuple[str, str]],  # (prompt, target) strings
                 batch_size: int = 256,
+                sep: str = "",  # as in `encode_pairs`
+                bos: bool = True,  # as in `encode_pairs`
+                autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast
                ) -> float:
     "% of pairs whose greedy continuation of `[BOS] prompt` is exactly `target [EOS]`."
     check_positive(batch_size=batch_size)
     dev, hits, groups = next(model.parameters()).device, 0, {}
-    for p, t in pairs: groups.setdefault((len(tokenizer.encode(p)), len(tokenizer.encode(t))), []).append((p, t))
+    for pair, (p, t) in zip(pairs, _rows(tokenizer, pairs, sep, bos)): groups.setdefault((len(p), len(t)), []).append(pair)
     for (n_p, n_t), group in groups.items():
         for i in range(0, len(group), batch_size):
-            ids = encode_pairs(tokenizer, group[i:i + batch_size])["input_ids"].to(dev)  # no padding: one length per group
-            out = ids[:, :1 + n_p]
-            for _ in range(n_t + 1): out = torch.cat([out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], 1)
-            hits += int((out[:, 1 + n_p:] == ids[:, 1 + n_p:]).all(1).sum())
+            ids = encode_pairs(tokenizer, group[i:i + batch_size], sep, bos)["input_ids"].to(dev)  # no padding: one length per group
+            out = ids[:, :n_p]
+            with autocast_to(dev, autocast):
+                for _ in range(n_t): out = torch.cat([out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], 1)
+            hits += int((out[:, n_p:] == ids[:, n_p:]).all(1).sum())
     return 100.0 * hits / len(pairs)
