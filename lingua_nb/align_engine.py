@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import re
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from itertools import chain
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -16,7 +18,7 @@ from numba import njit
 # %% auto #0
 __all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode_ids', 'encode', 'run_hashes', 'rewrite_runs', 'RunCache', 'rewrite',
            'edit_distance', 'pair_cost', 'band_rows', 'forward', 'backtrace', 'dp_paths', 'token_starts',
-           'merge_starts']
+           'merge_starts', 'best_of', 'call_overhead', 'time_aligners']
 
 # %% ../nbs/11_align_engine.ipynb #c006
 _WS = re.compile(r"\s+")
@@ -368,3 +370,52 @@ def merge_starts(sa, a_st, sb, b_st):
             if next_b <= next_a: j += 1
         link_st[t + 1] = k
     return links[:k], link_st
+
+# %% ../nbs/11_align_engine.ipynb #c041
+def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    "Fastest wall time of `repeats` calls of `fn`, and the last result."
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t)
+    return best, out
+
+def call_overhead(tok_a, tok_b, calls: int = 2000) -> float:
+    "Median seconds of one `dp_align` call on a one-token pair."
+    from lingua_nb.align import dp_align
+    dp_align(["a"], ["a"], tok_a, tok_b)
+    return float(np.median([best_of(1, lambda: dp_align(["a"], ["▁a"], tok_a, tok_b))[0] for _ in range(calls)]))
+
+# %% ../nbs/11_align_engine.ipynb #c042
+def time_aligners(texts: Sequence[str],  # the texts
+                  tok_a, tok_b,  # src and tgt fast tokenizers
+                  band: int = 6,  # band of the DP
+                  repeats: int = 3,  # timed runs of each (the fastest counts)
+                  reference: Callable | None = None,  # (src strings, tgt strings) -> (links, cost); default `reference_dtw`
+                  per_text: bool = True,  # also time `dp_align` once per text
+                 ) -> dict[str, dict]:
+    "Seconds, speed-up over `reference` and share of reference paths of each way to align `texts` (none empty)."
+    from lingua_nb.align import align_batch, dp_align, dp_align_batch, normalize_tokens, offset_align_batch, reference_dtw, tokenize_batch
+    ta, tb = tokenize_batch(texts, tok_a), tokenize_batch(texts, tok_b)
+    TA, TB = tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True)
+    src, tgt = [x.tokens for x in ta], [x.tokens for x in tb]
+    ns, nt = [normalize_tokens(x, tok_a) for x in src], [normalize_tokens(x, tok_b) for x in tgt]
+    t_ref, ref = best_of(repeats, lambda: [(reference or reference_dtw)(x, y) for x, y in zip(ns, nt)])
+    ref = [[list(l) for l in r[0]] for r in ref]
+    both = lambda: (tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True))
+    ways = {"tokenizing only (both sides, arrays)": both,
+            "DP, token strings": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=band),
+            "DP, token strings, band=None": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=None),
+            "DP, TokenBatch -> arrays": lambda: dp_align_batch(TA, TB, band=band, as_arrays=True),
+            "DP, tokenizing -> arrays": lambda: dp_align_batch(*both(), band=band, as_arrays=True),
+            "DP, dp_align per text": lambda: [dp_align(x, y, tok_a, tok_b, band=band) for x, y in zip(src, tgt)],
+            "offsets, Tokenized": lambda: offset_align_batch(texts, ta, tb),
+            "offsets, TokenBatch -> arrays": lambda: offset_align_batch(texts, TA, TB, as_arrays=True),
+            "offsets, tokenizing -> arrays": lambda: offset_align_batch(texts, tok_a, tok_b, as_arrays=True),
+            "auto (align_batch), tokenizing": lambda: align_batch(texts, tok_a, tok_b, "auto", band=band)}
+    rows = {"reference (pure Python)": dict(seconds=t_ref, speedup=1.0, same_path=1.0)}
+    for name, fn in ways.items():
+        if "per text" in name and not per_text: continue
+        t, out = best_of(1 if "per text" in name else repeats, fn)
+        same = None if name.startswith("tokenizing") else float(np.mean([a.links.tolist() == r for a, r in zip(out, ref)]))
+        rows[name] = dict(seconds=t, speedup=t_ref / t, same_path=same)
+    return rows
