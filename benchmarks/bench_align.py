@@ -6,17 +6,20 @@ GPT-2 byte-level BPE (src, the teacher side) → XLM-R SentencePiece (tgt, the s
 * the short texts whose longer tokenization has 20 to 40 tokens (sentences rather than emoji names), separately;
 * long texts: the 1,319 GSM8K test answers (gold chains of thought, ~100 tokens a side).
 
-Per text set it prints the wall time and the speed-up over the reference of
+Per text set it prints the wall time, the speed-up over the reference and the share of texts whose path equals the
+reference path of every way `lingua_nb.align` offers (`lingua_nb.align_engine.time_aligners`):
 
 * the reference: Python lists, one `editdistance.eval` and one `min` per cell, Fu's backtrace, on normalised
   strings made beforehand (not timed: this favours the reference), best of `--repeats` runs like the others;
-* `dp_align_batch` from token strings (normalisation timed) and from token ids, default band and full matrices;
-  `dp_align` one call per text;
-* `offset_align_batch` from tokenizations with offsets made beforehand, and from the two tokenizers (tokenising
-  timed, the two fast tokenizers' batch calls included); `align_batch(method="auto")` from the tokenizers;
+* tokenizing only: both fast tokenizers' batch calls into flat arrays (`tokenize_batch(..., as_arrays=True)`);
+* DP (`dp_align_batch`): from token strings (normalisation timed), default band and full matrices; from `TokenBatch`es
+  made beforehand into an `AlignmentBatch` (`as_arrays=True`); the same with the tokenizing timed; `dp_align` one
+  call per text;
+* offsets (`offset_align_batch`): from `Tokenized` lists; from `TokenBatch`es into an `AlignmentBatch`; the same
+  with the tokenizing timed; and `align_batch(method="auto")` from the two tokenizers.
 
-each with the share of texts whose path equals the reference path, and the call overhead of `dp_align` on a
-one-token pair.
+Rows whose name says *tokenizing* count the tokenizers' time; the others start from tokenizations made beforehand.
+Also printed: the call overhead of `dp_align` on a one-token pair.
 
     python benchmarks/bench_align.py [--n-short 4000] [--n-long 1319] [--repeats 3] [--json results.json]
 """
@@ -26,15 +29,13 @@ import argparse
 import json
 import os
 import platform
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import editdistance
 import numpy as np
 
-from lingua_nb.align import (align_batch, dp_align, dp_align_batch, normalize_tokens, offset_align_batch,
-                             tokenize_batch)
+from lingua_nb.align_engine import call_overhead, time_aligners
 from lingua_nb.assets import load_en_ko_pairs, load_gsm8k, load_tokenizer
 
 SHORT_MAX = 40  # tokens a side at most for a "short" text
@@ -62,14 +63,6 @@ def reference_dtw(src: list[str], tgt: list[str]) -> tuple[list[tuple[int, int]]
     return path[::-1], D[n][m]
 
 
-def best_of(repeats: int, fn):
-    "Fastest wall time of `repeats` calls, and the last result."
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def text_sets(n_short: int, n_long: int, gpt2, xlmr) -> dict[str, list[str]]:
     """Short texts (EN and KO sides of the EN–KO pairs, ≤ SHORT_MAX tokens a side; also those of them whose longer
     side has at least 20 tokens) and long ones (GSM8K answers)."""
@@ -83,42 +76,11 @@ def text_sets(n_short: int, n_long: int, gpt2, xlmr) -> dict[str, list[str]]:
             "long": list(load_gsm8k("test")["answer"])[:n_long]}
 
 
-def call_overhead(gpt2, xlmr, calls: int = 2000) -> float:
-    "Median seconds of one `dp_align` call on a one-token pair."
-    dp_align(["a"], ["a"], gpt2, xlmr)
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter(); dp_align(["a"], ["▁a"], gpt2, xlmr); times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def measure(texts: list[str], gpt2, xlmr, band: int, repeats: int) -> dict:
     "Seconds, speed-up over the reference and share of reference paths of every method on one text set."
-    ta, tb = tokenize_batch(texts, gpt2), tokenize_batch(texts, xlmr)
-    src, tgt = [t.tokens for t in ta], [t.tokens for t in tb]
-    ids_a = [np.array(x) for x in gpt2(texts, add_special_tokens=False)["input_ids"]]
-    ids_b = [np.array(x) for x in xlmr(texts, add_special_tokens=False)["input_ids"]]
-    nsrc = [normalize_tokens(s, "byte_level") for s in src]
-    ntgt = [normalize_tokens(t, "sentencepiece") for t in tgt]
-    t_ref, ref = best_of(repeats, lambda: [reference_dtw(a, b) for a, b in zip(nsrc, ntgt)])
-    ref_links = [[list(x) for x in r[0]] for r in ref]
-    # warm-up on other texts than those timed would be fairer still; the caches hold tokenizer strings only
-    dp_align_batch(src[:50], tgt[:50], gpt2, xlmr, band=band); dp_align_batch(ids_a[:50], ids_b[:50], gpt2, xlmr)
-    methods = {
-        f"dp_align_batch, band={band}": lambda: dp_align_batch(src, tgt, gpt2, xlmr, band=band),
-        "dp_align_batch, token ids": lambda: dp_align_batch(ids_a, ids_b, gpt2, xlmr, band=band),
-        "dp_align_batch, band=None": lambda: dp_align_batch(src, tgt, gpt2, xlmr, band=None),
-        "dp_align, one call per text": lambda: [dp_align(a, b, gpt2, xlmr, band=band) for a, b in zip(src, tgt)],
-        "offset_align_batch, tokenized": lambda: offset_align_batch(texts, ta, tb),
-        "offset_align_batch, tokenizing": lambda: offset_align_batch(texts, gpt2, xlmr),
-        "align_batch auto, tokenizing": lambda: align_batch(texts, gpt2, xlmr, "auto", band=band),
-    }
-    rows = {"reference (pure Python)": dict(seconds=t_ref, speedup=1.0, same_path=1.0)}
-    for name, fn in methods.items():
-        t, als = best_of(repeats if "one call" not in name else 1, fn)
-        same = float(np.mean([a.links.tolist() == r for a, r in zip(als, ref_links)]))
-        rows[name] = dict(seconds=t, speedup=t_ref / t, same_path=same)
-    n_tok = sum(len(a) + len(b) for a, b in zip(src, tgt))
+    rows = time_aligners(texts, gpt2, xlmr, band, repeats, reference=reference_dtw)
+    n_tok = sum(len(a) + len(b) for a, b in zip(gpt2(texts, add_special_tokens=False)["input_ids"],
+                                                 xlmr(texts, add_special_tokens=False)["input_ids"]))
     return dict(texts=len(texts), tokens=n_tok, tokens_per_text_side=n_tok / 2 / len(texts), methods=rows)
 
 
@@ -137,9 +99,10 @@ def main(argv=None):
     for kind, texts in text_sets(args.n_short, args.n_long, gpt2, xlmr).items():
         res = out[kind] = measure(texts, gpt2, xlmr, args.band, args.repeats)
         print(f"\n{kind}: {res['texts']} texts, {res['tokens_per_text_side']:.1f} tokens a side on average")
-        print(f"{'method':34s} {'seconds':>9s} {'× reference':>12s} {'same path as reference':>23s}")
+        print(f"{'method':38s} {'seconds':>9s} {'× reference':>12s} {'same path as reference':>23s}")
         for name, r in res["methods"].items():
-            print(f"{name:34s} {r['seconds']:9.4f} {r['speedup']:12.1f} {r['same_path']:23.2%}")
+            same = "" if r["same_path"] is None else f"{r['same_path']:.2%}"
+            print(f"{name:38s} {r['seconds']:9.4f} {r['speedup']:12.1f} {same:>23s}")
     out["dp_align_call_overhead_ms"] = call_overhead(gpt2, xlmr) * 1e3
     print(f"\ndp_align call overhead (one-token pair, median): {out['dp_align_call_overhead_ms']:.3f} ms")
     if args.json:

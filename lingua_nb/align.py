@@ -17,13 +17,14 @@ from typing import Any, NamedTuple
 import editdistance
 import numpy as np
 
-from .align_engine import Vocab, dp_paths, encode, intern, merge_starts, token_starts
+from .align_engine import (RunCache, Vocab, dp_paths, encode, encode_ids, intern, merge_starts, rewrite,
+                                   token_starts)
 
 # %% auto #0
 __all__ = ['SCHEMES', 'gpt2_byte_map', 'token_surface', 'normalize_token', 'detect_scheme', 'guess_scheme', 'normalize_tokens',
-           'cost_matrix', 'DTWResult', 'dtw', 'reference_dtw', 'Alignment', 'clear_caches', 'dp_align_batch',
-           'dp_align', 'Tokenized', 'tokenize_batch', 'tokenize', 'offset_align_batch', 'offset_align', 'align_batch',
-           'align', 'surface_offsets', 'SparseTargets', 'project_topk']
+           'cost_matrix', 'DTWResult', 'dtw', 'reference_dtw', 'Alignment', 'AlignmentBatch', 'clear_caches',
+           'TokenBatch', 'dp_align_batch', 'dp_align', 'Tokenized', 'tokenize_batch', 'tokenize', 'offset_align_batch',
+           'offset_align', 'align_batch', 'align', 'surface_offsets', 'SparseTargets', 'project_topk']
 
 # %% ../nbs/10_align.ipynb #c006
 SCHEMES = ("byte_level", "sentencepiece", "wordpiece", "plain")
@@ -354,6 +355,40 @@ class Alignment:
             raise ValueError("every step must advance src, tgt or both by exactly one")
         return self
 
+# %% ../nbs/10_align.ipynb #c037b
+@dataclass(eq=False)
+class AlignmentBatch:
+    "Alignments of many texts as flat arrays: text t's links are links[link_starts[t]:link_starts[t + 1]]."
+    links: np.ndarray  # (K, 2) int64 links of all texts, one text after another
+    link_starts: np.ndarray  # (T + 1,) int64 where each text's links start
+    n_src: np.ndarray  # (T,) src tokens per text
+    n_tgt: np.ndarray  # (T,) tgt tokens per text
+    cost: np.ndarray | None = None  # (T,) total edit cost per text (DP alignments)
+    method: str = "dp"  # "dp" or "offsets"
+    strings: tuple | None = field(default=None, repr=False)  # (strings, src ids, src starts, tgt ids, tgt starts)
+
+    def __len__(self): return len(self.n_src)
+
+    def __getitem__(self, t: int) -> Alignment:
+        return self._build([range(len(self))[t]])[0]
+
+    def __iter__(self): return iter(self.to_list())
+
+    def to_list(self) -> list[Alignment]:
+        "Every text's `Alignment`."
+        return self._build(range(len(self)))
+
+    def _build(self, idx) -> list[Alignment]:
+        ls, n, m, make = self.link_starts.tolist(), self.n_src.tolist(), self.n_tgt.tolist(), Alignment._make
+        cost = self.cost.tolist() if self.cost is not None else [None] * len(n)
+        out = [make(self.links[ls[t]:ls[t + 1]], n[t], m[t], cost[t], self.method) for t in idx]
+        if self.strings is not None:
+            strs, ga, a_st, gb, b_st = self.strings
+            for al, t in zip(out, idx):
+                al.src_norm = tuple(strs[g] for g in ga[a_st[t]:a_st[t + 1]].tolist())
+                al.tgt_norm = tuple(strs[g] for g in gb[b_st[t]:b_st[t + 1]].tolist())
+        return out
+
 # %% ../nbs/10_align.ipynb #c039
 _WS_RE = re.compile(r"\s+")
 
@@ -372,6 +407,27 @@ def clear_caches():
 def _starts(lens) -> np.ndarray:
     st = np.zeros(len(lens) + 1, np.int64); np.cumsum(lens, out=st[1:]); return st
 
+# %% ../nbs/10_align.ipynb #c039b
+@dataclass(frozen=True, eq=False)
+class TokenBatch:
+    "Token ids and character offsets of many texts, flat: text t's tokens are ids[starts[t]:starts[t + 1]]."
+    ids: np.ndarray  # (N,) int64 token ids of all texts, one text after another
+    starts: np.ndarray  # (T + 1,) int64 where each text's tokens start
+    offsets: np.ndarray  # (N, 2) int64 character span of each token in its text
+    tokenizer: Any  # the tokenizer the ids belong to
+
+    def __len__(self): return len(self.starts) - 1
+
+    def check(self, name: str = "batch") -> "TokenBatch":
+        "Raise `ValueError` unless the arrays fit together; return self."
+        st = self.starts
+        if st.ndim != 1 or not len(st) or st[0] != 0 or st[-1] != len(self.ids) or (np.diff(st) < 0).any():
+            raise ValueError(f"{name}.starts must run from 0 to len(ids) without decreasing")
+        if self.ids.ndim != 1 or self.offsets.shape != (len(self.ids), 2):
+            raise ValueError(f"{name} needs one id and one (start, end) offset pair per token")
+        return self
+
+
 # %% ../nbs/10_align.ipynb #c040
 def _piece_runs(kind, st) -> tuple[np.ndarray, np.ndarray]:
     "Token ranges [r0, r1) that `_join_split` rewrites: runs of piece tokens, with the token a run continues."
@@ -384,17 +440,15 @@ def _piece_runs(kind, st) -> tuple[np.ndarray, np.ndarray]:
     return r0, at[last] + 1
 
 def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None) -> tuple[np.ndarray, np.ndarray]:
-    "String ids (in `_VOCAB`) of the normalised tokens of every sequence, flat, and the sequence lengths."
-    V = _VOCAB
+    "String ids (in `_VOCAB`) of the normalised tokens of every sequence (or `TokenBatch`), flat, and the lengths."
+    V, key = _VOCAB, (scheme, unicode_form)
     norm = lambda toks: [normalize_token(t, scheme, unicode_form) for t in toks]
-    gid, lens = encode(V, seqs, (scheme, unicode_form), norm, tokenizer)
+    if isinstance(seqs, TokenBatch): gid, lens = encode_ids(V, seqs.ids, tokenizer, key, norm), np.diff(seqs.starts)
+    else: gid, lens = encode(V, seqs, key, norm, tokenizer)
     if not join_split_chars or not (V.kind[gid] & 1).any(): return gid, lens
-    gid, cache = gid.copy(), V.runs.setdefault(unicode_form, {})
-    for a, b in zip(*(x.tolist() for x in _piece_runs(V.kind[gid], _starts(lens)))):
-        key = gid[a:b].tobytes()
-        if key not in cache: cache[key] = intern(V, _join_split([V.strs[g] for g in gid[a:b].tolist()], unicode_form))
-        gid[a:b] = cache[key]
-    return gid, lens
+    join = lambda run: intern(V, _join_split([V.strs[g] for g in run.tolist()], unicode_form))
+    r0, r1 = _piece_runs(V.kind[gid], _starts(lens))
+    return rewrite(V.runs.setdefault(unicode_form, RunCache()), gid, r0, r1, join), lens
 
 # %% ../nbs/10_align.ipynb #c046
 def _check_band(band):
@@ -406,6 +460,7 @@ def _check_seq(name, seq):
         raise TypeError(f"{name} must be a sequence of token strings (or token ids), got {type(seq).__name__}")
 
 def _check_batch(name, batch):
+    if isinstance(batch, TokenBatch): return batch.check(name)
     _check_seq(name, batch)
     if all(type(s) is list for s in batch): return
     for k, seq in enumerate(batch): _check_seq(f"{name}[{k}]", seq)
@@ -420,32 +475,30 @@ def dp_align_batch(src_batch: Sequence[Sequence[str | int]],  # src token sequen
                    join_split_chars: bool = True,  # see `normalize_tokens`
                    keep_strings: bool = False,  # store the normalised strings on each `Alignment`
                    stats: dict | None = None,  # if given, receives the number of band widenings
-                  ) -> list[Alignment]:
-    "Fu et al.'s DP alignment of many token-sequence pairs at once."
+                   as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
+                  ) -> list[Alignment] | AlignmentBatch:
+    "Fu et al.'s DP alignment of many token-sequence pairs (lists of tokens or ids, or `TokenBatch`es) at once."
     _check_batch("src_batch", src_batch); _check_batch("tgt_batch", tgt_batch); _check_band(band)
     if len(src_batch) != len(tgt_batch):
         raise ValueError(f"src_batch and tgt_batch must have the same length, got {len(src_batch)} and {len(tgt_batch)}")
-    n, m = (np.fromiter(map(len, b), np.int64, len(b)) for b in (src_batch, tgt_batch))
+    n, m = (np.diff(b.starts) if isinstance(b, TokenBatch) else np.fromiter(map(len, b), np.int64, len(b))
+            for b in (src_batch, tgt_batch))
     for k in np.flatnonzero((n > 0) != (m > 0))[:1].tolist():
         side = "tgt" if n[k] else "src"
         raise ValueError(f"pair {k}: {side} tokens are empty but the other side has {max(n[k], m[k])}; "
                          "a monotone path cannot cover tokens against nothing")
-    ss = _resolve_scheme(src_scheme, lambda: itertools.chain.from_iterable(src_batch))
-    ts = _resolve_scheme(tgt_scheme, lambda: itertools.chain.from_iterable(tgt_batch))
-    tok = lambda x: None if isinstance(x, str) else x
-    ga, _ = _encode(src_batch, ss, unicode_form, join_split_chars, tok(src_scheme))
-    gb, _ = _encode(tgt_batch, ts, unicode_form, join_split_chars, tok(tgt_scheme))
+    tok = lambda b, s: b.tokenizer if isinstance(b, TokenBatch) else None if isinstance(s, str) else s
+    ta, tb = tok(src_batch, src_scheme), tok(tgt_batch, tgt_scheme)
+    ss = _resolve_scheme(ta if src_scheme == "auto" and ta is not None else src_scheme, lambda: itertools.chain.from_iterable(src_batch))
+    ts = _resolve_scheme(tb if tgt_scheme == "auto" and tb is not None else tgt_scheme, lambda: itertools.chain.from_iterable(tgt_batch))
+    ga, _ = _encode(src_batch, ss, unicode_form, join_split_chars, ta)
+    gb, _ = _encode(tgt_batch, ts, unicode_form, join_split_chars, tb)
     V, a_st, b_st = _VOCAB, _starts(n), _starts(m)
     w = -1 if band is None else int(band)
     links, link_st, cost, widened = dp_paths(ga, a_st, gb, b_st, V.codes, V.starts, V.mask, V.content, w)
     if stats is not None: stats.update(widened=int(widened))
-    ls, make = link_st.tolist(), Alignment._make
-    out = [make(links[ls[k]:ls[k + 1]], x, y, c, "dp") for k, (x, y, c) in enumerate(zip(n.tolist(), m.tolist(), cost.tolist()))]
-    if keep_strings:
-        for al, a0, b0 in zip(out, a_st.tolist(), b_st.tolist()):
-            al.src_norm = tuple(V.strs[g] for g in ga[a0:a0 + al.n_src].tolist())
-            al.tgt_norm = tuple(V.strs[g] for g in gb[b0:b0 + al.n_tgt].tolist())
-    return out
+    out = AlignmentBatch(links, link_st, n, m, cost, "dp", (V.strs, ga, a_st, gb, b_st) if keep_strings else None)
+    return out if as_arrays else out.to_list()
 
 # %% ../nbs/10_align.ipynb #c101
 def dp_align(src_tokens: Sequence[str],  # src tokens (e.g. teacher), as the tokenizer spells them
@@ -470,13 +523,19 @@ class Tokenized(NamedTuple):
 
 def tokenize_batch(texts: Sequence[str],  # texts
                    tokenizer: Any,  # a fast (offset-reporting) tokenizer
-                  ) -> list[Tokenized]:
+                   as_arrays: bool = False,  # return one `TokenBatch` instead of a `Tokenized` per text
+                  ) -> list[Tokenized] | TokenBatch:
     "Tokens and character offsets of each text, without special tokens."
     if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
     texts = list(texts)
     try: enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     except NotImplementedError as e:
         raise ValueError(f"{type(tokenizer).__name__} reports no character offsets (not a fast tokenizer); use dp_align") from e
+    if as_arrays:
+        st = _starts(np.fromiter(map(len, enc["input_ids"]), np.int64, len(texts)))
+        flat = lambda xs, k: np.fromiter(itertools.chain.from_iterable(xs), np.int64, k * st[-1])
+        off = flat(itertools.chain.from_iterable(enc["offset_mapping"]), 2).reshape(-1, 2)
+        return TokenBatch(flat(enc["input_ids"], 1), st, off, tokenizer)
     scheme = detect_scheme(tokenizer)
     return [Tokenized(tokenizer.convert_ids_to_tokens(ids), np.asarray(off, dtype=np.int64).reshape(-1, 2), scheme)
             for ids, off in zip(enc["input_ids"], enc["offset_mapping"])]
@@ -492,8 +551,9 @@ def tokenize(text: str,  # one text
 _IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)])  # no code point above U+3000 is whitespace
 
 def _side_starts(side, n, codes, text_st) -> np.ndarray:
-    "Token starts (first non-whitespace character) of one side's `Tokenized`, checked against the texts."
-    off = np.concatenate([x.offsets for x in side]).astype(np.int64) if n.sum() else np.zeros((0, 2), np.int64)
+    "Token starts (first non-whitespace character) of one side (`Tokenized`s or a `TokenBatch`), checked against the texts."
+    if isinstance(side, TokenBatch): off = side.offsets
+    else: off = np.concatenate([x.offsets for x in side]).astype(np.int64) if n.sum() else np.zeros((0, 2), np.int64)
     if len(off) != n.sum(): raise ValueError("each Tokenized needs one offset pair per token")
     st, err = token_starts(codes, _IS_SPACE, text_st, off, _starts(n))
     if err == 1: raise ValueError("offsets must lie within the text (0 <= start <= end <= len(text)); "
@@ -502,17 +562,20 @@ def _side_starts(side, n, codes, text_st) -> np.ndarray:
     return st
 
 def offset_align_batch(texts: Sequence[str],  # the texts
-                       a: Sequence[Tokenized] | Any,  # src side: `Tokenized` per text, or a fast tokenizer
-                       b: Sequence[Tokenized] | Any,  # tgt side: `Tokenized` per text, or a fast tokenizer
-                      ) -> list[Alignment]:
+                       a: Sequence[Tokenized] | TokenBatch | Any,  # src side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
+                       b: Sequence[Tokenized] | TokenBatch | Any,  # tgt side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
+                       as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
+                      ) -> list[Alignment] | AlignmentBatch:
     "Linear-time alignments from character offsets (merge of token starts), many texts at once."
     if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
     texts = list(texts)
-    a = tokenize_batch(texts, a) if not isinstance(a, Sequence) else list(a)
-    b = tokenize_batch(texts, b) if not isinstance(b, Sequence) else list(b)
+    side = lambda x, name: (x.check(name) if isinstance(x, TokenBatch) else list(x) if isinstance(x, Sequence)
+                            else tokenize_batch(texts, x, as_arrays=True))
+    a, b = side(a, "a"), side(b, "b")
     if not (len(texts) == len(a) == len(b)):
         raise ValueError(f"texts, a and b must have the same length, got {len(texts)}, {len(a)} and {len(b)}")
-    na, nb = (np.fromiter((len(x.tokens) for x in side), np.int64, len(side)) for side in (a, b))
+    na, nb = (np.diff(s.starts) if isinstance(s, TokenBatch) else np.fromiter((len(x.tokens) for x in s), np.int64, len(s))
+              for s in (a, b))
     bad = np.flatnonzero((na > 0) != (nb > 0))
     if len(bad):
         k = int(bad[0]); raise ValueError(f"text {k}: one side has no tokens and the other has {max(na[k], nb[k])}")
@@ -520,8 +583,8 @@ def offset_align_batch(texts: Sequence[str],  # the texts
     text_st = _starts(np.fromiter(map(len, texts), np.int64, len(texts)))
     sa, sb = _side_starts(a, na, codes, text_st), _side_starts(b, nb, codes, text_st)
     links, link_st = merge_starts(sa, _starts(na), sb, _starts(nb))
-    ls, n_, m_, make = link_st.tolist(), na.tolist(), nb.tolist(), Alignment._make
-    return [make(links[ls[k]:ls[k + 1]], n_[k], m_[k], None, "offsets") for k in range(len(texts))]
+    out = AlignmentBatch(links, link_st, na, nb, None, "offsets")
+    return out if as_arrays else out.to_list()
 
 def _key(s: str) -> str: return _WS_RE.sub("", unicodedata.normalize("NFKC", s)).casefold()
 

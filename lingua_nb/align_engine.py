@@ -6,16 +6,19 @@
 from __future__ import annotations
 
 import re
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from itertools import chain
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 # %% auto #0
-__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode', 'edit_distance', 'pair_cost', 'band_rows', 'forward', 'backtrace',
-           'dp_paths', 'token_starts', 'merge_starts']
+__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode_ids', 'encode', 'run_hashes', 'rewrite_runs', 'RunCache', 'rewrite',
+           'edit_distance', 'pair_cost', 'band_rows', 'forward', 'backtrace', 'dp_paths', 'token_starts',
+           'merge_starts', 'best_of', 'call_overhead', 'time_aligners']
 
 # %% ../nbs/11_align_engine.ipynb #c006
 _WS = re.compile(r"\s+")
@@ -78,8 +81,14 @@ def _by_raw(V, flat, key, normalize) -> np.ndarray:
     raw.update(zip(new, intern(V, normalize(new)).tolist()))
     return np.fromiter(map(raw.__getitem__, flat), np.int32, len(flat))
 
-def _by_tokenizer(V, flat, tokenizer, key, normalize) -> np.ndarray:
-    "Ids of tokenizer vocabulary ids, through a lookup table kept per tokenizer."
+def encode_ids(V: Vocab,  # the vocabulary
+               flat: np.ndarray,  # token ids of a tokenizer, flat
+               tokenizer,  # their tokenizer
+               key: tuple,  # names the normalisation
+               normalize: Callable[[list[str]], list[str]],  # raw tokens -> normalised strings
+              ) -> np.ndarray:
+    "String ids of tokenizer vocabulary ids, through a lookup table kept per tokenizer: one gather once known."
+    flat = np.asarray(flat, np.int64).reshape(-1)
     ref, lut = V.by_tokenizer.get((id(tokenizer), key), (None, np.full(0, -1, np.int32)))
     if ref is None or ref() is not tokenizer: lut = np.full(0, -1, np.int32)
     if len(flat) and flat.min() < 0: raise ValueError("token ids must be non-negative")
@@ -110,7 +119,69 @@ def encode(V: Vocab,  # the vocabulary
     if not _is_id(first): return _by_raw(V, list(chain.from_iterable(seqs)), key, normalize), lens
     if tokenizer is None: raise ValueError("token ids need their tokenizer: pass it as the scheme argument")
     flat = np.concatenate([np.asarray(s, np.int64).reshape(-1) for s in seqs]) if lens.sum() else np.zeros(0, np.int64)
-    return _by_tokenizer(V, flat, tokenizer, key, normalize), lens
+    return encode_ids(V, flat, tokenizer, key, normalize), lens
+
+# %% ../nbs/11_align_engine.ipynb #c015b
+@njit(cache=True)
+def run_hashes(gid, r0, r1):
+    "A 64-bit FNV-1a hash of each run gid[r0[r]:r1[r]] (its length included)."
+    out = np.empty(len(r0), np.uint64)
+    for r in range(len(r0)):
+        h = np.uint64(0xCBF29CE484222325) ^ np.uint64(r1[r] - r0[r])
+        for k in range(r0[r], r1[r]): h = (h ^ np.uint64(gid[k])) * np.uint64(0x100000001B3)
+        out[r] = h
+    return out
+
+@njit(cache=True)
+def rewrite_runs(gid, r0, r1, entry, st, old, new):
+    "Write run r's cached rewrite new[st[e]:st[e + 1]] (e = entry[r]) where old[...] equals it; False where not."
+    ok = np.ones(len(r0), np.bool_)
+    for r in range(len(r0)):
+        e, a, b = entry[r], r0[r], r1[r]
+        if e < 0 or st[e + 1] - st[e] != b - a: ok[r] = False; continue
+        for k in range(b - a):
+            if old[st[e] + k] != gid[a + k]: ok[r] = False
+        if ok[r]: gid[a:b] = new[st[e]:st[e + 1]]
+    return ok
+
+# %% ../nbs/11_align_engine.ipynb #c015c
+class RunCache:
+    "Rewrites of runs of ids, by a hash of the run: sorted keys, and each entry's old and new ids, flat."
+    def __init__(self):
+        self.keys, self.order = np.zeros(0, np.uint64), np.zeros(0, np.int64)   # sorted hashes, their entries
+        self.hashes, self.st = np.zeros(0, np.uint64), np.zeros(1, np.int64)    # per entry: hash, where its ids start
+        self.old, self.new = np.zeros(0, np.int32), np.zeros(0, np.int32)
+
+    def add(self, h: np.ndarray, runs: list[np.ndarray], made: list[np.ndarray]):
+        "Add entries: hashes `h`, runs of ids and their rewrites."
+        lens = np.fromiter(map(len, runs), np.int64, len(runs))
+        self.hashes = np.concatenate([self.hashes, h]); self.st = np.concatenate([self.st, self.st[-1] + np.cumsum(lens)])
+        self.old = np.concatenate([self.old, *runs]).astype(np.int32); self.new = np.concatenate([self.new, *made]).astype(np.int32)
+        self.order = np.argsort(self.hashes, kind="stable"); self.keys = self.hashes[self.order]
+
+    def find(self, h: np.ndarray) -> np.ndarray:
+        "Entry of each hash, -1 where unknown."
+        pos = np.minimum(np.searchsorted(self.keys, h), max(len(self.keys) - 1, 0))
+        if not len(self.keys): return np.full(len(h), -1, np.int64)
+        return np.where(self.keys[pos] == h, self.order[pos], -1)
+
+def rewrite(C: RunCache,  # the cache
+            gid: np.ndarray,  # string ids (not modified)
+            r0: np.ndarray, r1: np.ndarray,  # runs gid[r0[r]:r1[r]], not overlapping
+            make: Callable[[np.ndarray], np.ndarray],  # a run's ids -> its rewrite (as many ids)
+           ) -> np.ndarray:
+    "`gid` with every run rewritten by `make`, each distinct run computed once per cache."
+    gid, h = gid.copy(), run_hashes(gid, r0, r1)
+    entry = C.find(h)
+    if (entry < 0).any():
+        _, first = np.unique(h[entry < 0], return_index=True)
+        new = np.flatnonzero(entry < 0)[first]
+        runs = [gid[r0[r]:r1[r]].copy() for r in new.tolist()]
+        C.add(h[new], runs, [np.asarray(make(x), np.int32) for x in runs])
+        entry = C.find(h)
+    ok = rewrite_runs(gid, r0, r1, entry, C.st, C.old, C.new)
+    for r in np.flatnonzero(~ok).tolist(): gid[r0[r]:r1[r]] = make(gid[r0[r]:r1[r]])   # hash collisions
+    return gid
 
 # %% ../nbs/11_align_engine.ipynb #c017
 @njit(cache=True)
@@ -148,7 +219,7 @@ def band_rows(ga, gb, content, band, lo, hi):
     "Band columns lo[i]..hi[i] (inclusive) of each src row of one text (ga, gb: its string ids)."
     n, m = len(ga), len(gb)
     if band < 0 or band >= m:
-        lo[:n] = 0; hi[:n] = m - 1
+        for i in range(n): lo[i], hi[i] = 0, m - 1
         return
     a_tot, b_tot = 0, 0
     for g in ga: a_tot += content[g]
@@ -174,12 +245,6 @@ def band_rows(ga, gb, content, band, lo, hi):
 
 # %% ../nbs/11_align_engine.ipynb #c025
 INF = 1 << 40
-
-@njit(cache=True, inline="always")
-def _at(D, off, lo, hi, i, j):
-    "D[i, j] inside the band, ∞ outside."
-    if i < 0 or j < lo[i] or j > hi[i]: return INF
-    return D[off[i] + j - lo[i]]
 
 @njit(cache=True)
 def forward(ga, gb, codes, starts, mask, lo, hi, off, D, row):
@@ -223,16 +288,22 @@ def backtrace(n, m, lo, hi, off, D, path):
     while True:
         path[k, 0], path[k, 1] = i, j
         k += 1
-        touched |= (j == lo[i] and j > 0) or (i > 0 and (j > hi[i - 1] or (j > 0 and j - 1 < lo[i - 1])))
         if i == 0 and j == 0: break
-        diag = _at(D, off, lo, hi, i - 1, j - 1) if j > 0 else INF
-        up = _at(D, off, lo, hi, i - 1, j)
-        left = _at(D, off, lo, hi, i, j - 1) if j > 0 else INF
+        diag, up, left = INF, INF, INF
+        if j > lo[i]: left = D[off[i] + j - 1 - lo[i]]
+        touched |= j == lo[i] and j > 0
+        if i > 0:
+            p_lo, p_hi, p = lo[i - 1], hi[i - 1], off[i - 1] - lo[i - 1]
+            if p_lo <= j <= p_hi: up = D[p + j]
+            if j > 0 and p_lo <= j - 1 <= p_hi: diag = D[p + j - 1]
+            touched |= j > p_hi or (j > 0 and j - 1 < p_lo)
         if diag <= up and diag <= left: i, j = i - 1, j - 1
         elif up <= left: i -= 1
         else: j -= 1
-    path[:k] = path[:k][::-1].copy()
+    for q in range(k // 2):                              # reverse in place: from (0, 0)
+        for c in range(2): path[q, c], path[k - 1 - q, c] = path[k - 1 - q, c], path[q, c]
     return k, touched
+
 
 # %% ../nbs/11_align_engine.ipynb #c028
 @njit(cache=True)
@@ -299,3 +370,52 @@ def merge_starts(sa, a_st, sb, b_st):
             if next_b <= next_a: j += 1
         link_st[t + 1] = k
     return links[:k], link_st
+
+# %% ../nbs/11_align_engine.ipynb #c041
+def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    "Fastest wall time of `repeats` calls of `fn`, and the last result."
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t)
+    return best, out
+
+def call_overhead(tok_a, tok_b, calls: int = 2000) -> float:
+    "Median seconds of one `dp_align` call on a one-token pair."
+    from lingua_nb.align import dp_align
+    dp_align(["a"], ["a"], tok_a, tok_b)
+    return float(np.median([best_of(1, lambda: dp_align(["a"], ["▁a"], tok_a, tok_b))[0] for _ in range(calls)]))
+
+# %% ../nbs/11_align_engine.ipynb #c042
+def time_aligners(texts: Sequence[str],  # the texts
+                  tok_a, tok_b,  # src and tgt fast tokenizers
+                  band: int = 6,  # band of the DP
+                  repeats: int = 3,  # timed runs of each (the fastest counts)
+                  reference: Callable | None = None,  # (src strings, tgt strings) -> (links, cost); default `reference_dtw`
+                  per_text: bool = True,  # also time `dp_align` once per text
+                 ) -> dict[str, dict]:
+    "Seconds, speed-up over `reference` and share of reference paths of each way to align `texts` (none empty)."
+    from lingua_nb.align import align_batch, dp_align, dp_align_batch, normalize_tokens, offset_align_batch, reference_dtw, tokenize_batch
+    ta, tb = tokenize_batch(texts, tok_a), tokenize_batch(texts, tok_b)
+    TA, TB = tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True)
+    src, tgt = [x.tokens for x in ta], [x.tokens for x in tb]
+    ns, nt = [normalize_tokens(x, tok_a) for x in src], [normalize_tokens(x, tok_b) for x in tgt]
+    t_ref, ref = best_of(repeats, lambda: [(reference or reference_dtw)(x, y) for x, y in zip(ns, nt)])
+    ref = [[list(l) for l in r[0]] for r in ref]
+    both = lambda: (tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True))
+    ways = {"tokenizing only (both sides, arrays)": both,
+            "DP, token strings": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=band),
+            "DP, token strings, band=None": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=None),
+            "DP, TokenBatch -> arrays": lambda: dp_align_batch(TA, TB, band=band, as_arrays=True),
+            "DP, tokenizing -> arrays": lambda: dp_align_batch(*both(), band=band, as_arrays=True),
+            "DP, dp_align per text": lambda: [dp_align(x, y, tok_a, tok_b, band=band) for x, y in zip(src, tgt)],
+            "offsets, Tokenized": lambda: offset_align_batch(texts, ta, tb),
+            "offsets, TokenBatch -> arrays": lambda: offset_align_batch(texts, TA, TB, as_arrays=True),
+            "offsets, tokenizing -> arrays": lambda: offset_align_batch(texts, tok_a, tok_b, as_arrays=True),
+            "auto (align_batch), tokenizing": lambda: align_batch(texts, tok_a, tok_b, "auto", band=band)}
+    rows = {"reference (pure Python)": dict(seconds=t_ref, speedup=1.0, same_path=1.0)}
+    for name, fn in ways.items():
+        if "per text" in name and not per_text: continue
+        t, out = best_of(1 if "per text" in name else repeats, fn)
+        same = None if name.startswith("tokenizing") else float(np.mean([a.links.tolist() == r for a, r in zip(out, ref)]))
+        rows[name] = dict(seconds=t, speedup=t_ref / t, same_path=same)
+    return rows
