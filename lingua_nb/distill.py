@@ -10,6 +10,7 @@ import json
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -24,17 +26,19 @@ from transformers import T5Config, T5ForConditionalGeneration
 
 from .align import (SCHEMES, Tokenized, align_batch, detect_scheme, guess_scheme, project_topk,
                              surface_offsets, token_surface)
-from .assets import cached_build
+from .assets import cached_build, load_gsm8k, load_gsm_symbolic_parallel
 from .core import atomic_path, check_positive, count_parameters, positions_from_mask
 from .train import History, train_loop
 
 # %% auto #0
-__all__ = ['FORMATS', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'cached_records',
-           'records_from_response', 'read_openai_logprobs', 'sparse_sample', 'teacher_topk', 'sample_teacher_topk',
-           'gathered_log_softmax', 'topk_distill_loss', 'sample_matching_loss', 'dense_distill_loss', 'StudentTargets',
-           'student_targets', 'SubVocab', 'format_example', 'build_formats', 'encode_for_student', 'DistillCollator',
-           'FormatBatchSampler', 'encode_causal', 'CausalCollator', 't5_student', 'train_student', 'evaluate_nll',
-           'generate_texts', 'extract_answer', 'answers_match']
+__all__ = ['FORMATS', 'SOLVE_PROMPT', 'TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records',
+           'cached_records', 'record_stats', 'records_from_response', 'read_openai_logprobs', 'sparse_sample',
+           'teacher_topk', 'cached_teacher_topk', 'sample_teacher_topk', 'gathered_log_softmax', 'topk_distill_loss',
+           'sample_matching_loss', 'dense_distill_loss', 'StudentTargets', 'student_targets', 'TargetStats',
+           'token_mask', 'target_stats', 'targets_table', 'SubVocab', 'format_example', 'build_formats',
+           'encode_for_student', 'DistillCollator', 'FormatBatchSampler', 'encode_causal', 'CausalCollator',
+           't5_student', 'train_student', 'evaluate_nll', 'generate_texts', 'extract_answer', 'answers_match',
+           'strip_calculator', 'gsm_distill_sets', 'chat_prompts', 'answers_correct']
 
 # %% ../nbs/20_distill.ipynb #c006
 class TeacherStep(NamedTuple):
@@ -129,6 +133,24 @@ def cached_records(key: Mapping,  # what determines the records (teacher, texts 
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
     d = cached_build(f"teacher_records-{digest}", lambda out: write_teacher_records(make(), out / "records.jsonl"))
     return read_teacher_records(d / "records.jsonl")
+
+# %% ../nbs/20_distill.ipynb #c011b
+def record_stats(records: Sequence[TeacherRecord],  # teacher records, e.g. from `teacher_topk`
+                ) -> dict:
+    "Agreement of the records' candidates with the forced tokens, their mass and number, and the first step's probability and choice."
+    if isinstance(records, TeacherRecord) or not isinstance(records, Sequence) or not records:
+        raise ValueError("records must be a non-empty list of TeacherRecord")
+    bad = next((i for i, r in enumerate(records) if not isinstance(r, TeacherRecord) or not len(r)), None)
+    if bad is not None: raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
+    steps = [s for r in records for s in r.steps]
+    firsts = Counter(r.steps[0].top[0][0] for r in records)
+    return {"tokens": len(steps),
+            "own_token_first": float(np.mean([s.top[0][0] == s.token for s in steps])),
+            "own_token_in_topk": float(np.mean([s.token in dict(s.top) for s in steps])),
+            "topk_mass": float(np.mean([np.exp([lp for _, lp in s.top]).sum() for s in steps])),
+            "candidates": float(np.mean([len(s.top) for s in steps])),
+            "first_token_prob": float(np.mean([np.exp(r.steps[0].logprob) for r in records])),
+            "first_token_choice": min(t for t, c in firsts.items() if c == max(firsts.values()))}
 
 # %% ../nbs/20_distill.ipynb #c013
 _BYTES_TOKEN = re.compile(r"bytes:((?:\\x[0-9a-fA-F]{2})+)")
@@ -360,6 +382,24 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
         bar.update(len(rows))
     bar.close()
     return out
+
+# %% ../nbs/20_distill.ipynb #c024b
+def cached_teacher_topk(model,  # a causal LM
+                        tokenizer,  # its tokenizer
+                        texts: Sequence[str],  # texts to teacher-force
+                        prompts: Sequence[str],  # context before each text
+                        key: Mapping,  # what else determines the records (e.g. the teacher's name, its precision), JSON-able
+                        k: int = 5,  # alternatives recorded per token
+                        rs_samples: int | None = None,  # RS-KD draws per token instead of the top-k
+                        seed: int = 0,  # the draws' seed (with `rs_samples`)
+                        batch_size: int = 8,  # texts per forward pass
+                        progress: bool = True,  # show a tqdm bar
+                       ) -> list[TeacherRecord]:
+    "`teacher_topk` computed once per teacher, texts, prompts and sampling parameters, and read back from the cache afterwards."
+    if not isinstance(key, Mapping) or not key: raise ValueError("key must be a non-empty mapping (the teacher's name, ...)")
+    full = dict(key) | {"prompts": list(prompts), "texts": list(texts)} | ({"rs_samples": rs_samples, "seed": seed} if rs_samples else {"k": k})
+    return cached_records(full, lambda: teacher_topk(model, tokenizer, texts, k=k, prompts=prompts, batch_size=batch_size,
+                                                     rs_samples=rs_samples, seed=seed, progress=progress))
 
 # %% ../nbs/20_distill.ipynb #c025
 @torch.no_grad()
@@ -615,6 +655,48 @@ def student_targets(records: Sequence[TeacherRecord],  # teacher records (one pe
             out[i] = StudentTargets(np.asarray(s_ids[i], np.int64), tg.ids, tg.probs, tg.from_teacher, al.decided)
     return out
 
+
+# %% ../nbs/20_distill.ipynb #c049d
+class TargetStats(NamedTuple):
+    "What `student_targets` kept of the teacher, over many texts."
+    soft_share: float  # share of student positions that keep the teacher's candidates
+    decided: dict  # student positions each alignment path decided, summed: {"offsets": n, "dp": n}
+    mask_share: float | None  # the share within the masked positions (None without masks)
+
+def token_mask(tokenizer,  # a fast tokenizer (character offsets)
+               texts: Sequence[str],  # the texts, tokenised without special tokens
+               pattern: str | re.Pattern,  # e.g. r"\d{2,}": multi-digit numbers
+              ) -> list[np.ndarray]:
+    "Per text, per token: whether the token's characters lie inside one match of `pattern`."
+    texts = _check_texts("texts", texts)
+    if not getattr(tokenizer, "is_fast", False): raise ValueError("tokenizer must be a fast tokenizer (it gives character offsets)")
+    offs = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    spans = [[m.span() for m in re.finditer(pattern, t)] for t in texts]
+    return [np.array([any(a >= s and b <= e for s, e in sp) for a, b in o], bool) for o, sp in zip(offs, spans)]
+
+def target_stats(targets: Sequence[StudentTargets],  # from `student_targets`
+                 masks: Sequence[np.ndarray] | None = None,  # per text, per student token (e.g. from `token_mask`)
+                ) -> TargetStats:
+    "The share of positions that keep the teacher's candidates (overall and within `masks`), and what each alignment path decided."
+    if isinstance(targets, StudentTargets) or not isinstance(targets, Sequence) or not targets:
+        raise ValueError("targets must be a non-empty list of StudentTargets")
+    if masks is not None and (len(masks) != len(targets) or any(len(m) != len(t.ids) for m, t in zip(masks, targets))):
+        raise ValueError("masks must hold one mask per text, one entry per student token")
+    decided = {}
+    for t in targets:
+        for path, n in (t.decided or {}).items(): decided[path] = decided.get(path, 0) + int(n)
+    share = None if masks is None else float(np.mean(np.concatenate([t.from_teacher[m] for t, m in zip(targets, masks)])))
+    return TargetStats(float(np.mean(np.concatenate([t.from_teacher for t in targets]))), decided, share)
+
+def targets_table(target: StudentTargets,  # one text's targets
+                  tokenizer,  # the student's tokenizer
+                  n: int | None = None,  # the first n positions (None: all)
+                 ) -> pd.DataFrame:
+    "One row per student position: its token, whether it keeps the teacher's candidates, and the (token, probability) targets."
+    ids, tk, tp = target.ids[:n], target.topk_ids[:n], target.topk_probs[:n]
+    return pd.DataFrame({"student token": tokenizer.convert_ids_to_tokens(ids.tolist()), "from teacher": target.from_teacher[:n],
+                         "targets": [[(tokenizer.convert_ids_to_tokens(int(i)), round(float(p), 3)) for i, p in zip(r, q) if i >= 0]
+                                     for r, q in zip(tk, tp)]})
 
 # %% ../nbs/20_distill.ipynb #c051
 class SubVocab:
@@ -998,3 +1080,58 @@ def answers_match(pred: str | None,  # an extracted answer (or None)
     if pred is None: return False
     try: return abs(float(str(pred).replace(",", "")) - float(str(gold).replace(",", ""))) < 1e-6
     except ValueError: return str(pred).strip() == str(gold).strip()
+
+# %% ../nbs/20_distill.ipynb #c071
+def strip_calculator(text: str) -> str:
+    "A GSM8K chain of thought without its calculator annotations (`<<48/2=24>>`)."
+    return re.sub(r"<<[^>]*>>", "", text)
+
+def gsm_distill_sets(n_per_template: int = 4,  # GSM-Symbolic instances per template (the last one of each training template is held out)
+                     n_train: int = 160,  # training problems at most
+                     n_shots: int = 2,  # exemplars at most (other training problems)
+                     n_eval: int = 50,  # problems in each evaluation set at most
+                     seed: int = 0,  # the instances drawn and the problems picked
+                    ) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, datasets.Dataset]]:
+    "Training problems, exemplars and the evaluation sets `in_dist`, `heldout_templates` and `gsm8k`; columns question, answer, final_answer."
+    if isinstance(n_per_template, bool) or not isinstance(n_per_template, int) or n_per_template < 2:
+        raise ValueError(f"n_per_template must be an int >= 2 (the last instance is held out), got {n_per_template!r}")
+    check_positive(n_train=n_train, n_eval=n_eval)
+    if isinstance(n_shots, bool) or not isinstance(n_shots, int) or n_shots < 0: raise ValueError(f"n_shots must be an int >= 0, got {n_shots!r}")
+    gsm = load_gsm_symbolic_parallel(("eng",), n_per_template=n_per_template, seed=seed)
+    gsm = gsm.map(lambda r: {"question": r["question_eng"], "answer": strip_calculator(r["answer_eng"])})
+    last = [i.endswith(f"-{n_per_template - 1}") for i in gsm["id"]]
+    pools = {"train": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and not h],
+             "in_dist": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and h],
+             "heldout_templates": [i for i, s in enumerate(gsm["split"]) if s == "test"]}
+    rng = np.random.default_rng(seed)
+    take = {name: sorted(rng.permutation(pool)[:n_train + n_shots if name == "train" else n_eval].tolist()) for name, pool in pools.items()}
+    train, shots = gsm.select(take["train"][n_shots:]), gsm.select(take.pop("train")[:n_shots])
+    sets = {name: gsm.select(ix) for name, ix in take.items()}
+    gsm8k = load_gsm8k()
+    unused = np.setdiff1d(np.arange(len(gsm8k)), gsm["template_id"])  # GSM8K test problems no template was made from
+    sets["gsm8k"] = gsm8k.select(sorted(rng.permutation(unused)[:n_eval].tolist())).map(
+        lambda r: {"answer": strip_calculator(r["answer"]), "final_answer": extract_answer(r["answer"])})
+    return train, shots, sets
+
+# %% ../nbs/20_distill.ipynb #c074
+SOLVE_PROMPT = "{q}\nSolve it step by step and give the final answer after '####'."
+
+def _turns(q, a=None, ask=SOLVE_PROMPT):
+    return [{"role": "user", "content": ask.format(q=q)}] + ([{"role": "assistant", "content": a}] if a else [])
+
+def chat_prompts(tokenizer,  # a tokenizer with a chat template
+                 questions: Iterable[str],  # the problems
+                 exemplars: Sequence[tuple[str, str]] = (),  # solved (question, answer) pairs shown first
+                 ask: str = SOLVE_PROMPT,  # the user turn, with {q} for the question
+                ) -> list[str]:
+    "Each question as the last user turn of the chat template, after the exemplars, with the assistant's turn opened."
+    if "{q}" not in ask: raise ValueError(f"ask must contain '{{q}}' for the question, got {ask!r}")
+    shown = [m for e in exemplars for m in _turns(*e, ask=ask)]
+    return [tokenizer.apply_chat_template(shown + _turns(q, ask=ask), tokenize=False, add_generation_prompt=True) for q in questions]
+
+def answers_correct(outputs: Sequence[str],  # generated solutions
+                    golds: Sequence[str],  # the gold final answers
+                   ) -> np.ndarray:
+    "Per output: whether its final answer (`extract_answer`) is the gold one (`answers_match`)."
+    if len(outputs) != len(golds): raise ValueError(f"outputs ({len(outputs)}) and golds ({len(golds)}) differ in length")
+    return np.array([answers_match(extract_answer(o), g) for o, g in zip(outputs, golds)])

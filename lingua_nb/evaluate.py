@@ -13,8 +13,8 @@ import torch
 from .core import autocast_to, check_positive, masked_mean
 
 # %% auto #0
-__all__ = ['bootstrap_indices', 'bootstrap_ci', 'token_nll', 'reference_nll', 'greedy_generate', 'mean_pooled_states',
-           'separation']
+__all__ = ['bootstrap_indices', 'bootstrap_ci', 'token_nll', 'per_token_nll', 'nll_difference', 'reference_nll',
+           'greedy_generate', 'mean_pooled_states', 'pca_2d', 'separation']
 
 # %% ../nbs/05_evaluate.ipynb #v005
 def bootstrap_indices(n: int,  # items
@@ -61,6 +61,25 @@ def token_nll(logits: torch.Tensor,  # (b, t, V) a causal LM's logits
     if not keep.any(1).all(): raise ValueError("labels selects no target in some row")
     lp = logp.gather(-1, lab.clamp(min=0)[..., None])[..., 0] * keep
     return np.stack([(-lp.sum(1)).cpu().numpy(), keep.sum(1).cpu().numpy()], axis=1).astype(float)
+
+def per_token_nll(item_nll: np.ndarray,  # (n, 2) per item: summed NLL, number of tokens (from `token_nll` or `reference_nll`)
+                 ) -> float:
+    "The NLL per token over all items: the summed NLL over the summed token count."
+    a = np.asarray(item_nll)
+    if a.ndim != 2 or a.shape[1] != 2 or not len(a): raise ValueError(f"item_nll must be a non-empty (n, 2) array, got shape {a.shape}")
+    return float(a[:, 0].sum() / a[:, 1].sum())
+
+# %% ../nbs/05_evaluate.ipynb #v009b
+def nll_difference(item_nll: np.ndarray,  # (n, 2) per item: summed NLL, tokens
+                   other_nll: np.ndarray,  # (n, 2) the same items read otherwise
+                   idx: np.ndarray | None = None,  # resamples from `bootstrap_indices` (shared with other figures: paired)
+                   seed: int = 0,  # for fresh resamples
+                  ) -> tuple[float, list[float]]:
+    "`per_token_nll(other_nll) - per_token_nll(item_nll)` and its paired bootstrap CI."
+    m, mm = np.asarray(item_nll), np.asarray(other_nll)
+    if m.shape != mm.shape: raise ValueError(f"item_nll and other_nll must hold the same items, got shapes {m.shape} and {mm.shape}")
+    d = lambda i: mm[i, 0].sum(1) / mm[i, 1].sum(1) - m[i, 0].sum(1) / m[i, 1].sum(1)
+    return per_token_nll(mm) - per_token_nll(m), bootstrap_ci(idx=bootstrap_indices(len(m), seed=seed) if idx is None else idx, fn=d)
 
 # %% ../nbs/05_evaluate.ipynb #v011
 @torch.no_grad()
@@ -128,6 +147,15 @@ def mean_pooled_states(lm, tokenizer, texts: Sequence[str],
         h = lm(**x, output_hidden_states=True).hidden_states[layer]
         out.append(masked_mean(h.float(), x["attention_mask"]).cpu())
     return torch.cat(out)
+
+def pca_2d(x: torch.Tensor | np.ndarray,  # (n, d) points
+          ) -> np.ndarray:
+    "(n, 2) the centred points projected onto their first two principal components (by SVD)."
+    X = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if X.ndim != 2 or len(X) < 2: raise ValueError(f"x must hold at least two points as an (n, d) array, got shape {X.shape}")
+    X = X - X.mean(0)
+    _, _, vt = np.linalg.svd(X, full_matrices=False)
+    return X @ vt[:2].T
 
 def separation(a: torch.Tensor, b: torch.Tensor) -> float:
     "Centroid distance of `a` and `b` (n, d) over the mean distance of their points to their own centroid."

@@ -40,7 +40,7 @@ def check_param(name: str,  # the parameter's name, used in the error message
                 *,
                 min: float | None = None,  # smallest allowed value (numbers) or length (lists/strings)
                 max: float | None = None,  # largest allowed value (numbers)
-                choices: list | tuple | None = None,  # allowed values
+                choices: list | tuple | None = None,  # allowed values (of each element, for a list)
                 optional: bool = False,  # whether None is allowed
                ) -> Any:
     "Validate one experiment parameter; raise `ValueError` naming it if it is wrong; return the value."
@@ -58,7 +58,9 @@ def check_param(name: str,  # the parameter's name, used in the error message
     ok = isinstance(value, _KINDS[kind]) and not (kind in ("int", "float") and isinstance(value, bool))
     if not ok: raise ValueError(f"parameter {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})")
     if kind == "float" and not math.isfinite(value): raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
-    if choices is not None and value not in choices:
+    if choices is not None and kind == "list" and any(v not in choices for v in value):
+        raise ValueError(f"parameter {name!r} must hold values of {list(choices)} only, got {value!r}")
+    if choices is not None and kind != "list" and value not in choices:
         raise ValueError(f"parameter {name!r} must be one of {list(choices)}, got {value!r}")
     size = len(value) if kind in ("str", "list", "dict") else value
     if min is not None and size < min:
