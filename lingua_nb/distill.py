@@ -1124,7 +1124,7 @@ def chat_prompts(tokenizer,  # a tokenizer with a chat template
                  exemplars: Sequence[tuple[str, str]] = (),  # solved (question, answer) pairs shown first
                  ask: str = SOLVE_PROMPT,  # the user turn, with {q} for the question
                 ) -> list[str]:
-    "Each question as the last user turn of the chat template, after the exemplars, with the assistant's turn opened."
+    "Each question as the last user turn of the chat template, after the exemplars, with the reply turn opened."
     if "{q}" not in ask: raise ValueError(f"ask must contain '{{q}}' for the question, got {ask!r}")
     shown = [m for e in exemplars for m in _turns(*e, ask=ask)]
     return [tokenizer.apply_chat_template(shown + _turns(q, ask=ask), tokenize=False, add_generation_prompt=True) for q in questions]
