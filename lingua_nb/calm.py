@@ -607,5 +607,5 @@ def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable param
     rows = {"input_ids": input_ids, "labels": labels} | ({} if attention_mask is None else {"attention_mask": attention_mask}) | (extra or {})
     train_kwargs.setdefault("cpu", torch.device(device).type == "cpu")
     return train_loop(model, _RandomRows(rows, batch_size, seed), _lm_loss, steps=steps, lr=lr, weight_decay=weight_decay,
-                      warmup=min(warmup, steps), schedule="linear", seed=seed, progress=progress, desc="calm fit", **train_kwargs)
+                      warmup=min(warmup, steps), schedule="linear", seed=seed, progress=progress, **{"desc": "calm fit"} | train_kwargs)
 

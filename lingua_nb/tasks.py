@@ -16,19 +16,20 @@ from transformers import PreTrainedTokenizerFast
 from .core import autocast_to, check_positive
 
 # %% auto #0
-__all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'key_groups', 'subs_rows', 'task_tokenizer',
-           'encode_pairs', 'exact_match']
+__all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'vocab_keys', 'key_groups', 'subs_rows',
+           'task_tokenizer', 'encode_pairs', 'exact_match']
 
 # %% ../nbs/04_tasks.ipynb #k005
 Expr = tuple[tuple[str, ...], tuple[str, ...]]
 
 def render(operands: Sequence[str],  # the operands, as text
            operators: Sequence[str],  # one fewer operator than operands
+           sep: str = " ",  # between operands and operators ("" writes `a+b-c`)
           ) -> str:
     "`render(['a', 'b', 'c'], ['+', '-']) -> 'a + b - c'`."
     if len(operators) != len(operands) - 1:
         raise ValueError(f"operators: need {len(operands) - 1} for {len(operands)} operands, got {len(operators)}")
-    return " ".join(x for pair in zip(operands, list(operators) + [""]) for x in pair).strip()
+    return sep.join(x for pair in zip(operands, list(operators) + [""]) for x in pair if x)
 
 # %% ../nbs/04_tasks.ipynb #k007
 def evaluate(numbers: Sequence[int],  # operand values
@@ -54,6 +55,7 @@ class KVTasks:
     comp_keys: list[str]  # keys the composition set may use (~`comp_key_frac` of them)
     other_keys: list[str]  # the rest: the composition never sees them
     splits: dict[str, list[Expr]] = field(default_factory=dict)  # split name -> expressions
+    sep: str = " "  # how expressions are written (see `render`)
 
     @property
     def keys(self) -> list[str]: return list(self.values)
@@ -63,10 +65,11 @@ class KVTasks:
         if kind not in KINDS: raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         ks, ops = expr
         nums = [self.values[k] for k in ks]
-        if kind == "kv_subs": return render(ks, ops) + " =", render([str(n) for n in nums], ops)
+        w = lambda xs: render(xs, ops, self.sep) + self.sep + "="
+        if kind == "kv_subs": return w(ks), render([str(n) for n in nums], ops, self.sep)
         result = str(evaluate(nums, ops))
-        if kind == "kv_math": return render(ks, ops) + " =", result
-        return render([str(n) for n in nums], ops) + " =", result
+        if kind == "kv_math": return w(ks), result
+        return w([str(n) for n in nums]), result
 
     def pairs(self, split: str, kind: str) -> list[tuple[str, str]]:
         "(prompt, target) of every expression of `split`."
@@ -112,17 +115,23 @@ def kv_tasks(n_keys: int = 200,  # number of keys (the paper: 25K)
              n_test: int = 200,  # rows of every test split
              key_len: int = 3,  # letters per key
              seed: int = 0,  # everything is a function of it
+             keys: Sequence[str] | None = None,  # draw the keys from these strings (e.g. `vocab_keys`) instead of random letters
+             sep: str = " ",  # how expressions are written (see `render`)
             ) -> KVTasks:
     "Keys, values, the composition key split and the expressions of every split (see the table above)."
     _check_args(n_keys, max_value, n_operands, ops, comp_key_frac, key_len, dict(n_train=n_train, n_comp=n_comp, n_test=n_test))
     rng = random.Random(seed)
-    keys: list[str] = []
+    if keys is not None:
+        pool = sorted(set(keys))
+        if isinstance(keys, str) or len(pool) < n_keys: raise ValueError(f"keys: need {n_keys} distinct strings, got {len(pool)}")
+        keys = rng.sample(pool, n_keys)
+    else: keys = []
     while len(keys) < n_keys:
         w = "".join(rng.choice(_LETTERS) for _ in range(key_len))
         if w not in keys: keys.append(w)
     values = {k: rng.randint(1, max_value) for k in keys}
     comp = set(rng.sample(keys, round(comp_key_frac * n_keys)))
-    t = KVTasks(values, [k for k in keys if k in comp], [k for k in keys if k not in comp])
+    t = KVTasks(values, [k for k in keys if k in comp], [k for k in keys if k not in comp], sep=sep)
     numeric = lambda e: (tuple(values[k] for k in e[0]), e[1])  # what a numeric row shows
     d = lambda pool, n, **kw: _draw(rng, pool, n, n_operands, ops, **kw)
     t.splits["test_num"] = d(keys, n_test, key=numeric)
@@ -133,6 +142,19 @@ def kv_tasks(n_keys: int = 200,  # number of keys (the paper: 25K)
     t.splits["subs_train"] = d(keys, n_train, exclude=set(t.splits["test_subs"]))
     t.splits["comp_train"] = d(t.comp_keys, n_comp, exclude=set(t.splits["test_math_seen"]))
     return t
+
+# %% ../nbs/04_tasks.ipynb #k020b
+def vocab_keys(tokenizer,  # a causal LM's tokenizer
+               min_len: int = 2,  # letters per key, at least
+               max_len: int = 6,  # and at most (the paper: 2-6 characters)
+              ) -> list[str]:
+    "Sorted lowercase words that `tokenizer` encodes as one token between operators (`+word-`)."
+    check_positive(min_len=min_len, max_len=max_len)
+    words = sorted({w for w in tokenizer.get_vocab() if min_len <= len(w) <= max_len and w.isascii() and w.isalpha() and w.islower()})
+    if not words: return []
+    plus, minus = (tokenizer.encode(s, add_special_tokens=False) for s in ("+", "-"))
+    enc = tokenizer([f"+{w}-" for w in words], add_special_tokens=False)["input_ids"]
+    return [w for w, ids in zip(words, enc) if len(ids) == len(plus) + 1 + len(minus) and ids[:len(plus)] == plus]
 
 # %% ../nbs/04_tasks.ipynb #k022
 def key_groups(tasks: KVTasks,  # from `kv_tasks`
