@@ -415,6 +415,7 @@ def train_contrastive(model: ContrastiveModel,
                           mixed_precision=mixed_precision)
     finally: model.requires_grad_(True)
 
+# %% ../nbs/50_contrastive.ipynb #c026b
 def untie_lm_head(lm) -> nn.Module:
     "Give a causal LM its own LM-head weight (a copy of the tied input embeddings), so that each trains alone."
     head, emb = lm.get_output_embeddings(), lm.get_input_embeddings()

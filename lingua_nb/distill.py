@@ -218,6 +218,7 @@ def _completion_steps(lp, where: str) -> list[TeacherStep]:
         steps.append(TeacherStep(tok, tlp, alts))
     return steps
 
+# %% ../nbs/20_distill.ipynb #c013b
 def records_from_response(response: Mapping,  # one parsed chat or completions response (or a Batch API output line)
                           where: str = "response",  # how errors and `TeacherRecord.source` name this response
                           scheme: str = "auto",  # token spelling, or "auto" to guess it from the tokens
@@ -530,6 +531,7 @@ def _validate_values(target_ids, target_probs, m, V):
     for bad, msg in zip(checks, msgs):
         if bad: raise ValueError(msg)
 
+# %% ../nbs/20_distill.ipynb #c035b
 def topk_distill_loss(student_logits: torch.Tensor,  # (b, t, V) student logits
                       target_ids: torch.Tensor,  # (b, t, k) teacher candidates as student token ids; -1 unused
                       target_probs: torch.Tensor,  # (b, t, k) their probabilities (0 where unused); rows sum to <= 1

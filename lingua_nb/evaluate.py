@@ -14,7 +14,7 @@ from .core import autocast_to, check_positive, masked_mean
 
 # %% auto #0
 __all__ = ['bootstrap_indices', 'bootstrap_ci', 'token_nll', 'per_token_nll', 'nll_difference', 'reference_nll',
-           'greedy_generate', 'mean_pooled_states', 'pca_2d', 'separation']
+           'greedy_generate', 'mean_pooled_states', 'pca_2d', 'separation', 'probe_accuracy']
 
 # %% ../nbs/05_evaluate.ipynb #v005
 def bootstrap_indices(n: int,  # items
@@ -161,3 +161,24 @@ def separation(a: torch.Tensor, b: torch.Tensor) -> float:
     "Centroid distance of `a` and `b` (n, d) over the mean distance of their points to their own centroid."
     ca, cb = a.mean(0), b.mean(0)
     return float((ca - cb).norm() / torch.cat([(a - ca).norm(dim=1), (b - cb).norm(dim=1)]).mean())
+
+# %% ../nbs/05_evaluate.ipynb #v018b
+def probe_accuracy(train_x: torch.Tensor,  # (n, d) states to fit on
+                   train_y: Sequence[int],  # (n,) integer labels
+                   test_x: torch.Tensor,  # (m, d) states to score
+                   test_y: Sequence[int],  # (m,) their labels
+                   alpha: float = 1.0,  # ridge penalty (on standardised features)
+                  ) -> float:
+    "% of `test_x` whose label a ridge probe fitted on (`train_x`, `train_y`) predicts."
+    X, Z = torch.as_tensor(train_x).double(), torch.as_tensor(test_x).double()
+    y, t = torch.as_tensor(train_y).long(), torch.as_tensor(test_y).long()
+    if X.dim() != 2 or Z.dim() != 2 or X.shape[1] != Z.shape[1] or len(y) != len(X) or len(t) != len(Z) or not len(X) or not len(Z):
+        raise ValueError(f"train_x (n, d), train_y (n,), test_x (m, d), test_y (m,) must fit together, got "
+                         f"{tuple(X.shape)}, {tuple(y.shape)}, {tuple(Z.shape)}, {tuple(t.shape)}")
+    check_positive(alpha=alpha, kind=float)
+    mu, sd = X.mean(0), X.std(0).clamp(min=1e-8)
+    A = torch.cat([(X - mu) / sd, torch.ones(len(X), 1, dtype=X.dtype)], 1)
+    Y = torch.nn.functional.one_hot(y - y.min(), int(max(y.max(), t.max()) - y.min()) + 1).double()
+    W = torch.linalg.solve(A.T @ A + alpha * torch.eye(A.shape[1], dtype=A.dtype), A.T @ Y)
+    pred = (torch.cat([(Z - mu) / sd, torch.ones(len(Z), 1, dtype=Z.dtype)], 1) @ W).argmax(1) + y.min()
+    return 100.0 * float((pred == t).double().mean())
