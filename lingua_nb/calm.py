@@ -499,9 +499,7 @@ def generate_across(model: CALMModel,  # a composition (`shared_tokenizer` eithe
     if len(augment_tokenizers) != len(model.augments):
         raise ValueError(f"augment_tokenizers: got {len(augment_tokenizers)} for {len(model.augments)} augments")
     eos = anchor_tokenizer.eos_token_id if eos_token_id is None else eos_token_id
-    b = encode_across(anchor_tokenizer, [], prompts, padding_side="left")
-    ids, mask = b["input_ids"].to(model.device), b["attention_mask"].to(model.device)
-    ends = _side(anchor_tokenizer, list(prompts), "left")[2].to(model.device)
+    ids, mask, ends = (x.to(model.device) for x in _side(anchor_tokenizer, list(prompts), "left"))
     gen, done, new = [[] for _ in prompts], [False] * len(prompts), ids
     cache, kw = DynamicCache(), cache_kwarg(model.anchor)
     for _ in range(max_new_tokens):
