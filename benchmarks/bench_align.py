@@ -7,7 +7,7 @@ GPT-2 byte-level BPE (src, the teacher side) → XLM-R SentencePiece (tgt, the s
 * long texts: the 1,319 GSM8K test answers (gold chains of thought, ~100 tokens a side).
 
 Per text set it prints the wall time, the speed-up over the reference and the share of texts whose path equals the
-reference path of every way `lingua_nb.align` offers (`lingua_nb.align_engine.time_aligners`):
+reference path of every way `lingua_nb.align` offers (`lingua_nb.align.time_aligners`):
 
 * the reference: Python lists, one `editdistance.eval` and one `min` per cell, Fu's backtrace, on normalised
   strings made beforehand (not timed: this favours the reference), best of `--repeats` runs like the others;
@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import editdistance
 import numpy as np
 
-from lingua_nb.align_engine import call_overhead, time_aligners
+from lingua_nb.align import call_overhead, time_aligners
 from lingua_nb.assets import load_en_ko_pairs, load_gsm8k, load_tokenizer
 
 SHORT_MAX = 40  # tokens a side at most for a "short" text

@@ -10,21 +10,23 @@ import json
 import re
 import unicodedata
 import weakref
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import editdistance
 import numpy as np
 
-from .align_engine import (RunCache, Vocab, dp_paths, encode, encode_ids, intern, merge_starts, rewrite,
-                                   token_starts)
+from .align_engine import (RunCache, Vocab, encode, encode_ids, find_runs, in_threads, intern, offset_paths,
+                                   rewrite, solve)
 
 # %% auto #0
 __all__ = ['SCHEMES', 'gpt2_byte_map', 'token_surface', 'normalize_token', 'detect_scheme', 'guess_scheme', 'normalize_tokens',
            'cost_matrix', 'DTWResult', 'dtw', 'reference_dtw', 'Alignment', 'AlignmentBatch', 'clear_caches',
            'TokenBatch', 'dp_align_batch', 'dp_align', 'Tokenized', 'tokenize_batch', 'tokenize', 'offset_align_batch',
-           'offset_align', 'align_batch', 'align', 'surface_offsets', 'SparseTargets', 'project_topk']
+           'offset_align', 'align_batch', 'align', 'surface_offsets', 'SparseTargets', 'project_topk', 'best_of',
+           'call_overhead', 'time_aligners']
 
 # %% ../nbs/10_align.ipynb #c006
 SCHEMES = ("byte_level", "sentencepiece", "wordpiece", "plain")
@@ -429,16 +431,6 @@ class TokenBatch:
 
 
 # %% ../nbs/10_align.ipynb #c040
-def _piece_runs(kind, st) -> tuple[np.ndarray, np.ndarray]:
-    "Token ranges [r0, r1) that `_join_split` rewrites: runs of piece tokens, with the token a run continues."
-    at = np.flatnonzero(kind & 1)
-    seq = np.searchsorted(st, at, "right") - 1
-    cut = np.flatnonzero((np.diff(at) != 1) | (np.diff(seq) != 0)) + 1
-    first, last = np.concatenate([[0], cut]), np.concatenate([cut - 1, [len(at) - 1]])
-    r0 = at[first]
-    r0 = r0 - (((kind[r0] & 2) > 0) & (r0 > st[seq[first]]))
-    return r0, at[last] + 1
-
 def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None) -> tuple[np.ndarray, np.ndarray]:
     "String ids (in `_VOCAB`) of the normalised tokens of every sequence (or `TokenBatch`), flat, and the lengths."
     V, key = _VOCAB, (scheme, unicode_form)
@@ -447,7 +439,7 @@ def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None) -> tup
     else: gid, lens = encode(V, seqs, key, norm, tokenizer)
     if not join_split_chars or not (V.kind[gid] & 1).any(): return gid, lens
     join = lambda run: intern(V, _join_split([V.strs[g] for g in run.tolist()], unicode_form))
-    r0, r1 = _piece_runs(V.kind[gid], _starts(lens))
+    r0, r1 = find_runs(V.kind[gid], _starts(lens))       # runs of piece tokens, with the token a run continues
     return rewrite(V.runs.setdefault(unicode_form, RunCache()), gid, r0, r1, join), lens
 
 # %% ../nbs/10_align.ipynb #c046
@@ -476,6 +468,7 @@ def dp_align_batch(src_batch: Sequence[Sequence[str | int]],  # src token sequen
                    keep_strings: bool = False,  # store the normalised strings on each `Alignment`
                    stats: dict | None = None,  # if given, receives the number of band widenings
                    as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
+                   threads: int | None = None,  # threads for a large batch (default: every CPU; 1: this thread)
                   ) -> list[Alignment] | AlignmentBatch:
     "Fu et al.'s DP alignment of many token-sequence pairs (lists of tokens or ids, or `TokenBatch`es) at once."
     _check_batch("src_batch", src_batch); _check_batch("tgt_batch", tgt_batch); _check_band(band)
@@ -495,7 +488,7 @@ def dp_align_batch(src_batch: Sequence[Sequence[str | int]],  # src token sequen
     gb, _ = _encode(tgt_batch, ts, unicode_form, join_split_chars, tb)
     V, a_st, b_st = _VOCAB, _starts(n), _starts(m)
     w = -1 if band is None else int(band)
-    links, link_st, cost, widened = dp_paths(ga, a_st, gb, b_st, V.codes, V.starts, V.mask, V.content, w)
+    links, link_st, cost, widened = solve(ga, a_st, gb, b_st, V, w, threads)
     if stats is not None: stats.update(widened=int(widened))
     out = AlignmentBatch(links, link_st, n, m, cost, "dp", (V.strs, ga, a_st, gb, b_st) if keep_strings else None)
     return out if as_arrays else out.to_list()
@@ -550,21 +543,18 @@ def tokenize(text: str,  # one text
 # %% ../nbs/10_align.ipynb #c064
 _IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)])  # no code point above U+3000 is whitespace
 
-def _side_starts(side, n, codes, text_st) -> np.ndarray:
-    "Token starts (first non-whitespace character) of one side (`Tokenized`s or a `TokenBatch`), checked against the texts."
+def _side_offsets(side, n) -> np.ndarray:
+    "Character offsets of one side's tokens (`Tokenized`s or a `TokenBatch`), flat."
     if isinstance(side, TokenBatch): off = side.offsets
     else: off = np.concatenate([x.offsets for x in side]).astype(np.int64) if n.sum() else np.zeros((0, 2), np.int64)
     if len(off) != n.sum(): raise ValueError("each Tokenized needs one offset pair per token")
-    st, err = token_starts(codes, _IS_SPACE, text_st, off, _starts(n))
-    if err == 1: raise ValueError("offsets must lie within the text (0 <= start <= end <= len(text)); "
-                                  "were the tokens made from this text?")
-    if err == 2: raise ValueError("token offsets must follow the text order")
-    return st
+    return off
 
 def offset_align_batch(texts: Sequence[str],  # the texts
                        a: Sequence[Tokenized] | TokenBatch | Any,  # src side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
                        b: Sequence[Tokenized] | TokenBatch | Any,  # tgt side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
                        as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
+                       threads: int | None = None,  # threads for a large batch (default: every CPU; 1: this thread)
                       ) -> list[Alignment] | AlignmentBatch:
     "Linear-time alignments from character offsets (merge of token starts), many texts at once."
     if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
@@ -581,8 +571,13 @@ def offset_align_batch(texts: Sequence[str],  # the texts
         k = int(bad[0]); raise ValueError(f"text {k}: one side has no tokens and the other has {max(na[k], nb[k])}")
     codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
     text_st = _starts(np.fromiter(map(len, texts), np.int64, len(texts)))
-    sa, sb = _side_starts(a, na, codes, text_st), _side_starts(b, nb, codes, text_st)
-    links, link_st = merge_starts(sa, _starts(na), sb, _starts(nb))
+    oa, ob, a_st, b_st = _side_offsets(a, na), _side_offsets(b, nb), _starts(na), _starts(nb)
+    run = lambda t0, t1: offset_paths(codes, _IS_SPACE, text_st[t0:t1 + 1], oa, a_st[t0:t1 + 1], ob, b_st[t0:t1 + 1])
+    links, link_st, err = in_threads(run, na + nb, threads, min_work=200_000)   # threads pay off on many tokens only
+    err = max(np.atleast_1d(err))
+    if err == 1: raise ValueError("offsets must lie within the text (0 <= start <= end <= len(text)); "
+                                  "were the tokens made from this text?")
+    if err == 2: raise ValueError("token offsets must follow the text order")
     out = AlignmentBatch(links, link_st, na, nb, None, "offsets")
     return out if as_arrays else out.to_list()
 
@@ -836,3 +831,51 @@ def project_topk(alignment: Alignment,  # teacher (src) → student (tgt) alignm
         ids[ti, :len(kept)] = [x for x, _ in kept]; out[ti, :len(kept)] = [p for _, p in kept]
         soft[ti] = True
     return SparseTargets(ids, out, soft)
+
+# %% ../nbs/10_align.ipynb #c111
+def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    "Fastest wall time of `repeats` calls of `fn`, and the last result."
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t)
+    return best, out
+
+def call_overhead(tok_a, tok_b, calls: int = 2000) -> float:
+    "Median seconds of one `dp_align` call on a one-token pair."
+    dp_align(["a"], ["a"], tok_a, tok_b)
+    return float(np.median([best_of(1, lambda: dp_align(["a"], ["▁a"], tok_a, tok_b))[0] for _ in range(calls)]))
+
+# %% ../nbs/10_align.ipynb #c112
+def time_aligners(texts: Sequence[str],  # the texts
+                  tok_a, tok_b,  # src and tgt fast tokenizers
+                  band: int = 6,  # band of the DP
+                  repeats: int = 3,  # timed runs of each (the fastest counts)
+                  reference: Callable | None = None,  # (src strings, tgt strings) -> (links, cost); default `reference_dtw`
+                  per_text: bool = True,  # also time `dp_align` once per text
+                 ) -> dict[str, dict]:
+    "Seconds, speed-up over `reference` and share of reference paths of each way to align `texts` (none empty)."
+    ta, tb = tokenize_batch(texts, tok_a), tokenize_batch(texts, tok_b)
+    TA, TB = tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True)
+    src, tgt = [x.tokens for x in ta], [x.tokens for x in tb]
+    ns, nt = [normalize_tokens(x, tok_a) for x in src], [normalize_tokens(x, tok_b) for x in tgt]
+    t_ref, ref = best_of(repeats, lambda: [(reference or reference_dtw)(x, y) for x, y in zip(ns, nt)])
+    ref = [[list(l) for l in r[0]] for r in ref]
+    both = lambda: (tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True))
+    ways = {"tokenizing only (both sides, arrays)": both,
+            "DP, token strings": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=band),
+            "DP, token strings, band=None": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=None),
+            "DP, TokenBatch -> arrays, 1 thread": lambda: dp_align_batch(TA, TB, band=band, as_arrays=True, threads=1),
+            "DP, TokenBatch -> arrays": lambda: dp_align_batch(TA, TB, band=band, as_arrays=True),
+            "DP, tokenizing -> arrays": lambda: dp_align_batch(*both(), band=band, as_arrays=True),
+            "DP, dp_align per text": lambda: [dp_align(x, y, tok_a, tok_b, band=band) for x, y in zip(src, tgt)],
+            "offsets, Tokenized": lambda: offset_align_batch(texts, ta, tb),
+            "offsets, TokenBatch -> arrays": lambda: offset_align_batch(texts, TA, TB, as_arrays=True),
+            "offsets, tokenizing -> arrays": lambda: offset_align_batch(texts, tok_a, tok_b, as_arrays=True),
+            "auto (align_batch), tokenizing": lambda: align_batch(texts, tok_a, tok_b, "auto", band=band)}
+    rows = {"reference (pure Python)": dict(seconds=t_ref, speedup=1.0, same_path=1.0)}
+    for name, fn in ways.items():
+        if "per text" in name and not per_text: continue
+        t, out = best_of(1 if "per text" in name else repeats, fn)
+        same = None if name.startswith("tokenizing") else float(np.mean([a.links.tolist() == r for a, r in zip(out, ref)]))
+        rows[name] = dict(seconds=t, speedup=t_ref / t, same_path=same)
+    return rows
