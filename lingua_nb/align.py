@@ -8,9 +8,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 import unicodedata
 import weakref
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
