@@ -16,8 +16,8 @@ import numpy as np
 from numba import njit
 
 # %% auto #0
-__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode_ids', 'encode', 'find_runs', 'RunCache', 'rewrite_runs', 'rewrite',
-           'myers', 'edit_distance', 'pair_cost', 'band_rows', 'recurrence', 'backtrace', 'dp_paths', 'cpus',
+__all__ = ['INF', 'fingerprint', 'Vocab', 'intern', 'encode_ids', 'encode', 'find_runs', 'hash_slots', 'RunCache', 'rewrite_runs',
+           'rewrite', 'myers', 'edit_distance', 'pair_cost', 'band_rows', 'recurrence', 'backtrace', 'dp_paths', 'cpus',
            'in_threads', 'solve', 'token_starts', 'merge_starts', 'offset_paths']
 
 # %% ../nbs/11_align_engine.ipynb #c006
@@ -136,31 +136,44 @@ def find_runs(kind, st):
     return r0[:R], r1[:R]
 
 # %% ../nbs/11_align_engine.ipynb #c015g
+@njit(cache=True)
+def hash_slots(h):
+    "Open-addressing slots of the hashes h (none 0): each slot's hash (0: empty) and entry, twice as many slots as hashes."
+    size, one = 2, np.uint64(1)
+    while size < 2 * len(h): size *= 2
+    keys, entry, last = np.zeros(size, np.uint64), np.full(size, -1, np.int64), np.uint64(size - 1)
+    for e in range(len(h)):
+        s = h[e] & last
+        while keys[s] != 0 and keys[s] != h[e]: s = (s + one) & last
+        if keys[s] == 0: keys[s], entry[s] = h[e], e
+    return keys, entry
+
 class RunCache:
-    "Rewrites of runs of ids: sorted hashes and their entries; entry e's run is old[st[e]:st[e + 1]], its rewrite new[...]."
+    "Rewrites of runs of ids: entry e's hash is hashes[e], its run old[st[e]:st[e + 1]], its rewrite new[...]."
     def __init__(self):
-        self.keys, self.entry = np.zeros(0, np.uint64), np.zeros(0, np.int64)
-        self.st, self.old, self.new = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
+        self.hashes, self.st = np.zeros(0, np.uint64), np.zeros(1, np.int64)
+        self.old, self.new = np.zeros(0, np.int32), np.zeros(0, np.int32)
+        self.keys, self.entry = hash_slots(self.hashes)
 
     def add(self, h: np.ndarray, runs: list[np.ndarray], made: list[np.ndarray]):
         "Add entries: hashes `h`, runs of ids and their rewrites."
-        lens = np.fromiter(map(len, runs), np.int64, len(runs))
-        keys, entry = np.concatenate([self.keys, h]), np.concatenate([self.entry, len(self.st) - 1 + np.arange(len(runs))])
-        order = np.argsort(keys, kind="stable"); self.keys, self.entry = keys[order], entry[order]
-        self.st = np.concatenate([self.st, self.st[-1] + np.cumsum(lens)])
+        self.hashes = np.concatenate([self.hashes, h]); self.keys, self.entry = hash_slots(self.hashes)
+        self.st = np.concatenate([self.st, self.st[-1] + np.cumsum([len(r) for r in runs], dtype=np.int64)])
         self.old, self.new = (np.concatenate([a, *b]).astype(np.int32) for a, b in ((self.old, runs), (self.new, made)))
 
 @njit(cache=True)
 def rewrite_runs(gid, r0, r1, keys, entry, st, old, new):
     "Rewrite in place each run gid[r0[r]:r1[r]] the cache holds; every run's FNV-1a hash, and which were missed."
-    h, miss = np.empty(len(r0), np.uint64), np.zeros(len(r0), np.bool_)
+    h, miss, one, last = np.empty(len(r0), np.uint64), np.zeros(len(r0), np.bool_), np.uint64(1), np.uint64(len(keys) - 1)
     for r in range(len(r0)):
         a, b = r0[r], r1[r]
         x = np.uint64(0xCBF29CE484222325) ^ np.uint64(b - a)
         for k in range(a, b): x = (x ^ np.uint64(gid[k])) * np.uint64(0x100000001B3)
-        q = np.searchsorted(keys, x)
-        e = entry[q] if q < len(keys) and keys[q] == x else -1
-        h[r], miss[r] = x, e < 0 or st[e + 1] - st[e] != b - a
+        h[r] = x = x | one                                               # 0 marks an empty slot
+        s = x & last
+        while keys[s] != 0 and keys[s] != x: s = (s + one) & last
+        e = entry[s]
+        miss[r] = e < 0 or st[e + 1] - st[e] != b - a
         for k in range(b - a if not miss[r] else 0): miss[r] |= old[st[e] + k] != gid[a + k]
         if not miss[r]: gid[a:b] = new[st[e]:st[e + 1]]
     return h, miss
@@ -179,8 +192,8 @@ def rewrite(C: RunCache,  # the cache
         run = gid[r0[r]:r1[r]].copy()
         if run.tobytes() not in fresh: fresh[run.tobytes()] = (h[r], run, np.asarray(make(run), np.int32))
         gid[r0[r]:r1[r]] = fresh[run.tobytes()][2]
-    hs, runs, made = zip(*fresh.values()) if fresh else ((), (), ())
-    keep = np.flatnonzero(~np.isin(np.array(hs, np.uint64), C.keys)).tolist()   # a collision stays a miss
+    hs, runs, made = zip(*fresh.values())
+    keep = np.flatnonzero(~np.isin(np.array(hs, np.uint64), C.hashes)).tolist()   # a collision stays a miss
     if keep: C.add(np.array(hs, np.uint64)[keep], [runs[k] for k in keep], [made[k] for k in keep])
     return gid
 
@@ -339,7 +352,7 @@ def in_threads(run: Callable[[int, int], tuple],  # (t0, t1) -> (links, link_st,
     cum, T = np.cumsum(work), len(work)
     threads = min(threads or cpus(), T)
     if threads < 2 or cum[-1] < min_work: return run(0, T)
-    cut = np.unique(np.r_[0, np.searchsorted(cum, cum[-1] * np.arange(1, 4 * threads) / (4 * threads), "right"), T])
+    cut = np.unique(np.r_[0, np.searchsorted(cum, cum[-1] * np.arange(1, 2 * threads) / (2 * threads), "right"), T])
     pool = _POOLS.setdefault(threads, ThreadPoolExecutor(threads))
     parts = list(pool.map(lambda c: run(*c), zip(cut.tolist(), cut[1:].tolist())))
     shift = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
