@@ -280,8 +280,8 @@ def recurrence(ga, gb, codes, starts, mask, lo, hi, D, ck, cv):
         left, diag = INF, D[p + lo[i]]
         for j in range(lo[i], hi[i] + 1):
             y, up = gb[j], D[p + j + 1]
-            if x == y: cost = 0
-            elif mx & mask[y] == 0: cost = max(lx, starts[y + 1] - starts[y])
+            if mx & mask[y] == 0: cost = max(lx, starts[y + 1] - starts[y])   # the commonest case first
+            elif x == y: cost = 0
             else:                                                   # through the table of edit distances
                 key = (np.int64(x) << 32) | y
                 h = ((key * 0x9E3779B97F4A7C1) >> 40) & (len(ck) - 1)
