@@ -337,7 +337,7 @@ def dp_paths(ga, a_st, gb, b_st, codes, starts, mask, content, band):
 
 
 # %% ../nbs/11_align_engine.ipynb #c032b
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}    # by (process, threads): a forked child makes its own
 
 def cpus() -> int:
     "CPUs this process may run on."
@@ -353,7 +353,7 @@ def in_threads(run: Callable[[int, int], tuple],  # (t0, t1) -> (links, link_st,
     threads = min(threads or cpus(), T)
     if threads < 2 or cum[-1] < min_work: return run(0, T)
     cut = np.unique(np.r_[0, np.searchsorted(cum, cum[-1] * np.arange(1, 2 * threads) / (2 * threads), "right"), T])
-    pool = _POOLS.setdefault(threads, ThreadPoolExecutor(threads))
+    pool = _POOLS.get((os.getpid(), threads)) or _POOLS.setdefault((os.getpid(), threads), ThreadPoolExecutor(threads))
     parts = list(pool.map(lambda c: run(*c), zip(cut.tolist(), cut[1:].tolist())))
     shift = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
     rest = [np.concatenate(col) if isinstance(col[0], np.ndarray) else list(col) for col in zip(*(p[2:] for p in parts))]
