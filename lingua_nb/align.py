@@ -437,9 +437,10 @@ def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None) -> tup
     norm = lambda toks: [normalize_token(t, scheme, unicode_form) for t in toks]
     if isinstance(seqs, TokenBatch): gid, lens = encode_ids(V, seqs.ids, tokenizer, key, norm), np.diff(seqs.starts)
     else: gid, lens = encode(V, seqs, key, norm, tokenizer)
-    if not join_split_chars or not (V.kind[gid] & 1).any(): return gid, lens
+    kind = V.kind[gid]
+    if not join_split_chars or not (kind & 1).any(): return gid, lens
     join = lambda run: intern(V, _join_split([V.strs[g] for g in run.tolist()], unicode_form))
-    r0, r1 = find_runs(V.kind[gid], _starts(lens))       # runs of piece tokens, with the token a run continues
+    r0, r1 = find_runs(kind, _starts(lens))               # runs of piece tokens, with the token a run continues
     return rewrite(V.runs.setdefault(unicode_form, RunCache()), gid, r0, r1, join), lens
 
 # %% ../nbs/10_align.ipynb #c046
