@@ -10,7 +10,7 @@ import math
 import os
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,15 +27,15 @@ from transformers.utils import ModelOutput
 
 from .core import (autocast_to, batched, cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
                             masked_mean)
-from .evaluate import bootstrap_indices
+from .evaluate import bootstrap_indices, paired_difference
 from .train import History, train_loop
 
 # %% auto #0
 __all__ = ['PROMPTS', 'RETRIEVAL_SETS', 'pooling_mask', 'WeightedLayerPooling', 'info_nce', 'ContrastiveConfig',
-           'ContrastiveOutput', 'ContrastiveModel', 'cycle_pairs', 'pairs_by_source', 'train_contrastive',
-           'untie_lm_head', 'train_lm', 'expand_vocabulary', 'layer_embeddings', 'layer_cosines', 'retrieval_at_1',
-           'score_multiple_choice', 'agreement_rate', 'pooled_mix', 'evaluate_alignment', 'alignment_summary',
-           'alignment_table']
+           'ContrastiveOutput', 'ContrastiveModel', 'cycle_pairs', 'pairs_by_source', 'fitting_pairs',
+           'train_contrastive', 'untie_lm_head', 'train_lm', 'expand_vocabulary', 'layer_embeddings', 'layer_cosines',
+           'retrieval_at_1', 'score_multiple_choice', 'agreement_rate', 'pooled_mix', 'evaluate_alignment',
+           'alignment_summary', 'alignment_table', 'item_agreement', 'paired_agreement']
 
 # %% ../nbs/50_contrastive.ipynb #c006
 def _check_layers(layers, num_states: int) -> list[int]:
@@ -344,6 +344,21 @@ def pairs_by_source(pairs,  # rows with ko, en and source (e.g. `load_en_ko_pair
     if isinstance(sources, str): raise ValueError(f"sources must be a list of source names, got the string {sources!r}")
     return [s for s in ([(r["ko"], r["en"]) for r in pairs if r["source"] == src] for src in sources) if s]
 
+# %% ../nbs/50_contrastive.ipynb #c024e
+def fitting_pairs(pairs: Sequence[tuple[str, str]],  # (ko, en) pairs
+                  tokenizer,  # the LM's tokenizer
+                  max_length: int,  # tokens per side at most
+                 ) -> list[tuple[str, str]]:
+    "The pairs whose Korean and English sides each fit whole in `max_length` tokens."
+    check_positive(max_length=max_length)
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+        raise TypeError(f"pairs must be a list of (ko, en) pairs, got {type(pairs).__name__}")
+    if not pairs: return []
+    ko, en = zip(*pairs)
+    kw = dict(add_special_tokens=False)
+    n_ko, n_en = tokenizer(list(ko), **kw)["input_ids"], tokenizer(list(en), **kw)["input_ids"]
+    return [p for p, a, b in zip(pairs, n_ko, n_en) if len(a) <= max_length and len(b) <= max_length]
+
 # %% ../nbs/50_contrastive.ipynb #c026
 def _tokenize(tokenizer, texts: Sequence[str], max_length: int, device=None) -> dict:
     enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
@@ -384,6 +399,8 @@ def train_contrastive(model: ContrastiveModel,
                       progress: bool = True,
                       accelerator: Accelerator | None = None,  # default: `train_loop`'s (unused parameters allowed)
                       mixed_precision: str = "no",  # "no", "bf16" or "fp16" (autocast; bf16 is ~2-3x faster on CPUs with bf16 units)
+                      eval_fn: Callable | None = None,  # (model in eval mode, steps done) -> metrics, in `History.evals`
+                      eval_every: int = 0,  # steps between evaluations (0: at the start and the end only)
                      ) -> History:
     "Stage 1: InfoNCE on translation pairs over the weighted layer pooling; `History.extras` holds the InfoNCE and LM losses and the layer weights."
     if not isinstance(model, ContrastiveModel): raise TypeError(f"model must be a ContrastiveModel, got {type(model).__name__}")
@@ -412,7 +429,7 @@ def train_contrastive(model: ContrastiveModel,
         return train_loop(model, batches, loss_fn, steps=steps, param_groups=groups, schedule="constant",
                           max_grad_norm=max_grad_norm, seed=seed, prepare_batch=_pair_batch(tokenizer, max_length),
                           first_step=1, progress=progress, desc="stage 1", accelerator=accelerator,
-                          mixed_precision=mixed_precision)
+                          mixed_precision=mixed_precision, eval_fn=eval_fn, eval_every=eval_every)
     finally: model.requires_grad_(True)
 
 # %% ../nbs/50_contrastive.ipynb #c026b
@@ -769,3 +786,29 @@ def alignment_table(summaries: Mapping[str, Mapping],  # checkpoint name -> `ali
                              "agreement (norm)": ci(r["agreement_norm"], r["agreement_norm_ci"]),
                              "κ_p (norm)": ci(r["kappa_norm"], r["kappa_norm_ci"], ".3f"),
                              "retr in / out": f"{r['retrieval_at_1']:.1f} / {r['retrieval_ood']:.1f}"} for k, r in summaries.items()}).T
+
+# %% ../nbs/50_contrastive.ipynb #c042m
+def item_agreement(ev: Mapping,  # from `evaluate_alignment` with `arc`
+                   col: str = "pred",  # "pred" (acc) or "pred_norm" (acc_norm)
+                  ) -> pd.Series:
+    "Item id → 1.0 where the English and the Korean answer are the same, else 0.0."
+    if "items" not in ev: raise ValueError("ev has no 'items': pass the result of evaluate_alignment with arc")
+    if col not in ("pred", "pred_norm"): raise ValueError(f"col must be 'pred' or 'pred_norm', got {col!r}")
+    en = _by_id("English items", zip(ev["items"]["en"].id, ev["items"]["en"][col]))
+    ko = _by_id("Korean items", zip(ev["items"]["ko"].id, ev["items"]["ko"][col]))
+    ids = sorted(en.keys() & ko.keys(), key=str)
+    return pd.Series([float(en[i] == ko[i]) for i in ids], index=ids)
+
+# %% ../nbs/50_contrastive.ipynb #c042n
+def paired_agreement(base: Mapping,  # `evaluate_alignment` result of the reference checkpoint
+                     other: Mapping,  # the same for the checkpoint compared with it (the same items)
+                     col: str = "pred",  # "pred" (acc) or "pred_norm" (acc_norm)
+                     seed: int = 0,  # bootstrap resamples
+                    ) -> dict:
+    "agreement(other) − agreement(base) in points, its paired 95% bootstrap CI, and McNemar's p."
+    a, b = item_agreement(base, col), item_agreement(other, col)
+    if set(a.index) != set(b.index):
+        raise ValueError(f"base and other must score the same items ({len(a)} vs {len(b)} ids)")
+    r = paired_difference(a.values, b.loc[a.index].values, seed=seed)
+    return {"agreement_diff": 100 * r["diff"], "agreement_diff_ci": [100 * c for c in r["ci"]],
+            "mcnemar_p": r["mcnemar_p"], "n": r["n"]}

@@ -5,6 +5,7 @@
 # %% ../nbs/05_evaluate.ipynb #v002
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -13,8 +14,8 @@ import torch
 from .core import autocast_to, check_positive, masked_mean
 
 # %% auto #0
-__all__ = ['bootstrap_indices', 'bootstrap_ci', 'token_nll', 'per_token_nll', 'nll_difference', 'reference_nll',
-           'greedy_generate', 'mean_pooled_states', 'pca_2d', 'separation', 'probe_accuracy']
+__all__ = ['bootstrap_indices', 'bootstrap_ci', 'mcnemar_p', 'paired_difference', 'token_nll', 'per_token_nll', 'nll_difference',
+           'reference_nll', 'greedy_generate', 'mean_pooled_states', 'pca_2d', 'separation', 'probe_accuracy']
 
 # %% ../nbs/05_evaluate.ipynb #v005
 def bootstrap_indices(n: int,  # items
@@ -47,6 +48,46 @@ def bootstrap_ci(values: Sequence[float] | None = None,  # per-item values (the 
     stats = np.asarray(fn(idx), dtype=float)
     a = 100 * (1 - level) / 2
     return np.percentile(stats, [a, 100 - a]).tolist()
+
+# %% ../nbs/05_evaluate.ipynb #v006c
+def _paired_arrays(a, b) -> tuple[np.ndarray, np.ndarray]:
+    "Two equally long, non-empty, finite 1-D float arrays (the errors name a and b)."
+    for name, v in (("a", a), ("b", b)):
+        if isinstance(v, (str, bytes)): raise TypeError(f"{name} must be a sequence of outcomes, not a string")
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"a and b must be non-empty 1-D sequences of one length, got shapes {x.shape}, {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()): raise ValueError("a and b must be finite")
+    return x, y
+
+# %% ../nbs/05_evaluate.ipynb #v006b
+def mcnemar_p(a: Sequence[bool],  # per-item outcome of the first system (True/False or 1/0)
+              b: Sequence[bool],  # the same items' outcome of the second system
+             ) -> float:
+    "Exact two-sided McNemar p-value: a binomial test on the items where exactly one system succeeds."
+    x, y = _paired_arrays(a, b)
+    if not set(np.unique(np.concatenate([x, y]))) <= {0.0, 1.0}:
+        raise ValueError("a and b must hold binary outcomes (True/False or 0/1)")
+    only_a, only_b = int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0: return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+# %% ../nbs/05_evaluate.ipynb #v006e
+def paired_difference(a: Sequence[float],  # per-item values of the first system (e.g. 1 = correct)
+                      b: Sequence[float],  # the same items' values of the second system
+                      level: float = 0.95,  # the interval's coverage
+                      n_boot: int = 2000,  # bootstrap resamples of the items
+                      seed: int = 0,
+                     ) -> dict:
+    "mean(b) − mean(a) with a paired bootstrap CI; McNemar's exact p when both are binary."
+    x, y = _paired_arrays(a, b)
+    d = y - x
+    out = {"diff": float(d.mean()), "ci": bootstrap_ci(d, level=level, n_boot=n_boot, seed=seed), "n": len(d)}
+    binary = set(np.unique(np.concatenate([x, y]))) <= {0.0, 1.0}
+    out["mcnemar_p"] = mcnemar_p(x, y) if binary else None
+    return out
 
 # %% ../nbs/05_evaluate.ipynb #v008
 def token_nll(logits: torch.Tensor,  # (b, t, V) a causal LM's logits
