@@ -11,10 +11,12 @@ LibreOffice pairs, every `--eval-every` steps, and the LM's next-token loss on t
 (how much the shared tower's language modelling moved; the test pairs and ARC are never read). The table (JSON and
 markdown) is what e5's defaults were chosen from; e5 renders it from the JSON.
 """
+
 import argparse
 import copy
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -27,12 +29,22 @@ ROWS = {  # name -> changes to the base row
     "whole_128": {"max_length": 128, "whole": True},
     "plus_gettext": {"sources": ["libreoffice", "gettext"]},
 }
-BASE = {"lr": 3e-4, "temperature": 0.05, "batch_size": 16, "layers": [4, 6, 8, 10, 12, 14, 16],
-        "max_length": 64, "whole": False, "sources": ["libreoffice"], "pooling_lr": 1e-2}
+BASE = {
+    "lr": 3e-4,
+    "temperature": 0.05,
+    "batch_size": 16,
+    "layers": [4, 6, 8, 10, 12, 14, 16],
+    "max_length": 64,
+    "whole": False,
+    "sources": ["libreoffice"],
+    "pooling_lr": 1e-2,
+}
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=25)
@@ -43,9 +55,19 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from lingua_nb.assets import load_causal_lm, load_en_ko_pairs, load_tokenizer, sample_en_ko_pairs
-    from lingua_nb.contrastive import (ContrastiveModel, evaluate_alignment, fitting_pairs,
-                                       pairs_by_source, train_contrastive)
+    from lingua_nb.assets import (
+        load_causal_lm,
+        load_en_ko_pairs,
+        load_tokenizer,
+        sample_en_ko_pairs,
+    )
+    from lingua_nb.contrastive import (
+        ContrastiveModel,
+        evaluate_alignment,
+        fitting_pairs,
+        pairs_by_source,
+        train_contrastive,
+    )
     from lingua_nb.evaluate import reference_nll
 
     torch.set_num_threads(args.threads)
@@ -54,6 +76,10 @@ def main():
     tok, base_lm = load_tokenizer("smollm2-135m-instruct"), load_causal_lm("smollm2-135m-instruct")
     valid = sample_en_ko_pairs(["libreoffice"], "valid", args.n_valid, seed=0)
     valid_pairs = {"valid": (list(valid["ko"]), list(valid["en"]))}
+    base_nll = reference_nll(
+        base_lm, tok, ["Text:" for _ in valid["en"]], [" " + e for e in valid["en"]]
+    )
+    base_nll = round(float(base_nll[:, 0].sum() / base_nll[:, 1].sum()), 3)
     table = []
     for name in args.rows:
         cfg = BASE | ROWS[name]
@@ -61,31 +87,64 @@ def main():
         sources = pairs_by_source(train, cfg["sources"])
         if cfg["whole"]:
             sources = [fitting_pairs(s, tok, cfg["max_length"]) for s in sources]
-        model = ContrastiveModel.from_lm(copy.deepcopy(base_lm), layers=cfg["layers"],
-                                         temperature=cfg["temperature"])
+        model = ContrastiveModel.from_lm(
+            copy.deepcopy(base_lm), layers=cfg["layers"], temperature=cfg["temperature"]
+        )
 
         def score(m, done):
-            ev = evaluate_alignment(m, tok, valid_pairs, batch_size=32, max_length=128, autocast=autocast)
+            ev = evaluate_alignment(
+                m, tok, valid_pairs, batch_size=32, max_length=128, autocast=autocast
+            )
             return {"valid_retrieval": 100 * ev["retrieval"]["valid"]}
 
         t0 = time.time()
-        hist = train_contrastive(model, tok, sources, steps=args.steps, batch_size=cfg["batch_size"],
-                                 lr=cfg["lr"], pooling_lr=cfg["pooling_lr"], max_length=cfg["max_length"],
-                                 seed=0, mixed_precision="bf16" if autocast else "no", progress=False,
-                                 eval_fn=score, eval_every=args.eval_every)
+        hist = train_contrastive(
+            model,
+            tok,
+            sources,
+            steps=args.steps,
+            batch_size=cfg["batch_size"],
+            lr=cfg["lr"],
+            pooling_lr=cfg["pooling_lr"],
+            max_length=cfg["max_length"],
+            seed=0,
+            mixed_precision="bf16" if autocast else "no",
+            progress=True,
+            eval_fn=score,
+            eval_every=args.eval_every,
+        )
         wall = time.time() - t0
-        nll = reference_nll(model.lm, tok, ["" for _ in valid["en"]], list(valid["en"]))
+        nll = reference_nll(
+            model.lm, tok, ["Text:" for _ in valid["en"]], [" " + e for e in valid["en"]]
+        )
         curve = {e["step"] - 1: round(e["valid_retrieval"], 1) for e in hist.evals}
-        row = {"row": name, "changes": ROWS[name], "s_per_step": round(wall / args.steps, 2),
-               "train_pairs": sum(len(s) for s in sources), "valid_retrieval": curve,
-               "final_infonce": round(sum(hist.extras["contrastive"][-10:]) / 10, 3),
-               "en_valid_nll": round(float(nll[:, 0].sum() / nll[:, 1].sum()), 3)}
+        row = {
+            "row": name,
+            "changes": ROWS[name],
+            "s_per_step": round(wall / args.steps, 2),
+            "train_pairs": sum(len(s) for s in sources),
+            "valid_retrieval": curve,
+            "final_infonce": round(sum(hist.extras["contrastive"][-10:]) / 10, 3),
+            "en_valid_nll": round(float(nll[:, 0].sum() / nll[:, 1].sum()), 3),
+        }
         table.append(row)
         print(json.dumps(row), flush=True)
-    base_nll = reference_nll(base_lm, tok, ["" for _ in valid["en"]], list(valid["en"]))
-    out = {"steps": args.steps, "eval_every": args.eval_every, "n_valid": len(valid), "precision": precision,
-           "threads": args.threads, "base": BASE, "base_en_valid_nll": round(
-               float(base_nll[:, 0].sum() / base_nll[:, 1].sum()), 3), "rows": table}
+        write(args, table, base_nll)
+
+
+def write(args, table, base_nll):
+    "The sweep so far, written atomically (after every row, so that a stopped sweep keeps its rows)."
+    out = {
+        "command": "python benchmarks/sweep_e5.py " + " ".join(sys.argv[1:]),
+        "steps": args.steps,
+        "eval_every": args.eval_every,
+        "n_valid": args.n_valid,
+        "precision": args.precision,
+        "threads": args.threads,
+        "base": BASE,
+        "base_en_valid_nll": base_nll,
+        "rows": table,
+    }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
