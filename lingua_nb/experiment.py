@@ -140,7 +140,8 @@ def declare_params(ns: dict,  # the notebook's namespace: `globals()`, right aft
     for name, annotation in ann.items():
         kind, none_ok = _kind_of(name, annotation)
         lo = min.get(name, 1 if kind in ("int", "str") else None)
-        rules = dict(min=lo, max=max.get(name), choices=choices.get(name), optional=none_ok or name in optional)
+        rules = dict(min=lo, max=max.get(name), choices=choices.get(name),
+                     optional=none_ok or name in optional)
         check_param(name, ns[name], kind, **rules)
         if name in smoke: check_param(f"smoke[{name!r}]", smoke[name], kind, **rules)
     if ns.get("smoke"): ns.update(smoke)
@@ -151,14 +152,15 @@ _TRACKED = ("lingua_nb", "torch", "transformers", "tokenizers", "datasets", "acc
 
 def _git(*args: str) -> str | None:
     "The output of `git args` in lingua_nb's directory; None outside a git checkout."
-    here = Path(globals().get("__file__") or ".").resolve().parent  # the package's directory (cwd in a notebook)
+    # the package's directory (in a notebook: the current directory)
+    here = Path(globals().get("__file__") or ".").resolve().parent
     try: done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError): return None
     return done.stdout.strip() if done.returncode == 0 else None
 
-def library_versions(packages: Sequence[str] = _TRACKED,  # package names (a list or tuple, not one string)
+def library_versions(packages: Sequence[str] = _TRACKED,  # package names (a list or tuple)
                     ) -> dict[str, str | bool | None]:
-    "Versions of `packages` (None when absent), python, and in a git checkout the commit and its dirty flag."
+    "Versions of `packages` (None when absent), python, and the git commit with its dirty flag."
     if isinstance(packages, str) or not all(isinstance(p, str) for p in packages):
         raise TypeError(f"packages must be a list or tuple of package names, got {packages!r}")
     out: dict[str, str | bool | None] = {"python": platform.python_version()}
@@ -175,18 +177,20 @@ def _cpu_model() -> str:
     "The CPU's model name (from /proc/cpuinfo on Linux), else what `platform` knows."
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.startswith(("model name", "Hardware", "cpu model")): return line.split(":", 1)[1].strip()
+            if line.startswith(("model name", "Hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
     except OSError: pass
     return platform.processor() or platform.machine() or "unknown"
 
-def machine_info(precision: str | None = None,  # the run's compute precision ("fp32", "bf16"...), if it declares one
+def machine_info(precision: str | None = None,  # the run's precision ("fp32", "bf16"), if any
                  device: Any = None,  # the run's device; a CUDA device adds the accelerator's name
                 ) -> dict:
     "Where a run runs: CPU model, CPU count, torch threads, OS, accelerator and precision."
     if precision is not None and not isinstance(precision, str):
         raise TypeError(f"precision must be a string such as 'bf16' or None, got {precision!r}")
-    out = {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "os": platform.platform(terse=True), "precision": precision, "accelerator": None}
+    out = {"cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+           "torch_threads": torch.get_num_threads(), "os": platform.platform(terse=True),
+           "precision": precision, "accelerator": None}
     if str(device).startswith("cuda") and torch.cuda.is_available():
         out["accelerator"] = torch.cuda.get_device_name(torch.device(str(device)))
     return out
@@ -220,7 +224,8 @@ def _inside(root: Path, filename: str | os.PathLike, arg: str) -> Path:
     if not isinstance(filename, (str, os.PathLike)):
         raise TypeError(f"{arg} must be a file name, got {type(filename).__name__}")
     p = root / filename
-    if Path(filename).is_absolute() or not p.resolve().is_relative_to(root.resolve()) or p.resolve() == root.resolve():
+    inside = p.resolve().is_relative_to(root.resolve()) and p.resolve() != root.resolve()
+    if Path(filename).is_absolute() or not inside:
         raise ValueError(f"{arg} must name a file inside {str(root)!r}, got {str(filename)!r}")
     return p
 
@@ -242,7 +247,8 @@ class Run:
 
     def save_figure(self, fig, name: str, dpi: int = 120) -> FigurePath:
         "Save `fig` as `<out_dir>/<name>.png`, show that PNG in the notebook, close `fig`; return the path."
-        if not isinstance(name, str) or not name: raise ValueError(f"name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
         p = FigurePath(_inside(self.out_dir, f"{name}.png", "name"))
         with atomic_path(p) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         self.figures.append(p.name)
@@ -255,7 +261,7 @@ class Run:
         return dump_json(obj, self.path(filename), default=_json_default)
 
     def finish(self, metrics: dict) -> dict:
-        "Write `results.json`: metrics at top level; params, versions, machine, device, figures, times."
+        "Write `results.json`: the metrics; params, versions, machine, device, figures, times."
         if not isinstance(metrics, dict): raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
         clash = _META & set(metrics)
         if clash: raise ValueError(f"metrics may not use the reserved keys {sorted(clash)}")
@@ -278,11 +284,11 @@ def start_run(name: str,  # experiment name, e.g. "e1_alignment"
               out_dir: str | os.PathLike | None = None,  # run directory; default `$LINGUA_NB_RUNS/<name>` or `runs/<name>`
               seed: int = 0,  # seed for python, numpy and torch
               device: str = "auto",  # resolved with `get_device`
-              precision: str | None = None,  # the compute precision ("fp32", "bf16"), recorded with the machine
+              precision: str | None = None,  # compute precision ("fp32", "bf16"), recorded
              ) -> Run:
     "Check the parameter names, seed, resolve the device, create the run directory and start the clock."
     if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
-        raise ValueError(f"name must be a plain name (letters, digits, '_', '-', '.'), not a path, got {name!r}")
+        raise ValueError(f"name must be a plain name (letters, digits, _ - .), got {name!r}")
     if precision is not None and not isinstance(precision, str):
         raise TypeError(f"precision must be a string such as 'bf16' or None, got {precision!r}")
     if not isinstance(params, dict): raise TypeError(f"params must be a dict, got {type(params).__name__}")
@@ -307,7 +313,10 @@ class Claim:
 def _pct(x): return f"{100 * x:.1f}%"
 def _num(x, fmt=".2f"): return "n/a" if x is None else format(x, fmt)  # results.json writes non-finite values as null
 def _first_line(s): return (s.strip().splitlines() or [""])[0]
-def _all_met(flags): return bool(flags) and all(flags.values() if isinstance(flags, dict) else flags)  # [] is not met
+def _all_met(flags):
+    "Every flag true, and at least one: `all([])` is True, but an empty result meets no target."
+    values = list(flags.values() if isinstance(flags, dict) else flags)
+    return bool(values) and all(values)
 
 CLAIMS = {
     "e0_zoo": Claim(
@@ -402,10 +411,12 @@ def claim_row(results: dict) -> dict:
         shown = list(flat_metrics(results).items())[:3]
         return row | {"paper": "—", "target": "—", "met": None,
                       "ours": ", ".join(f"{k} = {_fmt(v)}" for k, v in shown) or "—"}
-    if not flat_metrics(results): return row | {"paper": claim.paper, "target": claim.target, "met": None,
-                                                "ours": "(no metrics in the results)"}
+    if not flat_metrics(results):
+        none = "(no metrics in the results)"
+        return row | {"paper": claim.paper, "target": claim.target, "met": None, "ours": none}
     try: ours, met = claim.ours(results), bool(claim.met(results))
-    except (KeyError, TypeError, IndexError, ValueError) as e: ours, met = f"(results lack {e})", None
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        ours, met = f"(results lack {e})", None
     return row | {"paper": claim.paper, "target": claim.target, "ours": ours, "met": met}
 
 # %% ../nbs/02_experiment.ipynb #c018b
@@ -425,11 +436,12 @@ def results_markdown(runs_dir: str | os.PathLike = "runs",  # root of the run di
     if not rows: return f"*No results yet: run the experiments (`bash scripts/main.sh`) to fill `{runs_dir}/`.*"
     return results_table(rows, link)
 
-def results_table(rows: list[dict],  # results dicts, each with `_dir` (as `load_results` gives them)
-                  link: Callable[[str], str] | None = None,  # run name -> URL of its executed notebook
+def results_table(rows: list[dict],  # results dicts with `_dir`, as `load_results` gives them
+                  link: Callable[[str], str] | None = None,  # run name -> URL of its page
                  ) -> str:
-    "The markdown table of `results_markdown` for results gathered elsewhere (e.g. runs/ and results/)."
-    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) and "_dir" in r for r in rows):
+    "The table of `results_markdown` for results gathered elsewhere (runs/ and results/)."
+    is_row = [isinstance(r, dict) and "_dir" in r for r in rows] if isinstance(rows, list) else [0]
+    if not all(is_row):
         raise TypeError("rows must be a list of results dicts, each with its '_dir'")
     lines = ["| experiment | paper | ours | target | met | wall time |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -450,19 +462,22 @@ def result_value(results: dict,  # a results dict (nested)
                  key: str,  # a dotted key, e.g. "encoder.chance"; a key may hold dots itself
                 ) -> Any:
     "The value at dotted `key` in `results`; a `KeyError` naming the key when there is none."
-    if not isinstance(key, str) or not key: raise TypeError(f"key must be a non-empty string, got {key!r}")
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"key must be a non-empty string, got {key!r}")
     node, rest = results, key
     while True:
         if not isinstance(node, dict): raise KeyError(f"results have no key {key!r}")
         if rest in node: return node[rest]
-        heads = sorted((k for k in node if isinstance(k, str) and rest.startswith(k + ".")), key=len, reverse=True)
+        heads = [k for k in node if isinstance(k, str) and rest.startswith(k + ".")]
+        heads.sort(key=len, reverse=True)
         if not heads: raise KeyError(f"results have no key {key!r}")
         node, rest = node[heads[0]], rest[len(heads[0]) + 1:]
 
 # %% ../nbs/02_experiment.ipynb #c113
 def prose_keys(template: str) -> list[str]:
     "The dotted result keys the `{key:format}` fields of `template` read, each once, in order."
-    if not isinstance(template, str): raise TypeError(f"template must be a string, got {type(template).__name__}")
+    if not isinstance(template, str):
+        raise TypeError(f"template must be a string, got {type(template).__name__}")
     keys = [field for _, field, _, _ in string.Formatter().parse(template) if field]
     return list(dict.fromkeys(keys))
 
@@ -470,7 +485,8 @@ def render_prose(results: dict,  # a results dict, as `Run.finish` returns it
                  template: str,  # markdown with `{dotted.key:format}` fields
                 ) -> str:
     "`template` with every field replaced by the formatted result at its key (null shows as n/a)."
-    if not isinstance(results, dict): raise TypeError(f"results must be a dict, got {type(results).__name__}")
+    if not isinstance(results, dict):
+        raise TypeError(f"results must be a dict, got {type(results).__name__}")
     prose_keys(template)
     out = []
     for literal, field, spec, conversion in string.Formatter().parse(template):
@@ -491,7 +507,7 @@ def results_prose(results: dict,  # a results dict, as `Run.finish` returns it
 # %% ../nbs/02_experiment.ipynb #c115
 def notebook_prose_keys(path: str | os.PathLike,  # an experiment notebook
                        ) -> list[str]:
-    "The result keys read by the `results_prose(..., \"\"\"template\"\"\")` calls of the notebook at `path`."
+    "The result keys that the `results_prose(results, template)` calls of a notebook read."
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
     keys = []
     for c in nb["cells"]:
@@ -499,9 +515,13 @@ def notebook_prose_keys(path: str | os.PathLike,  # an experiment notebook
         src = "".join(c["source"])
         if "results_prose" not in src: continue
         for node in ast.walk(ast.parse(src)):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "results_prose"): continue
+            called = getattr(node.func, "id", None) if isinstance(node, ast.Call) else None
+            is_call = called == "results_prose"
+            if not is_call:
+                continue
             args = list(node.args[1:2]) + [k.value for k in node.keywords if k.arg == "template"]
-            if not args or not isinstance(args[0], ast.Constant) or not isinstance(args[0].value, str):
+            literal = bool(args) and isinstance(args[0], ast.Constant)
+            if not literal or not isinstance(args[0].value, str):
                 raise ValueError(f"{path}: results_prose takes its template as a string literal")
             keys += prose_keys(args[0].value)
     return list(dict.fromkeys(keys))

@@ -3,14 +3,15 @@
     python scripts/run_experiments.py                        # every notebook in nbs/experiments, default parameters
     python scripts/run_experiments.py e1_alignment -p seed 1 # one notebook, with parameters (as papermill's -p)
 
-Parameters are parsed (YAML, as papermill's -p) and checked against each notebook's `parameters` cell before any
-kernel starts: an unknown name, a value that is not valid YAML or not of the declared type, or a --runs that is a
-file stops the command with a one-line error and exit status 2. `--publish` copies each finished run into
-results/<name>/ (see scripts/publish_results.py); it refuses, before anything runs, parameters other than the
-notebook's defaults. While a notebook runs,
-the terminal shows a progress bar over its cells with the current section, the notebook's printed lines, and the
-notebook's own progress bars (training loops) at the end of that bar. A failed notebook is reported with its cell
-and error, the others still run, and the exit status is 1. The run ends with a summary table.
+Parameters are parsed (YAML, as papermill's -p) and checked against each notebook's `parameters`
+cell before any kernel starts: an unknown name, a value that is not valid YAML or not of the
+declared type, or a --runs that is a file stops the command with a one-line error and exit status 2.
+`--publish` copies each finished run into results/<name>/ (see scripts/publish_results.py); it
+refuses, before anything runs, parameters other than the notebook's defaults. While a notebook runs,
+the terminal shows a progress bar over its cells with the current section, the notebook's printed
+lines, and the notebook's own progress bars (training loops) at the end of that bar. A failed
+notebook is reported with its cell and error, the others still run, and the exit status is 1. The
+run ends with a summary table.
 """
 import argparse
 import json
@@ -54,50 +55,69 @@ class UsageError(ValueError):
     "A mistake on the command line: reported in one line, exit status 2, before any kernel starts."
 
 
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "dict": (dict,)}
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,),
+          "dict": (dict,)}
+
+
+def read_yaml(name: str, raw: str) -> object:
+    "`raw` read as YAML; `UsageError` naming the parameter when it is not valid YAML."
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        problem = str(getattr(e, "problem", "") or e).splitlines()[0]
+        message = f"parameter {name!r}: {raw!r} is not a valid YAML value ({problem})"
+        raise UsageError(message) from None
 
 
 def parse_value(name: str, raw: str, kind: str, where: str = "") -> object:
     "`raw`, the text after `-p name`, read as YAML and checked against the declared `kind`."
-    try: value = yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        problem = str(getattr(e, "problem", "") or e).splitlines()[0]
-        raise UsageError(f"parameter {name!r}: {raw!r} is not a valid YAML value ({problem})") from None
-    if raw.strip() == "None" or value is None: return None  # the notebook says whether None is allowed
-    if kind == "str" and not isinstance(value, (str, list, dict)): return raw  # -p lm 123, -p answer yes
-    if kind in ("int", "float") and isinstance(value, str):  # YAML reads 1e-3 as text; Python reads it as a number
-        try: value = int(value) if kind == "int" else float(value)
-        except ValueError: pass
-    if kind not in _TYPES: return value
-    ok = isinstance(value, _TYPES[kind]) and not (kind in ("int", "float") and isinstance(value, bool))
-    if not ok:
+    value = read_yaml(name, raw)
+    if raw.strip() == "None" or value is None:
+        return None  # the notebook says whether None is allowed
+    if kind == "str" and not isinstance(value, (str, list, dict)):
+        return raw  # -p lm 123, -p answer yes: the text as typed
+    if kind in ("int", "float") and isinstance(value, str):  # YAML reads 1e-3 as text
+        try:
+            value = int(value) if kind == "int" else float(value)
+        except ValueError:
+            pass
+    if kind not in _TYPES:
+        return value
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, _TYPES[kind]) or (kind in ("int", "float") and is_bool):
         of = f" of {where}" if where else ""
-        raise UsageError(f"parameter {name!r}{of} must be {kind}, got {raw!r} (read as {type(value).__name__})")
+        got = f"{raw!r} (read as {type(value).__name__})"
+        raise UsageError(f"parameter {name!r}{of} must be {kind}, got {got}")
     if kind == "float" and not math.isfinite(value):
         raise UsageError(f"parameter {name!r} must be a finite number, got {raw!r}")
     return value
 
 
 def parse_parameters(nbs: list[Path], pairs: list[tuple[str, str]]) -> dict[Path, dict]:
-    "Each notebook's parameters from the `-p NAME VALUE` pairs, typed as it declares them; `UsageError` if not."
+    "Each notebook's parameters from the `-p NAME VALUE` pairs, typed as it declares them."
     names = [k for k, _ in pairs]
     repeated = sorted({k for k in names if names.count(k) > 1})
-    if repeated: raise UsageError(f"parameter(s) {repeated} given more than once")
+    if repeated:
+        raise UsageError(f"parameter(s) {repeated} given more than once")
     bad = unknown_parameters(nbs, dict(pairs))
-    if bad: raise UsageError("unknown parameter name(s): " + "; ".join(bad))
+    if bad:
+        raise UsageError("unknown parameter name(s): " + "; ".join(bad))
     out = {}
     for nb in nbs:
         declared = pm.inspect_notebook(str(nb))
-        out[nb] = {k: parse_value(k, raw, declared[k]["inferred_type_name"], nb.stem) for k, raw in pairs}
+        kinds = {k: declared[k]["inferred_type_name"] for k, _ in pairs}
+        out[nb] = {k: parse_value(k, raw, kinds[k], nb.stem) for k, raw in pairs}
     return out
 
 
 def runs_root(runs: str) -> Path:
-    "The --runs directory, resolved; `UsageError` if it (or a run directory in it) cannot be one."
+    "The --runs directory, resolved; `UsageError` if it (or a directory above it) is a file."
     root = (ROOT / runs).resolve()
-    if root.exists() and not root.is_dir(): raise UsageError(f"--runs {runs!r} is a file, not a directory")
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--runs {runs!r} is a file, not a directory")
     for parent in root.parents:
-        if parent.exists() and not parent.is_dir(): raise UsageError(f"--runs {runs!r}: {parent} is a file")
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--runs {runs!r}: {parent} is a file")
     return root
 
 
@@ -230,10 +250,12 @@ def main(argv=None):
                     help="a parameter, its value parsed as YAML like papermill's -p")
     ap.add_argument("--runs", default="runs", help="root of the run directories")
     ap.add_argument("--publish", action="store_true",
-                    help="copy each finished default run into results/<name>/ (scripts/publish_results.py)")
+                    help="copy each finished default run into results/<name>/ (publish_results.py)")
     args = ap.parse_args(argv)
-    try: chosen, params, root = check_arguments(args)
-    except UsageError as e: ap.exit(2, f"{ap.prog}: error: {e}\n")
+    try:
+        chosen, params, root = check_arguments(args)
+    except UsageError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
     rows, failed = [], []
     for k, nb in enumerate(chosen, 1):
         out_dir = root / nb.stem
@@ -244,7 +266,8 @@ def main(argv=None):
         print(f"== {nb.stem}: {msg} ({time.time() - t0:.0f} s)", flush=True)
         if not ok: failed.append(nb.stem)
         rows.append(result_row(nb, out_dir, ok, time.time() - t0, t0))
-        if ok and args.publish and not publish_one(nb.stem, root): failed.append(f"{nb.stem} (publish)")
+        if ok and args.publish and not publish_one(nb.stem, root):
+            failed.append(f"{nb.stem} (publish)")
     print("\n" + summary(rows), flush=True)
     if failed:
         print(f"failed: {failed} (executed notebooks with the traceback in {args.runs}/<name>/)", file=sys.stderr)
@@ -257,7 +280,8 @@ def check_arguments(args) -> tuple[list[Path], dict[Path, dict], Path]:
     nbs = sorted((ROOT / "nbs" / "experiments").glob("*.ipynb"))
     known = {nb.stem: nb for nb in nbs}
     unknown = [n for n in args.names if n not in known]
-    if unknown: raise UsageError(f"unknown experiment(s) {unknown}; known: {sorted(known)}")
+    if unknown:
+        raise UsageError(f"unknown experiment(s) {unknown}; known: {sorted(known)}")
     chosen = [known[n] for n in args.names] or nbs
     params = parse_parameters(chosen, [tuple(p) for p in args.parameter])
     root = runs_root(args.runs)
@@ -265,13 +289,15 @@ def check_arguments(args) -> tuple[list[Path], dict[Path, dict], Path]:
         for nb in chosen:
             defaults = publish_results.notebook_defaults(nb)
             differ = publish_results.param_differences(params[nb], defaults, complete=False)
-            if differ: raise UsageError(f"--publish takes default runs only: {nb.stem}: {differ[0]}")
+            if differ:
+                raise UsageError(f"--publish takes default runs only: {nb.stem}: {differ[0]}")
     return chosen, params, root
 
 
 def publish_one(name: str, root: Path) -> bool:
     "Publish the finished run `root/name` into results/; print one line either way."
-    try: print(publish_results.publish(name, runs=root), flush=True)
+    try:
+        print(publish_results.publish(name, runs=root), flush=True)
     except publish_results.Refused as e:
         print(f"== {name}: not published: {e}", file=sys.stderr, flush=True)
         return False

@@ -24,8 +24,9 @@ import lingua_nb.calm as calm_mod
 from lingua_nb.calm import CALMBlock, CALMConfig, CALMModel, fit
 from lingua_nb.contrastive import agreement_rate, info_nce
 from lingua_nb.core import seed_everything, tiny_llama
-from lingua_nb.experiment import (check_param, claim_row, declare_params, library_versions, load_results,
-                                  render_prose, result_value, results_markdown, start_run)
+from lingua_nb.experiment import (check_param, claim_row, declare_params, library_versions,
+                                  load_results, render_prose, result_value, results_markdown,
+                                  start_run)
 from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeModel, train_bridge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -249,23 +250,28 @@ CASES = [
      "b holds NaN or infinite values"),
     ("info_nce temperature=0", lambda c: info_nce(torch.ones(3, 4), torch.ones(3, 4), 0), ValueError, "temperature"),
     # experiment: runs stay inside their roots; one string is not a list; smoke overrides validated
-    ("start_run name as a path", lambda c: start_run("../x", {}, device="cpu"), ValueError, "name must be a plain"),
-    ("start_run name absolute", lambda c: start_run("/tmp/x", {}, device="cpu"), ValueError, "name must be a plain"),
-    ("start_run precision number", lambda c: start_run("x", {}, out_dir=c.tmp / "p", device="cpu", precision=16),
+    ("start_run name as a path", lambda c: start_run("../x", {}, device="cpu"), ValueError,
+     "name must be a plain"),
+    ("start_run name absolute", lambda c: start_run("/tmp/x", {}, device="cpu"), ValueError,
+     "name must be a plain"),
+    ("start_run precision number", lambda c: start_run("x", {}, out_dir=c.tmp / "p", precision=16),
      TypeError, "precision must be"),
-    ("Run.path leaving the run", lambda c: a_run(c).path("../escape.json"), ValueError, "filename must name a file"),
-    ("Run.save_json absolute", lambda c: a_run(c).save_json({}, "/tmp/escape.json"), ValueError, "filename must"),
-    ("Run.save_figure leaving", lambda c: a_run(c).save_figure(plt.figure(), "../../f"), ValueError, "name must"),
-    ("library_versions one string", lambda c: library_versions("torch"), TypeError, "packages must be a list"),
-    ("declare_params bad smoke", lambda c: declare_params({"__annotations__": {"steps": int, "smoke": bool},
-                                                           "steps": 3, "smoke": False}, smoke={"steps": 0}),
-     ValueError, "smoke['steps']"),
-    ("declare_params smoke type", lambda c: declare_params({"__annotations__": {"steps": int, "smoke": bool},
-                                                            "steps": 3, "smoke": True}, smoke={"steps": "2"}),
+    ("Run.path leaving the run", lambda c: a_run(c).path("../escape.json"), ValueError,
+     "filename must name a file"),
+    ("Run.save_json absolute", lambda c: a_run(c).save_json({}, "/tmp/escape.json"), ValueError,
+     "filename must name a file"),
+    ("Run.save_figure leaving", lambda c: a_run(c).save_figure(plt.figure(), "../../f"), ValueError,
+     "name must name a file"),
+    ("library_versions one string", lambda c: library_versions("torch"), TypeError,
+     "packages must be a list"),
+    ("declare_params bad smoke", lambda c: declare_params(STEPS_NS, smoke={"steps": 0}), ValueError,
+     "smoke['steps']"),
+    ("declare_params smoke type", lambda c: declare_params(STEPS_NS, smoke={"steps": "2"}),
      ValueError, "smoke['steps']"),
     ("result_value missing key", lambda c: result_value({"a": {"b": 1}}, "a.c"), KeyError, "'a.c'"),
-    ("render_prose not a dict", lambda c: render_prose([1], "{a}"), TypeError, "results must be a dict"),
+    ("render_prose not a dict", lambda c: render_prose([1], "{a}"), TypeError, "results must be"),
 ]
+STEPS_NS = {"__annotations__": {"steps": int, "smoke": bool}, "steps": 3, "smoke": True}
 
 
 def a_run(ctx):
