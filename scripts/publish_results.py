@@ -110,7 +110,14 @@ def slim_notebook(path: Path) -> bytes:
             for o in cell.get("outputs", [])
             if o.output_type == "stream" or o.get("data") or o.output_type == "error"
         ]
-    return nbformat.writes(tidy_outputs(nb)).encode("utf-8") + b"\n"
+    # The checkout it ran in (papermill records the template's absolute path): removed everywhere.
+    pm_meta = nb.metadata.get("papermill", {})
+    template = str(pm_meta.get("input_path") or "")
+    root = template.split("nbs/experiments/")[0] if "nbs/experiments/" in template else None
+    text = nbformat.writes(tidy_outputs(nb))
+    if root and root != "/":
+        text = text.replace(root, "")
+    return text.encode("utf-8") + b"\n"
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -55,9 +55,11 @@ def test_committed_result_has_figures_provenance_and_a_small_notebook(run_dir):
     executed = run_dir / f"{run_dir.name}.ipynb"
     if executed.exists():
         assert executed.stat().st_size <= publish_results.NOTEBOOK_LIMIT
-        assert str(ROOT) not in executed.read_text(), (
-            "the committed notebook holds this checkout's path"
-        )
+        text = executed.read_text()
+        assert str(ROOT) not in text, "the committed notebook holds this checkout's path"
+        papermill = json.loads(text)["metadata"]["papermill"]
+        for key in ("input_path", "output_path"):
+            assert not Path(papermill[key]).is_absolute(), f"{key} is absolute: {papermill[key]}"
 
 
 # ------------------------------------------------------------------ the checks can fail
