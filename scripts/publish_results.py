@@ -19,6 +19,8 @@ files of an earlier publish that this run lacks are removed at the end.
 
 import argparse
 import ast
+import copy
+import functools
 import json
 import os
 import sys
@@ -51,14 +53,20 @@ def notebook_path(name: str) -> Path:
 
 def notebook_defaults(nb: Path) -> dict:
     "name -> default value of the notebook's `parameters` cell (its literal, read as Python)."
+    return copy.deepcopy(_defaults(str(nb), nb.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _defaults(nb: str, mtime_ns: int) -> dict:
+    "The defaults of the notebook at `nb`, read once per version of the file."
     out = {}
-    for name, p in pm.inspect_notebook(str(nb)).items():
+    for name, p in pm.inspect_notebook(nb).items():
         try:
-            out[name] = json.loads(
-                json.dumps(ast.literal_eval(p["default"]))
-            )  # tuples as JSON lists
+            value = ast.literal_eval(p["default"])
         except (ValueError, SyntaxError, TypeError):
             out[name] = ("<not a literal>", p["default"])
+            continue
+        out[name] = json.loads(json.dumps(value))  # tuples as JSON lists
     return out
 
 
