@@ -10,6 +10,8 @@ import json
 import math
 import os
 import platform
+import re
+import string
 import subprocess
 import sys
 import time
@@ -17,19 +19,23 @@ import types
 import typing
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
+import torch
 from IPython import get_ipython
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 
 from .core import atomic_path, dump_json, get_device, seed_everything
 
 # %% auto #0
-__all__ = ['CLAIMS', 'check_param', 'check_param_names', 'declare_params', 'library_versions', 'FigurePath', 'Run', 'start_run',
-           'Claim', 'flat_metrics', 'load_results', 'claim_row', 'results_markdown', 'headline_markdown']
+__all__ = ['CLAIMS', 'check_param', 'check_param_names', 'declare_params', 'library_versions', 'machine_info', 'FigurePath',
+           'Run', 'start_run', 'Claim', 'flat_metrics', 'load_results', 'claim_row', 'results_markdown',
+           'results_table', 'headline_markdown', 'result_value', 'prose_keys', 'render_prose', 'results_prose',
+           'notebook_prose_keys']
 
 # %% ../nbs/02_experiment.ipynb #c006
 _KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple), "dict": (dict,)}
@@ -134,25 +140,59 @@ def declare_params(ns: dict,  # the notebook's namespace: `globals()`, right aft
     for name, annotation in ann.items():
         kind, none_ok = _kind_of(name, annotation)
         lo = min.get(name, 1 if kind in ("int", "str") else None)
-        check_param(name, ns[name], kind, min=lo, max=max.get(name), choices=choices.get(name),
-                    optional=none_ok or name in optional)
+        rules = dict(min=lo, max=max.get(name), choices=choices.get(name),
+                     optional=none_ok or name in optional)
+        check_param(name, ns[name], kind, **rules)
+        if name in smoke: check_param(f"smoke[{name!r}]", smoke[name], kind, **rules)
     if ns.get("smoke"): ns.update(smoke)
     return {name: ns[name] for name in ann}
 
 # %% ../nbs/02_experiment.ipynb #c009
 _TRACKED = ("lingua_nb", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy")
 
-def library_versions(packages: tuple[str, ...] = _TRACKED) -> dict[str, str | None]:
-    "Installed versions of `packages` (None when absent), plus python and, in a git checkout, the commit."
-    out: dict[str, str | None] = {"python": platform.python_version()}
+def _git(*args: str) -> str | None:
+    "The output of `git args` in lingua_nb's directory; None outside a git checkout."
+    # the package's directory (in a notebook: the current directory)
+    here = Path(globals().get("__file__") or ".").resolve().parent
+    try: done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError): return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+def library_versions(packages: Sequence[str] = _TRACKED,  # package names (a list or tuple)
+                    ) -> dict[str, str | bool | None]:
+    "Versions of `packages` (None when absent), python, and the git commit with its dirty flag."
+    if isinstance(packages, str) or not all(isinstance(p, str) for p in packages):
+        raise TypeError(f"packages must be a list or tuple of package names, got {packages!r}")
+    out: dict[str, str | bool | None] = {"python": platform.python_version()}
     for p in packages:
         try: out[p] = version(p)
         except PackageNotFoundError: out[p] = None
+    out["git_commit"] = _git("rev-parse", "HEAD") or None
+    status = _git("status", "--porcelain", "--untracked-files=no") if out["git_commit"] else None
+    out["git_dirty"] = None if status is None else bool(status)
+    return out
+
+# %% ../nbs/02_experiment.ipynb #c010m
+def _cpu_model() -> str:
+    "The CPU's model name (from /proc/cpuinfo on Linux), else what `platform` knows."
     try:
-        here = Path(__file__).resolve().parent
-        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                           timeout=5).stdout.strip() or None
-    except Exception: out["git_commit"] = None
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith(("model name", "Hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or platform.machine() or "unknown"
+
+def machine_info(precision: str | None = None,  # the run's precision ("fp32", "bf16"), if any
+                 device: Any = None,  # the run's device; a CUDA device adds the accelerator's name
+                ) -> dict:
+    "Where a run runs: CPU model, CPU count, torch threads, OS, accelerator and precision."
+    if precision is not None and not isinstance(precision, str):
+        raise TypeError(f"precision must be a string such as 'bf16' or None, got {precision!r}")
+    out = {"cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+           "torch_threads": torch.get_num_threads(), "os": platform.platform(terse=True),
+           "precision": precision, "accelerator": None}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        out["accelerator"] = torch.cuda.get_device_name(torch.device(str(device)))
     return out
 
 # %% ../nbs/02_experiment.ipynb #c012
@@ -176,7 +216,18 @@ class FigurePath(type(Path())):
     def _ipython_display_(self): pass
 
 # %% ../nbs/02_experiment.ipynb #c104
-_META = {"name", "params", "versions", "figures", "device", "wall_time_s", "non_finite"}  # keys finish adds
+_META = {"name", "params", "versions", "machine", "figures", "device", "finished", "wall_time_s",
+         "non_finite"}  # keys finish adds
+
+def _inside(root: Path, filename: str | os.PathLike, arg: str) -> Path:
+    "`root / filename`, or a `ValueError` naming `arg` when that path would leave `root`."
+    if not isinstance(filename, (str, os.PathLike)):
+        raise TypeError(f"{arg} must be a file name, got {type(filename).__name__}")
+    p = root / filename
+    inside = p.resolve().is_relative_to(root.resolve()) and p.resolve() != root.resolve()
+    if Path(filename).is_absolute() or not inside:
+        raise ValueError(f"{arg} must name a file inside {str(root)!r}, got {str(filename)!r}")
+    return p
 
 @dataclass
 class Run:
@@ -185,16 +236,20 @@ class Run:
     params: dict
     out_dir: Path
     device: Any = None
+    precision: str | None = None
+    versions: dict | None = None  # library versions and git state when the run started
     started: float = field(default_factory=time.time)
     figures: list = field(default_factory=list)
 
     def path(self, filename: str) -> Path:
-        "A path inside the run directory."
-        return self.out_dir / filename
+        "A path inside the run directory (`filename` may not leave it)."
+        return _inside(self.out_dir, filename, "filename")
 
     def save_figure(self, fig, name: str, dpi: int = 120) -> FigurePath:
         "Save `fig` as `<out_dir>/<name>.png`, show that PNG in the notebook, close `fig`; return the path."
-        p = FigurePath(self.path(f"{name}.png"))
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        p = FigurePath(_inside(self.out_dir, f"{name}.png", "name"))
         with atomic_path(p) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         self.figures.append(p.name)
         if get_ipython() is not None: display(Image(filename=str(p)))
@@ -206,12 +261,14 @@ class Run:
         return dump_json(obj, self.path(filename), default=_json_default)
 
     def finish(self, metrics: dict) -> dict:
-        "Write `results.json` (metrics at top level, plus params, versions, device, figures, wall time); return it."
+        "Write `results.json`: the metrics; params, versions, machine, device, figures, times."
         if not isinstance(metrics, dict): raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
         clash = _META & set(metrics)
         if clash: raise ValueError(f"metrics may not use the reserved keys {sorted(clash)}")
         res = {"name": self.name, **metrics, "params": self.params, "device": str(self.device),
-               "figures": self.figures, "versions": library_versions(),
+               "figures": self.figures, "versions": self.versions or library_versions(),
+               "machine": machine_info(self.precision, self.device),
+               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "wall_time_s": round(time.time() - self.started, 3)}
         res = json.loads(json.dumps(res, default=_json_default))  # plain Python: numpy/torch scalars converted
         bad = _non_finite(res)
@@ -220,21 +277,28 @@ class Run:
         return json.loads(p.read_text(encoding="utf-8"))
 
 # %% ../nbs/02_experiment.ipynb #c105
+_PLAIN_NAME = re.compile(r"[\w][\w.-]*")
+
 def start_run(name: str,  # experiment name, e.g. "e1_alignment"
               params: dict,  # every parameter of the notebook, recorded in results.json
               out_dir: str | os.PathLike | None = None,  # run directory; default `$LINGUA_NB_RUNS/<name>` or `runs/<name>`
               seed: int = 0,  # seed for python, numpy and torch
               device: str = "auto",  # resolved with `get_device`
+              precision: str | None = None,  # compute precision ("fp32", "bf16"), recorded
              ) -> Run:
     "Check the parameter names, seed, resolve the device, create the run directory and start the clock."
-    if not isinstance(name, str) or not name: raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise ValueError(f"name must be a plain name (letters, digits, _ - .), got {name!r}")
+    if precision is not None and not isinstance(precision, str):
+        raise TypeError(f"precision must be a string such as 'bf16' or None, got {precision!r}")
     if not isinstance(params, dict): raise TypeError(f"params must be a dict, got {type(params).__name__}")
     check_param_names(notebook=name)
     seed_everything(seed)
     dev = get_device(device)
     out = Path(out_dir) if out_dir is not None else Path(os.environ.get("LINGUA_NB_RUNS", "runs")) / name
     out.mkdir(parents=True, exist_ok=True)
-    return Run(name=name, params=dict(params), out_dir=out, device=dev)
+    return Run(name=name, params=dict(params), out_dir=out, device=dev, precision=precision,
+               versions=library_versions())
 
 # %% ../nbs/02_experiment.ipynb #c106
 @dataclass
@@ -249,6 +313,10 @@ class Claim:
 def _pct(x): return f"{100 * x:.1f}%"
 def _num(x, fmt=".2f"): return "n/a" if x is None else format(x, fmt)  # results.json writes non-finite values as null
 def _first_line(s): return (s.strip().splitlines() or [""])[0]
+def _all_met(flags):
+    "Every flag true, and at least one: `all([])` is True, but an empty result meets no target."
+    values = list(flags.values() if isinstance(flags, dict) else flags)
+    return bool(values) and all(values)
 
 CLAIMS = {
     "e0_zoo": Claim(
@@ -257,7 +325,7 @@ CLAIMS = {
         ours=lambda r: f"retrieval@1 EN→KO {_pct(r['encoder']['retrieval_at_1_en_ko'])} "
                        f"(chance {_pct(r['encoder']['chance'])}); Paris from "
                        f"{sum(m['paris'] for m in r['lms'].values())} of {len(r['lms'])} LMs",
-        met=lambda r: all(m["paris"] for m in r["lms"].values())
+        met=lambda r: _all_met([m["paris"] for m in r["lms"].values()])
                       and r["encoder"]["retrieval_at_1_en_ko"] >= 10 * r["encoder"]["chance"]),
     "e1_alignment": Claim(
         paper="Fu et al. 2023 §3: DP alignment of two tokenizations (the plain recurrence)",
@@ -269,14 +337,14 @@ CLAIMS = {
         paper="Fu et al. 2023: a student specialised by top-5 distribution matching gains on maths, more than by sample matching",
         target="DM accuracy on new instances of training templates ≥ 3× the base student's and ≥ base + 5; DM > SM on it and on gold NLL",
         ours=lambda r: ", ".join(f"{a.upper()} {m['acc_in_dist']:.1f}% / NLL {m['nll_gold']:.3f}" for a, m in r["arms"].items()),
-        met=lambda r: bool(r["targets"]) and all(r["targets"].values())),
+        met=lambda r: _all_met(r["targets"])),
     "e3_langbridge": Claim(
         paper="Yoon et al. 2024: English-only LangBridge on MGSM, low-resource average 5.9 → 45.5 (~70% of the way to English)",
         target="gap_closed ≥ 0.7 on Korean GSM-Symbolic NLL, with Korean content passing (mismatch effect ≥ half of English's)",
         ours=lambda r: f"gap closed {_num(r['gap_closed'])}; content effect KO {_num(r['content_effect']['lb_ko'], '.3f')} vs "
                        f"EN {_num(r['content_effect']['lb_en'], '.3f')} nats/token; accuracy LB(ko) {_pct(r['accuracy']['lb_ko'])}, "
                        f"base(ko) {_pct(r['accuracy']['base_ko'])}",
-        met=lambda r: all(r["target"].values())),
+        met=lambda r: _all_met(r["target"])),
     "e4_calm_kv": Claim(
         paper="Bansal et al. 2024 Table 1: CALM kv_math 84.3 (anchor 0.0, augment 0.7)",
         target="CALM kv_math ≥ 84 on unseen keys (anchor and augment ≤ 5), num_math ≥ the anchor's − 5",
@@ -292,7 +360,7 @@ CLAIMS = {
                        f"{r['checkpoints']['base']['agreement']:.1f} → {r['checkpoints']['stage1']['agreement']:.1f} "
                        f"(n={r.get('n_items', '?')}), κ_p {_num(r['checkpoints']['base'].get('kappa'), '.3f')} → "
                        f"{_num(r['checkpoints']['stage1'].get('kappa'), '.3f')}",
-        met=lambda r: all(r["targets"].values())),
+        met=lambda r: _all_met(r["targets"])),
 }
 
 # %% ../nbs/02_experiment.ipynb #c017
@@ -343,8 +411,12 @@ def claim_row(results: dict) -> dict:
         shown = list(flat_metrics(results).items())[:3]
         return row | {"paper": "—", "target": "—", "met": None,
                       "ours": ", ".join(f"{k} = {_fmt(v)}" for k, v in shown) or "—"}
+    if not flat_metrics(results):
+        none = "(no metrics in the results)"
+        return row | {"paper": claim.paper, "target": claim.target, "met": None, "ours": none}
     try: ours, met = claim.ours(results), bool(claim.met(results))
-    except (KeyError, TypeError, IndexError) as e: ours, met = f"(results lack {e})", None
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        ours, met = f"(results lack {e})", None
     return row | {"paper": claim.paper, "target": claim.target, "ours": ours, "met": met}
 
 # %% ../nbs/02_experiment.ipynb #c018b
@@ -362,6 +434,15 @@ def results_markdown(runs_dir: str | os.PathLike = "runs",  # root of the run di
                 "run the experiments (`bash scripts/main.sh`).*")
     rows = load_results(runs_dir)
     if not rows: return f"*No results yet: run the experiments (`bash scripts/main.sh`) to fill `{runs_dir}/`.*"
+    return results_table(rows, link)
+
+def results_table(rows: list[dict],  # results dicts with `_dir`, as `load_results` gives them
+                  link: Callable[[str], str] | None = None,  # run name -> URL of its page
+                 ) -> str:
+    "The table of `results_markdown` for results gathered elsewhere (runs/ and results/)."
+    is_row = [isinstance(r, dict) and "_dir" in r for r in rows] if isinstance(rows, list) else [0]
+    if not all(is_row):
+        raise TypeError("rows must be a list of results dicts, each with its '_dir'")
     lines = ["| experiment | paper | ours | target | met | wall time |", "|---|---|---|---|---|---|"]
     for r in rows:
         row = claim_row(r)
@@ -375,3 +456,72 @@ def headline_markdown(results: dict) -> str:
     row = claim_row(results)
     return (f"**Paper:** {row['paper']}  \n**Ours:** {row['ours']}  \n"
             f"**Target:** {row['target']}: **{_met(row)}** · wall time {row['wall']}")
+
+# %% ../nbs/02_experiment.ipynb #c111
+def result_value(results: dict,  # a results dict (nested)
+                 key: str,  # a dotted key, e.g. "encoder.chance"; a key may hold dots itself
+                ) -> Any:
+    "The value at dotted `key` in `results`; a `KeyError` naming the key when there is none."
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"key must be a non-empty string, got {key!r}")
+    node, rest = results, key
+    while True:
+        if not isinstance(node, dict): raise KeyError(f"results have no key {key!r}")
+        if rest in node: return node[rest]
+        heads = [k for k in node if isinstance(k, str) and rest.startswith(k + ".")]
+        heads.sort(key=len, reverse=True)
+        if not heads: raise KeyError(f"results have no key {key!r}")
+        node, rest = node[heads[0]], rest[len(heads[0]) + 1:]
+
+# %% ../nbs/02_experiment.ipynb #c113
+def prose_keys(template: str) -> list[str]:
+    "The dotted result keys the `{key:format}` fields of `template` read, each once, in order."
+    if not isinstance(template, str):
+        raise TypeError(f"template must be a string, got {type(template).__name__}")
+    keys = [field for _, field, _, _ in string.Formatter().parse(template) if field]
+    return list(dict.fromkeys(keys))
+
+def render_prose(results: dict,  # a results dict, as `Run.finish` returns it
+                 template: str,  # markdown with `{dotted.key:format}` fields
+                ) -> str:
+    "`template` with every field replaced by the formatted result at its key (null shows as n/a)."
+    if not isinstance(results, dict):
+        raise TypeError(f"results must be a dict, got {type(results).__name__}")
+    prose_keys(template)
+    out = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if field is None: continue
+        if not field: raise ValueError("template has an empty field {}: name a result key")
+        value = result_value(results, field)
+        if conversion: value = {"r": repr, "s": str, "a": ascii}[conversion](value)
+        out.append("*n/a*" if value is None else format(value, spec))
+    return "".join(out)
+
+def results_prose(results: dict,  # a results dict, as `Run.finish` returns it
+                  template: str,  # markdown with `{dotted.key:format}` fields
+                 ) -> Markdown:
+    "The rendered template as Markdown, which a notebook shows as formatted text."
+    return Markdown(render_prose(results, template).strip())
+
+# %% ../nbs/02_experiment.ipynb #c115
+def notebook_prose_keys(path: str | os.PathLike,  # an experiment notebook
+                       ) -> list[str]:
+    "The result keys that the `results_prose(results, template)` calls of a notebook read."
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    keys = []
+    for c in nb["cells"]:
+        if c["cell_type"] != "code": continue
+        src = "".join(c["source"])
+        if "results_prose" not in src: continue
+        for node in ast.walk(ast.parse(src)):
+            called = getattr(node.func, "id", None) if isinstance(node, ast.Call) else None
+            is_call = called == "results_prose"
+            if not is_call:
+                continue
+            args = list(node.args[1:2]) + [k.value for k in node.keywords if k.arg == "template"]
+            literal = bool(args) and isinstance(args[0], ast.Constant)
+            if not literal or not isinstance(args[0].value, str):
+                raise ValueError(f"{path}: results_prose takes its template as a string literal")
+            keys += prose_keys(args[0].value)
+    return list(dict.fromkeys(keys))

@@ -1,15 +1,21 @@
 """Build the documentation site into _docs/.
 
-nbdev's own steps (module index, sidebar, notebook processing into _proc/), then the executed experiment notebooks
-from runs/ replace their templates, the index page gets the results table from runs/*/results.json, and the site
-is rendered with Quarto when it is on PATH, otherwise with smalldocs (pure Python). `nbdev_docs` is never called:
-without Quarto it would try to download and install it.
+nbdev's own steps (module index, sidebar, notebook processing into _proc/), then each experiment's
+page and its row of the index's results table come from its results: runs/<name>/ when a run there
+is newer than the committed one (a smoke run only when nothing is committed), otherwise
+results/<name>/, the committed default run (see scripts/publish_results.py). Each such page opens
+with the results-table row and says which commit, date and machine produced it, and warns when the
+experiment's notebook changed in a commit after that one. An experiment with no results anywhere
+keeps its template page, marked "no committed run yet". The site is rendered with Quarto when it is
+on PATH, otherwise with smalldocs (pure Python). `nbdev_docs` is never called: without Quarto it
+would try to download and install it.
 
-Library notebooks are executed in the build: nbdev's processing runs only export, import and show_doc cells, so
-here it runs every code cell of `nbs/NN_*.ipynb` except those flagged `slow`/`notest` (as `nbdev_test` does) or
-`eval: false`. Their pages show outputs of the current code, and a failing cell fails the build. Experiment
-templates are not executed: their pages come from runs/. Every page's outputs are tidied as a terminal would show
-them: a progress bar appears once in its final state, warnings are dropped, and this checkout's paths are removed.
+Library notebooks are executed in the build: nbdev's processing runs only export, import and
+show_doc cells, so here it runs every code cell of `nbs/NN_*.ipynb` except those flagged
+`slow`/`notest` (as `nbdev_test` does) or `eval: false`. Their pages show outputs of the current
+code, and a failing cell fails the build. Experiment templates are not executed: their pages come
+from runs/ or results/. Every page's outputs are tidied as a terminal would show them: a progress
+bar appears once in its final state, warnings are dropped, and this checkout's paths are removed.
 """
 import json
 import os
@@ -17,10 +23,12 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- results-table -->"
+NO_RUN = "No committed run yet"
 LIBRARY_NB = re.compile(r"^\d\d\w*\.ipynb$")
 WARNING = re.compile(r"(?:/[\w.-]+)+\.py:\d+: \w*Warning\b")
 PROGRESS = re.compile(r"\d+%\|")
@@ -117,6 +125,171 @@ def add_headline(nb, results: dict):
     return nb
 
 
+def finished_at(results: dict, path: Path) -> float:
+    "When a run finished: its recorded UTC time, else the file's modification time."
+    try:
+        return datetime.fromisoformat(results["finished"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return path.stat().st_mtime
+
+
+def read_results(run_dir: Path) -> dict | None:
+    "`run_dir`'s results.json with `_dir` and `_source` added; None when absent or not JSON."
+    p = run_dir / "results.json"
+    try:
+        res = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(res, dict):
+        return None
+    source = run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir
+    return res | {"_dir": run_dir.name, "_source": str(source)}
+
+
+def choose_results(name: str, runs: Path, committed: Path) -> tuple[Path, dict] | None:
+    "The run directory that speaks for experiment `name`, with its results; None if none does."
+    run, com = read_results(runs / name), read_results(committed / name)
+    if run is None:
+        return None if com is None else (committed / name, com)
+    if com is None:
+        return runs / name, run
+    smoke = bool(run.get("params", {}).get("smoke"))
+    run_time = finished_at(run, runs / name / "results.json")
+    newer = run_time > finished_at(com, committed / name / "results.json")
+    return (runs / name, run) if newer and not smoke else (committed / name, com)
+
+
+def git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+
+
+def notebook_age_note(name: str, commit: str | None) -> str:
+    "A warning when the experiment's notebook changed in a commit `commit` lacks; else ''."
+    nb = f"nbs/experiments/{name}.ipynb"
+    if not commit:
+        return f"**The commit that produced these results is not recorded**: `{nb}` may be newer."
+    last = git("log", "-1", "--format=%H %cs", "--", nb).stdout.split()
+    if not last:
+        return ""  # not a git checkout, or the notebook is not committed
+    if git("cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        return (f"**Commit `{commit[:10]}` is not in this repository's history**, so whether "
+                f"`{nb}` changed since these results were produced cannot be told.")
+    if git("merge-base", "--is-ancestor", last[0], commit).returncode == 0:
+        return ""
+    return (f"**Produced by an older version of this notebook**: `{nb}` changed in commit "
+            f"`{last[0][:10]}` ({last[1]}), after commit `{commit[:10]}` that produced these "
+            "results; rerun it to refresh them.")
+
+
+def machine_text(results: dict) -> str:
+    "The machine of a run in words: CPU, CPU count, threads, accelerator, precision, device."
+    machine = results.get("machine") or {}
+    parts = [machine.get("cpu") or "CPU not recorded"]
+    if machine.get("cpu_count"):
+        parts.append(f"{machine['cpu_count']} CPUs")
+    if machine.get("torch_threads"):
+        parts.append(f"{machine['torch_threads']} torch threads")
+    if machine.get("accelerator"):
+        parts.append(machine["accelerator"])
+    if machine.get("precision"):
+        parts.append(f"precision {machine['precision']}")
+    parts.append(f"device {results.get('device', '?')}")
+    return ", ".join(parts)
+
+
+def provenance_markdown(name: str, results: dict) -> str:
+    "Which commit, date and machine produced `results`, where they come from, whether stale."
+    versions = results.get("versions") or {}
+    commit = versions.get("git_commit")
+    dirty = " (with uncommitted changes)" if versions.get("git_dirty") else ""
+    when = results.get("finished") or "date not recorded"
+    when = when.replace("T", " ").replace("+00:00", " UTC")
+    source = results.get("_source", "")
+    kind = "committed default run" if source.startswith("results/") else "local run, not committed"
+    line = (f"**Produced by** commit `{(commit or 'unknown')[:10]}`{dirty} on {when} · "
+            f"{machine_text(results)} · read from `{source}/` ({kind})")
+    note = notebook_age_note(name, commit)
+    return f"{line}\n\n> {note}" if note else line
+
+
+def add_results_cells(nb, results: dict, figures_dir: str):
+    "For a page without the executed notebook: the run's figures and its numbers, appended."
+    import nbformat
+    from lingua_nb.experiment import flat_metrics
+
+    figs = "\n\n".join(f"![{f}]({figures_dir}/{f})" for f in results.get("figures", []))
+    rows = [f"| `{k}` | {v:.4g} |" if isinstance(v, float) else f"| `{k}` | {v} |"
+            for k, v in flat_metrics(results).items()]
+    table = "| result | value |\n|---|---|\n" + "\n".join(rows)
+    intro = ("The executed notebook is not committed (it is over the README's size limit); "
+             "the run's figures and numbers:")
+    text = ["## Results of this run", intro, figs, table]
+    nb.cells.append(nbformat.v4.new_markdown_cell("\n\n".join(t for t in text if t)))
+    return nb
+
+
+def add_no_run_note(nb, name: str):
+    "Mark a template page that has no results to show."
+    import nbformat
+    note = (f"> **{NO_RUN}.** `results/{name}/` holds no published default run and `runs/{name}/` "
+            "no local run, so this page shows the notebook without outputs. Produce one with "
+            f"`python scripts/run_experiments.py --publish {name}` (at the defaults).")
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(note))
+    return nb
+
+
+def experiment_page(proc: Path, name: str, src: Path, res: dict):
+    "Write the page of `name` from the run in `src`: its executed notebook, else the template."
+    import nbformat
+    dst = proc / "experiments" / f"{name}.ipynb"
+    executed = src / f"{name}.ipynb"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(executed if executed.exists() else dst, as_version=4)
+    if not executed.exists():
+        add_results_cells(nb, res, name)
+    add_headline(nb, res)
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell(provenance_markdown(name, res)))
+    nbformat.write(nb, dst)
+    for fig in src.glob("*.png"):
+        (proc / "experiments" / name).mkdir(exist_ok=True)
+        shutil.copy(fig, proc / "experiments" / name / fig.name)
+    missing = "" if executed.exists() else " (no executed notebook)"
+    print(f"docs: {name}: from {res['_source']}/{missing}")
+
+
+def experiment_pages(proc: Path, runs: Path, committed: Path) -> tuple[list[dict], list[str]]:
+    "Write every experiment page; return the results shown and the experiments without any."
+    import nbformat
+    shown, missing = [], []
+    for template in sorted((ROOT / "nbs" / "experiments").glob("*.ipynb")):
+        name = template.stem
+        chosen = choose_results(name, runs, committed)
+        if chosen is not None:
+            experiment_page(proc, name, *chosen)
+            shown.append(chosen[1])
+            continue
+        dst = proc / "experiments" / f"{name}.ipynb"
+        if dst.exists():
+            nbformat.write(add_no_run_note(nbformat.read(dst, as_version=4), name), dst)
+        missing.append(name)
+        print(f"docs: {name}: {NO_RUN.lower()}")
+    return shown, missing
+
+
+def index_table(shown: list[dict], missing: list[str]) -> str:
+    "The index's results table, and a line naming the experiments without results."
+    from lingua_nb.experiment import results_table
+
+    if not shown:
+        return ("*No results yet: no experiment has committed results (`results/`) or a local "
+                "run (`runs/`); run them with `bash scripts/main.sh`.*")
+    table = results_table(shown, link=lambda n: f"experiments/{n}.html")
+    if missing:
+        links = ", ".join(f"[{n}](experiments/{n}.html)" for n in missing)
+        table += f"\n\n*{NO_RUN}:* {links}."
+    return table
+
+
 def main():
     os.chdir(ROOT)
     import nbformat
@@ -124,8 +297,6 @@ def main():
     from nbdev.doclinks import _build_modidx
     from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
     from nbdev.serve import proc_nbs
-
-    from lingua_nb.experiment import results_markdown
 
     cfg = get_config()
     execute_library_notebooks()
@@ -136,22 +307,8 @@ def main():
     if proc.exists(): shutil.rmtree(proc)
     proc = Path(proc_nbs(force=True, n_workers=0))  # in this process: the patched processors apply
 
-    # Executed experiment notebooks (and their figures) replace the templates.
-    runs = ROOT / "runs"
-    for executed in sorted(runs.glob("*/*.ipynb")):
-        name = executed.parent.name
-        if executed.stem != name: continue
-        dst = proc / "experiments" / f"{name}.ipynb"
-        if dst.exists() or (ROOT / "nbs" / "experiments" / f"{name}.ipynb").exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            nb = nbformat.read(executed, as_version=4)
-            res = executed.parent / "results.json"
-            if res.exists(): add_headline(nb, json.loads(res.read_text()))
-            nbformat.write(nb, dst)
-            for fig in executed.parent.glob("*.png"):
-                (proc / "experiments" / name).mkdir(exist_ok=True)
-                shutil.copy(fig, proc / "experiments" / name / fig.name)
-            print(f"docs: executed notebook runs/{name}/{executed.name}")
+    # Experiment pages: the newer of runs/<name>/ and results/<name>/, else the marked template.
+    shown, missing = experiment_pages(proc, ROOT / "runs", ROOT / "results")
 
     # Outputs as a reader should see them.
     for p in proc.rglob("*.ipynb"):
@@ -160,7 +317,7 @@ def main():
     # The results table on the index page.
     index = proc / "index.ipynb"
     nb = nbformat.read(index, as_version=4)
-    table = results_markdown(runs, link=lambda n: f"experiments/{n}.html")
+    table = index_table(shown, missing)
     for cell in nb.cells:
         if cell.cell_type == "markdown" and MARKER in cell.source:
             cell.source = cell.source.replace(MARKER, table)

@@ -24,7 +24,9 @@ import lingua_nb.calm as calm_mod
 from lingua_nb.calm import CALMBlock, CALMConfig, CALMModel, fit
 from lingua_nb.contrastive import agreement_rate, info_nce
 from lingua_nb.core import seed_everything, tiny_llama
-from lingua_nb.experiment import check_param, load_results, results_markdown, start_run
+from lingua_nb.experiment import (check_param, claim_row, declare_params, library_versions,
+                                  load_results, render_prose, result_value, results_markdown,
+                                  start_run)
 from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeModel, train_bridge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,7 +249,33 @@ CASES = [
     ("info_nce inf", lambda c: info_nce(torch.ones(3, 4), torch.full((3, 4), float("inf"))), ValueError,
      "b holds NaN or infinite values"),
     ("info_nce temperature=0", lambda c: info_nce(torch.ones(3, 4), torch.ones(3, 4), 0), ValueError, "temperature"),
+    # experiment: runs stay inside their roots; one string is not a list; smoke overrides validated
+    ("start_run name as a path", lambda c: start_run("../x", {}, device="cpu"), ValueError,
+     "name must be a plain"),
+    ("start_run name absolute", lambda c: start_run("/tmp/x", {}, device="cpu"), ValueError,
+     "name must be a plain"),
+    ("start_run precision number", lambda c: start_run("x", {}, out_dir=c.tmp / "p", precision=16),
+     TypeError, "precision must be"),
+    ("Run.path leaving the run", lambda c: a_run(c).path("../escape.json"), ValueError,
+     "filename must name a file"),
+    ("Run.save_json absolute", lambda c: a_run(c).save_json({}, "/tmp/escape.json"), ValueError,
+     "filename must name a file"),
+    ("Run.save_figure leaving", lambda c: a_run(c).save_figure(plt.figure(), "../../f"), ValueError,
+     "name must name a file"),
+    ("library_versions one string", lambda c: library_versions("torch"), TypeError,
+     "packages must be a list"),
+    ("declare_params bad smoke", lambda c: declare_params(STEPS_NS, smoke={"steps": 0}), ValueError,
+     "smoke['steps']"),
+    ("declare_params smoke type", lambda c: declare_params(STEPS_NS, smoke={"steps": "2"}),
+     ValueError, "smoke['steps']"),
+    ("result_value missing key", lambda c: result_value({"a": {"b": 1}}, "a.c"), KeyError, "'a.c'"),
+    ("render_prose not a dict", lambda c: render_prose([1], "{a}"), TypeError, "results must be"),
 ]
+STEPS_NS = {"__annotations__": {"steps": int, "smoke": bool}, "steps": 3, "smoke": True}
+
+
+def a_run(ctx):
+    return start_run("demo", params={}, out_dir=ctx.tmp / "runs" / "demo", device="cpu")
 
 
 @pytest.mark.parametrize("call,exc,contains", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -255,6 +283,21 @@ def test_bad_input(ctx, call, exc, contains):
     with pytest.raises(exc) as info: call(ctx)
     assert type(info.value) is exc, f"expected {exc.__name__}, got {type(info.value).__name__}: {info.value}"
     assert contains in str(info.value), f"{contains!r} not in {str(info.value)!r}"
+
+
+@pytest.mark.parametrize("results", [
+    {"name": "e5_contrastive", "targets": {}, "checkpoints": {}},
+    {"name": "e3_langbridge", "target": {}, "gap_closed": 0.1},
+    {"name": "e2_distill", "targets": {}, "arms": {}},
+    {"name": "e0_zoo", "lms": {}, "encoder": {"retrieval_at_1_en_ko": 1.0, "chance": 0.0}},
+    {"name": "e4_calm_kv"},
+], ids=["e5 no targets", "e3 no targets", "e2 no arms", "e0 no LMs", "e4 nothing"])
+def test_an_empty_result_meets_no_target(tmp_path, results):
+    assert claim_row(results)["met"] is not True
+    run = start_run(results["name"], params={}, out_dir=tmp_path / results["name"], device="cpu")
+    run.finish({k: v for k, v in results.items() if k != "name"})
+    row = results_markdown(tmp_path).splitlines()[-1]
+    assert "| yes |" not in row, row
 
 
 def test_missing_runs_dir_warns_and_says_so(tmp_path):

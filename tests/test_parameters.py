@@ -68,3 +68,56 @@ def test_papermill_rejects_unknown_parameter(tmp_path):
     assert e.value.ename == "ValueError"
     assert "unknown parameter(s) ['steps']; the parameters of e4_calm_kv are:" in e.value.evalue
     assert not (tmp_path / "run").exists(), "the check must come before the run directory is made"
+
+
+
+# Command-line mistakes: each stops before any kernel starts, in one line naming the parameter,
+# with exit status 2.
+E1 = "e1_alignment"
+CLI_CASES = [
+    ("bad YAML literal", [E1, "-p", "seed", "[1,"], "parameter 'seed': '[1,' is not a valid YAML"),
+    ("text for an int", [E1, "-p", "seed", "abc"], "'seed' of e1_alignment must be int"),
+    ("bool for an int", [E1, "-p", "n_texts", "true"], "'n_texts' of e1_alignment must be int"),
+    ("float for an int", [E1, "-p", "n_texts", "2.5"], "'n_texts' of e1_alignment must be int"),
+    ("text for a list", [E1, "-p", "pairs", "gpt2__xlm-r"], "'pairs' of e1_alignment must be list"),
+    ("list for a bool", [E1, "-p", "smoke", "[1]"], "'smoke' of e1_alignment must be bool"),
+    ("NaN for a float", ["e4_calm_kv", "-p", "lr_calm", "nan"], "'lr_calm' must be a finite"),
+    ("unknown name", [E1, "-p", "sede", "1"], "e1_alignment has no parameter(s) ['sede']"),
+    ("repeated name", [E1, "-p", "seed", "1", "-p", "seed", "2"], "['seed'] given more than once"),
+    ("unknown experiment", ["e9_nothing"], "unknown experiment(s) ['e9_nothing']"),
+    ("--runs a file", [E1, "--runs", "README.md"], "--runs 'README.md' is a file"),
+    ("--runs under a file", [E1, "--runs", "README.md/x"], "--runs 'README.md/x'"),
+    ("--publish non-default", [E1, "--publish", "-p", "seed", "1"],
+     "--publish takes default runs only: e1_alignment: seed is 1, the notebook's default is 0"),
+    ("--publish smoke", ["e0_zoo", "--publish", "-p", "smoke", "True"], "e0_zoo: smoke is True"),
+]
+
+
+@pytest.mark.parametrize("argv,says", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_run_experiments_refuses_bad_arguments_in_one_line(capsys, monkeypatch, argv, says):
+    monkeypatch.setattr(run_experiments, "run_one", lambda *a: pytest.fail("a kernel was started"))
+    with pytest.raises(SystemExit) as e:
+        run_experiments.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err, err
+    assert "\n" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("raw,kind,value", [
+    ("1e-3", "float", 1e-3), ("3", "float", 3), ("123", "str", "123"), ("yes", "str", "yes"),
+    ("cpu", "str", "cpu"), ("None", "int", None), ("null", "list", None), ("[1]", "list", [1]),
+    ("True", "bool", True),
+])
+def test_parameter_values_read_as_declared(raw, kind, value):
+    assert run_experiments.parse_value("x", raw, kind) == value
+
+
+def test_bad_literal_prints_no_traceback():
+    "The script as a user runs it: one line on stderr, status 2, within seconds (no kernel)."
+    script = str(ROOT / "scripts" / "run_experiments.py")
+    res = subprocess.run([sys.executable, script, E1, "-p", "seed", "[1,"], capture_output=True,
+                         text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "parameter 'seed'" in res.stderr
