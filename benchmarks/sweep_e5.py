@@ -1,15 +1,17 @@
-"""e5's stage-1 sweep: which recipe moves KO–EN retrieval on the *valid* pairs, and at what cost per step.
+"""e5's stage-1 sweep: which recipe moves KO–EN retrieval on the *valid* pairs, at what cost.
 
-    .venv/bin/python benchmarks/sweep_e5.py                    # every row below, 100 steps each
+    .venv/bin/python benchmarks/sweep_e5.py                     # every row below, 100 steps each
     .venv/bin/python benchmarks/sweep_e5.py --steps 40 --rows base lr_1e-4
-    .venv/bin/python benchmarks/sweep_e5.py --out benchmarks/results/sweep_e5.json
+    .venv/bin/python benchmarks/sweep_e5.py --rows lr_3e-5 --append   # add rows to the table
 
-Each row trains the contrastive-only weighted variant of `lingua_nb.contrastive` from SmolLM2-135M-Instruct on the
-`train` split of its pair sources and changes one setting of the `base` row. It is judged only on pairs e5 never
-scores: retrieval@1 (mean of KO→EN and EN→KO, pooled with the learned weights) on the `valid` split of the
-LibreOffice pairs, every `--eval-every` steps, and the LM's next-token loss on the English side of those valid pairs
-(how much the shared tower's language modelling moved; the test pairs and ARC are never read). The table (JSON and
-markdown) is what e5's defaults were chosen from; e5 renders it from the JSON.
+Each row trains the contrastive-only weighted variant of `lingua_nb.contrastive` from
+SmolLM2-135M-Instruct on the `train` split of its pair sources, with one setting of the `base` row
+changed. It is judged only on pairs e5 never scores: retrieval@1 (mean of KO→EN and EN→KO, pooled
+with the learned weights) on the `valid` split of the LibreOffice pairs every `--eval-every` steps,
+and the LM's next-token loss on the English side of those valid pairs at the end (how far the shared
+tower's language modelling moved). The test pairs and ARC are never read. The JSON it writes
+(`benchmarks/results/sweep_e5.json`, after every row) is the table e5 renders and took its
+defaults from.
 """
 
 import argparse
@@ -23,6 +25,8 @@ from pathlib import Path
 ROWS = {  # name -> changes to the base row
     "base": {},
     "lr_1e-4": {"lr": 1e-4},
+    "lr_3e-5": {"lr": 3e-5},
+    "lr_1e-5": {"lr": 1e-5},
     "tau_0.1": {"temperature": 0.1},
     "batch_32": {"batch_size": 32},
     "layers_8-20": {"layers": [8, 10, 12, 14, 16, 18, 20]},
@@ -52,6 +56,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--out", default="benchmarks/results/sweep_e5.json")
+    ap.add_argument("--append", action="store_true", help="keep the rows already in --out")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -81,6 +86,9 @@ def main():
     )
     base_nll = round(float(base_nll[:, 0].sum() / base_nll[:, 1].sum()), 3)
     table = []
+    if args.append and Path(args.out).exists():
+        kept = json.loads(Path(args.out).read_text())["rows"]
+        table = [r for r in kept if r["row"] not in args.rows]
     for name in args.rows:
         cfg = BASE | ROWS[name]
         train = load_en_ko_pairs(tuple(cfg["sources"]), split="train")
@@ -133,9 +141,16 @@ def main():
 
 
 def write(args, table, base_nll):
-    "The sweep so far, written atomically (after every row, so that a stopped sweep keeps its rows)."
+    "The sweep so far, written atomically after every row (a stopped sweep keeps its rows)."
+    path = Path(args.out)
+    command = "python benchmarks/sweep_e5.py " + " ".join(sys.argv[1:])
+    commands = [command]
+    if args.append and path.exists():
+        before = json.loads(path.read_text())
+        old = before.get("commands") or [before["command"]]
+        commands = old + [c for c in commands if c not in old]
     out = {
-        "command": "python benchmarks/sweep_e5.py " + " ".join(sys.argv[1:]),
+        "commands": commands,
         "steps": args.steps,
         "eval_every": args.eval_every,
         "n_valid": args.n_valid,
@@ -145,7 +160,6 @@ def write(args, table, base_nll):
         "base_en_valid_nll": base_nll,
         "rows": table,
     }
-    path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1))
