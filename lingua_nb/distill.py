@@ -18,9 +18,7 @@ import torch.nn.functional as F
 from transformers import T5Config, T5ForConditionalGeneration
 
 from .align import Tokenized, align_batch, project_topk, surface_offsets
-from .assets import load_gsm8k, load_gsm_symbolic_parallel
 from .core import check_positive, count_parameters
-from .evaluate import extract_answer
 from .teacher import TeacherRecord, _check_texts, _scheme_of
 from .train import History, train_loop
 
@@ -28,12 +26,12 @@ from .train import History, train_loop
 __all__ = ['FORMATS', 'gathered_log_softmax', 'topk_distill_loss', 'sample_matching_loss', 'dense_distill_loss', 'StudentTargets',
            'student_targets', 'TargetStats', 'token_mask', 'target_stats', 'targets_table', 'SubVocab',
            'format_example', 'build_formats', 'encode_for_student', 'DistillCollator', 'FormatBatchSampler',
-           'encode_causal', 'CausalCollator', 't5_student', 'train_student', 'evaluate_nll', 'generate_texts',
-           'strip_calculator', 'gsm_distill_sets']
+           'encode_causal', 'CausalCollator', 't5_student', 'train_student', 'evaluate_nll', 'generate_texts']
 
 # %% ../nbs/20_distill.ipynb #c200
 # moved to `lingua_nb.teacher` and `lingua_nb.evaluate`; importable from here for one release
-from .evaluate import SOLVE_PROMPT, answers_correct, answers_match, chat_prompts
+from .evaluate import SOLVE_PROMPT, answers_correct, answers_match, chat_prompts, extract_answer
+from .corpora import gsm_distill_sets, strip_calculator
 from .teacher import (TeacherStep, cached_records, cached_teacher_topk, read_openai_logprobs,
                                read_teacher_records, record_stats, records_from_response, sample_teacher_topk,
                                sparse_sample, teacher_topk, write_teacher_records)
@@ -651,35 +649,3 @@ def generate_texts(model,  # a seq2seq student
         out += [subvocab.decode(row[1:].tolist()) for row in gen.cpu()]
     model.train(was_training)
     return out
-
-# %% ../nbs/20_distill.ipynb #c071
-def strip_calculator(text: str) -> str:
-    "A GSM8K chain of thought without its calculator annotations (`<<48/2=24>>`)."
-    return re.sub(r"<<[^>]*>>", "", text)
-
-def gsm_distill_sets(n_per_template: int = 4,  # GSM-Symbolic instances per template (the last one of each training template is held out)
-                     n_train: int = 160,  # training problems at most
-                     n_shots: int = 2,  # exemplars at most (other training problems)
-                     n_eval: int = 50,  # problems in each evaluation set at most
-                     seed: int = 0,  # the instances drawn and the problems picked
-                    ) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, datasets.Dataset]]:
-    "Training problems, exemplars and the evaluation sets `in_dist`, `heldout_templates` and `gsm8k`; columns question, answer, final_answer."
-    if isinstance(n_per_template, bool) or not isinstance(n_per_template, int) or n_per_template < 2:
-        raise ValueError(f"n_per_template must be an int >= 2 (the last instance is held out), got {n_per_template!r}")
-    check_positive(n_train=n_train, n_eval=n_eval)
-    if isinstance(n_shots, bool) or not isinstance(n_shots, int) or n_shots < 0: raise ValueError(f"n_shots must be an int >= 0, got {n_shots!r}")
-    gsm = load_gsm_symbolic_parallel(("eng",), n_per_template=n_per_template, seed=seed)
-    gsm = gsm.map(lambda r: {"question": r["question_eng"], "answer": strip_calculator(r["answer_eng"])})
-    last = [i.endswith(f"-{n_per_template - 1}") for i in gsm["id"]]
-    pools = {"train": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and not h],
-             "in_dist": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and h],
-             "heldout_templates": [i for i, s in enumerate(gsm["split"]) if s == "test"]}
-    rng = np.random.default_rng(seed)
-    take = {name: sorted(rng.permutation(pool)[:n_train + n_shots if name == "train" else n_eval].tolist()) for name, pool in pools.items()}
-    train, shots = gsm.select(take["train"][n_shots:]), gsm.select(take.pop("train")[:n_shots])
-    sets = {name: gsm.select(ix) for name, ix in take.items()}
-    gsm8k = load_gsm8k()
-    unused = np.setdiff1d(np.arange(len(gsm8k)), gsm["template_id"])  # GSM8K test problems no template was made from
-    sets["gsm8k"] = gsm8k.select(sorted(rng.permutation(unused)[:n_eval].tolist())).map(
-        lambda r: {"answer": strip_calculator(r["answer"]), "final_answer": extract_answer(r["answer"])})
-    return train, shots, sets
