@@ -36,7 +36,8 @@ import editdistance
 import numpy as np
 
 from lingua_nb.align import call_overhead, time_aligners
-from lingua_nb.assets import load_en_ko_pairs, load_gsm8k, load_tokenizer
+from lingua_nb.assets import load_tokenizer
+from lingua_nb.corpora import load_en_ko_pairs, load_gsm8k
 
 SHORT_MAX = 40  # tokens a side at most for a "short" text
 

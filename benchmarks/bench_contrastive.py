@@ -22,7 +22,8 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from lingua_nb.assets import load_arc_challenge, load_causal_lm, load_ko_arc_challenge, load_tokenizer
+    from lingua_nb.assets import load_causal_lm, load_tokenizer
+    from lingua_nb.corpora import load_arc_challenge, load_ko_arc_challenge
     from lingua_nb.contrastive import score_multiple_choice
 
     torch.set_num_threads(args.threads)

@@ -153,9 +153,11 @@ def main():
 def real(args):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from lingua_nb.assets import load_causal_lm, load_gsm_symbolic_parallel, load_tokenizer
+    from lingua_nb.assets import load_causal_lm, load_tokenizer
+    from lingua_nb.corpora import load_gsm_symbolic_parallel
     from lingua_nb.core import autocast_to
-    from lingua_nb.distill import CausalCollator, _student_loss, encode_causal, student_targets, teacher_topk
+    from lingua_nb.distill import CausalCollator, _student_loss, encode_causal, student_targets
+    from lingua_nb.teacher import teacher_topk
 
     if args.threads: torch.set_num_threads(args.threads)
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)

@@ -23,10 +23,10 @@ import torch
 from safetensors.torch import load_file
 
 # %% auto #0
-__all__ = ['seed_everything', 'get_device', 'get_dtype', 'resolve_precision', 'count_parameters', 'print_trainable_parameters',
-           'masked_mean', 'batched', 'to_device', 'atomic_path', 'dump_json', 'check_positive', 'cycle',
-           'positions_from_mask', 'tiny_llama', 'checkpoint_dir', 'load_tensors', 'check_tensors', 'check_ids',
-           'cache_kwarg', 'autocast_to']
+__all__ = ['PRECISIONS', 'seed_everything', 'get_device', 'get_dtype', 'cpu_has_bf16_units', 'resolve_precision',
+           'autocast_dtype', 'count_parameters', 'print_trainable_parameters', 'masked_mean', 'batched', 'to_device',
+           'atomic_path', 'dump_json', 'check_positive', 'cycle', 'positions_from_mask', 'tiny_llama', 'checkpoint_dir',
+           'load_tensors', 'check_tensors', 'check_ids', 'cache_kwarg', 'autocast_to']
 
 # %% ../nbs/00_core.ipynb #c005
 def seed_everything(seed: int = 0,  # non-negative integer seed
@@ -76,27 +76,36 @@ def get_dtype(dtype: str | torch.dtype | None = "auto",  # "auto", a name such a
         raise ValueError(f"dtype must be 'auto', one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")
     return _DTYPES[dtype]
 
-# %% ../nbs/00_core.ipynb #c011b
-def _cpu_has_fast_bf16() -> bool:
-    "Whether this CPU has bf16 units (AVX512-BF16 or AMX tiles), by torch's own checks."
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+# %% ../nbs/00_core.ipynb #c101
+def cpu_has_bf16_units() -> bool:
+    "Whether this CPU has bf16 matrix units (AVX512-BF16 or AMX tiles), as torch detects them."
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # absent in older torch: no units
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
+# %% ../nbs/00_core.ipynb #c102
+PRECISIONS = ("auto", "bf16", "fp32")
 
-def resolve_precision(precision: str = "auto",  # "auto", "bf16" or "fp32"
-                      device: str | torch.device | None = "auto",  # where the forwards run
+def resolve_precision(precision: str = "auto",  # "auto" (bf16 where the device runs it fast), "bf16" or "fp32"
+                      device: str | torch.device | None = "auto",  # the device that runs (resolved by `get_device`)
                      ) -> str:
-    "'bf16' or 'fp32'; 'auto' is bf16 where the device has fast bf16 units, else fp32."
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+    "The precision that runs: 'bf16' or 'fp32'; `auto` is bf16 on CUDA with bf16 and on CPUs with bf16 units."
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
         return precision
     dev = get_device(device)
     if dev.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if dev.type == "cpu":
-        return "bf16" if _cpu_has_fast_bf16() else "fp32"
-    return "fp32"
+        fast = torch.cuda.is_bf16_supported()
+    else:
+        fast = dev.type == "cpu" and cpu_has_bf16_units()
+    return "bf16" if fast else "fp32"
+
+# %% ../nbs/00_core.ipynb #c103
+def autocast_dtype(precision: str = "auto",  # as for `resolve_precision`
+                   device: str | torch.device | None = "auto",  # the device that runs
+                  ) -> torch.dtype | None:
+    "The autocast dtype of a precision: torch.bfloat16 for bf16, None (no autocast) for fp32."
+    return torch.bfloat16 if resolve_precision(precision, device) == "bf16" else None
 
 # %% ../nbs/00_core.ipynb #c013
 def count_parameters(model: torch.nn.Module,  # any module

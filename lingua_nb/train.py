@@ -15,7 +15,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import check_positive, cycle, seed_everything, to_device
+from .core import check_positive, cycle, resolve_precision, seed_everything, to_device
 
 # %% auto #0
 __all__ = ['lr_factor', 'History', 'train_loop']
@@ -66,10 +66,17 @@ def _groups(model: nn.Module, param_groups, lr: float, weight_decay: float) -> l
     if not any(g["params"] for g in groups): raise ValueError("model has no trainable parameters")
     return [g for g in groups if g["params"]]
 
+def _mixed_precision(mixed_precision: str, cpu: bool) -> str:
+    "accelerate's setting: 'auto' is 'bf16' where the device runs it fast (`resolve_precision`), else 'no'."
+    if mixed_precision not in ("no", "bf16", "fp16", "auto"):
+        raise ValueError(f"mixed_precision must be 'no', 'bf16', 'fp16' or 'auto', got {mixed_precision!r}")
+    if mixed_precision != "auto":
+        return mixed_precision
+    return "bf16" if resolve_precision("auto", "cpu" if cpu else "auto") == "bf16" else "no"
+
 def _accelerator(mixed_precision: str, cpu: bool | None) -> Accelerator:
-    if mixed_precision not in ("no", "bf16", "fp16"):
-        raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {mixed_precision!r}")
     cpu = not torch.cuda.is_available() if cpu is None else cpu
+    mixed_precision = _mixed_precision(mixed_precision, cpu)
     kwargs = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     return Accelerator(cpu=cpu, mixed_precision=mixed_precision, kwargs_handlers=kwargs)
 
@@ -106,7 +113,7 @@ def train_loop(model: nn.Module,  # the model; trained in place
                min_ratio: float = 0.0,  # where the cosine or linear decay ends
                max_grad_norm: float | None = 1.0,  # clip the global gradient norm (None: no clipping)
                grad_accum: int = 1,  # micro-batches per optimiser step
-               mixed_precision: str = "no",  # "no", "bf16" or "fp16"
+               mixed_precision: str = "no",  # "no", "bf16", "fp16" or "auto" (bf16 where the device runs it fast)
                seed: int = 0,  # seeds python, numpy and torch (dropout)
                prepare_batch: Callable | None = None,  # batch -> batch, before moving tensors to the device
                train_mode: Callable[[nn.Module], None] | None = None,  # sets training mode (default `.train()`)
