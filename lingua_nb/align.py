@@ -300,6 +300,7 @@ class Alignment:
     def spans(self) -> list[tuple[range, range]]:
         "Each span as (src range, tgt range)."
         st = self.span_starts
+        if not len(st): return []  # an empty text: no span
         ends = np.concatenate([st[1:], [len(self.links)]]) - 1
         a, b = self.links[st], self.links[ends]
         return [(range(s0, s1 + 1), range(t0, t1 + 1)) for (s0, t0), (s1, t1) in zip(a.tolist(), b.tolist())]
@@ -422,6 +423,11 @@ class TokenBatch:
 
     def check(self, name: str = "batch") -> "TokenBatch":
         "Raise `ValueError` unless the arrays fit together; return self."
+        for field_name in ("ids", "starts", "offsets"):
+            arr = getattr(self, field_name)
+            if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu":
+                raise TypeError(f"{name}.{field_name} must be an integer numpy array, "
+                                f"got {getattr(arr, 'dtype', type(arr).__name__)}")
         st = self.starts
         if st.ndim != 1 or not len(st) or st[0] != 0 or st[-1] != len(self.ids) or (np.diff(st) < 0).any():
             raise ValueError(f"{name}.starts must run from 0 to len(ids) without decreasing")
@@ -431,12 +437,17 @@ class TokenBatch:
 
 
 # %% ../nbs/10_align.ipynb #c040
-def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None) -> tuple[np.ndarray, np.ndarray]:
+def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None,
+            name: str = "tokens",  # the argument `seqs` came from, for errors
+           ) -> tuple[np.ndarray, np.ndarray]:
     "String ids (in `_VOCAB`) of the normalised tokens of every sequence (or `TokenBatch`), flat, and the lengths."
     V, key = _VOCAB, (scheme, unicode_form)
     norm = lambda toks: [normalize_token(t, scheme, unicode_form) for t in toks]
-    if isinstance(seqs, TokenBatch): gid, lens = encode_ids(V, seqs.ids, tokenizer, key, norm), np.diff(seqs.starts)
-    else: gid, lens = encode(V, seqs, key, norm, tokenizer)
+    try:
+        if isinstance(seqs, TokenBatch):
+            gid, lens = encode_ids(V, seqs.ids, tokenizer, key, norm), np.diff(seqs.starts)
+        else: gid, lens = encode(V, seqs, key, norm, tokenizer)
+    except ValueError as e: raise ValueError(f"{name}: {e}") from e
     kind = V.kind[gid]
     if not join_split_chars or not (kind & 1).any(): return gid, lens
     join = lambda run: intern(V, _join_split([V.strs[g] for g in run.tolist()], unicode_form))
@@ -485,8 +496,8 @@ def dp_align_batch(src_batch: Sequence[Sequence[str | int]],  # src token sequen
     ta, tb = tok(src_batch, src_scheme), tok(tgt_batch, tgt_scheme)
     ss = _resolve_scheme(ta if src_scheme == "auto" and ta is not None else src_scheme, lambda: itertools.chain.from_iterable(src_batch))
     ts = _resolve_scheme(tb if tgt_scheme == "auto" and tb is not None else tgt_scheme, lambda: itertools.chain.from_iterable(tgt_batch))
-    ga, _ = _encode(src_batch, ss, unicode_form, join_split_chars, ta)
-    gb, _ = _encode(tgt_batch, ts, unicode_form, join_split_chars, tb)
+    ga, _ = _encode(src_batch, ss, unicode_form, join_split_chars, ta, name="src_batch")
+    gb, _ = _encode(tgt_batch, ts, unicode_form, join_split_chars, tb, name="tgt_batch")
     V, a_st, b_st = _VOCAB, _starts(n), _starts(m)
     w = -1 if band is None else int(band)
     links, link_st, cost, widened = solve(ga, a_st, gb, b_st, V, w, threads)
@@ -680,6 +691,20 @@ def _auto(texts, offs, A, B, dp_kwargs) -> list[Alignment]:
         out.append(res)
     return out
 
+# %% ../nbs/10_align.ipynb #c103a
+def _check_side(name: str, side, n_texts: int):
+    "Raise naming `name` unless `side` is a tokenizer or one `Tokenized` per text."
+    if isinstance(side, Sequence) and not isinstance(side, str):
+        bad = next((k for k, x in enumerate(side) if not isinstance(x, Tokenized)), None)
+        if bad is not None:
+            raise TypeError(f"{name}[{bad}] must be a Tokenized, got {type(side[bad]).__name__}")
+        if len(side) != n_texts:
+            raise ValueError(f"{name} must hold one Tokenized per text ({n_texts}), "
+                             f"got {len(side)}")
+    elif not callable(side) or not hasattr(side, "convert_ids_to_tokens"):
+        raise TypeError(f"{name} must be a tokenizer or a list of Tokenized, "
+                        f"got {type(side).__name__}")
+
 # %% ../nbs/10_align.ipynb #c104
 def align_batch(texts: Sequence[str],  # the texts
                 a: Sequence[Tokenized] | Any,  # src side: `Tokenized` per text, or a tokenizer (e.g. the teacher's)
@@ -691,6 +716,10 @@ def align_batch(texts: Sequence[str],  # the texts
     if method not in ("auto", "offsets", "dp"): raise ValueError(f"method must be 'auto', 'offsets' or 'dp', got {method!r}")
     if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
     texts = list(texts)
+    bad = next((k for k, x in enumerate(texts) if not isinstance(x, str)), None)
+    if bad is not None:
+        raise TypeError(f"texts[{bad}] must be a str, got {type(texts[bad]).__name__}")
+    _check_side("a", a, len(texts)); _check_side("b", b, len(texts))
     offsets = _side_has_offsets(a) and _side_has_offsets(b)
     if method == "offsets" and not offsets:
         raise ValueError("method='offsets' needs two fast tokenizers that report character offsets")
@@ -717,6 +746,7 @@ def align(text: str,  # the text
     "Align the two tokenizations of `text`: offsets where they are exact, DP elsewhere (by default)."
     if not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
     side = lambda x: [x] if isinstance(x, Tokenized) else x
+    _check_side("tok_a", side(tok_a), 1); _check_side("tok_b", side(tok_b), 1)
     return align_batch([text], side(tok_a), side(tok_b), method, **dp_kwargs)[0]
 
 # %% ../nbs/10_align.ipynb #c105

@@ -201,8 +201,29 @@ def rewrite(C: RunCache,  # the cache
 _ONE = np.uint64(1)
 
 @njit(cache=True, inline="always")
+def _check_spans(codes, a0, la, b0, lb):
+    "Raise unless codes[a0:a0+la] and codes[b0:b0+lb] lie inside `codes`."
+    n = len(codes)
+    if a0 < 0 or la < 0 or a0 + la > n or b0 < 0 or lb < 0 or b0 + lb > n:
+        raise IndexError("edit distance: a span lies outside codes (check a0, la, b0, lb)")
+
+@njit(cache=True)
+def _row_distance(codes, a0, la, b0, lb):
+    "Levenshtein distance of codes[a0:a0+la] and codes[b0:b0+lb], one DP row at a time."
+    row = np.arange(lb + 1)
+    for i in range(la):
+        diag, row[0], ca = row[0], i + 1, codes[a0 + i]
+        for j in range(lb):
+            best = min(diag + (ca != codes[b0 + j]), row[j + 1] + 1, row[j] + 1)
+            diag, row[j + 1] = row[j + 1], best
+    return row[lb]
+
+@njit(cache=True, inline="always")
 def myers(codes, a0, la, b0, lb):
-    "Levenshtein distance of codes[a0:a0+la] (1 <= la <= 64) and codes[b0:b0+lb], bit-parallel."
+    "Levenshtein distance of codes[a0:a0+la] and codes[b0:b0+lb]: bit-parallel for 1 <= la <= 64."
+    _check_spans(codes, a0, la, b0, lb)
+    # one machine word holds 64 rows; other lengths take the row-by-row recurrence
+    if la < 1 or la > 64: return _row_distance(codes, a0, la, b0, lb)
     pv, mv, score, top = ~np.uint64(0) >> np.uint64(64 - la), np.uint64(0), la, _ONE << np.uint64(la - 1)
     for j in range(lb):
         c, eq = codes[b0 + j], np.uint64(0)
@@ -217,22 +238,20 @@ def myers(codes, a0, la, b0, lb):
 @njit(cache=True)
 def edit_distance(codes, a0, la, b0, lb):
     "Levenshtein distance of codes[a0:a0+la] and codes[b0:b0+lb]."
+    _check_spans(codes, a0, la, b0, lb)
     if la == 0 or lb == 0: return la + lb
-    if la <= 64: return myers(codes, a0, la, b0, lb)
-    row = np.arange(lb + 1)
-    for i in range(la):
-        diag, row[0], ca = row[0], i + 1, codes[a0 + i]
-        for j in range(lb):
-            diag, row[j + 1] = row[j + 1], min(diag + (ca != codes[b0 + j]), row[j + 1] + 1, row[j] + 1)
-    return row[lb]
+    return myers(codes, a0, la, b0, lb)
 
 @njit(cache=True)
 def pair_cost(x, y, codes, starts, mask):
     "Fu's cost of pairing strings x and y (ids): their edit distance."
+    if x < 0 or y < 0 or x + 1 >= len(starts) or y + 1 >= len(starts) or max(x, y) >= len(mask):
+        raise IndexError("pair_cost: a string id outside the vocabulary")
     la, lb = starts[x + 1] - starts[x], starts[y + 1] - starts[y]
     if x == y: return 0
     if mask[x] & mask[y] == 0: return max(la, lb)
     return edit_distance(codes, starts[x], la, starts[y], lb)
+
 
 # %% ../nbs/11_align_engine.ipynb #c022
 @njit(cache=True)

@@ -18,8 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from .core import (cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
-                            positions_from_mask)
+from .core import (cache_kwarg, check_ids, check_positive, check_strings, check_tensor,
+                            check_tensors, checkpoint_dir, load_tensors, positions_from_mask,
+                            recover_path)
 from .train import History, train_loop
 
 # %% auto #0
@@ -443,6 +444,12 @@ def cross_mask(q_ends: torch.Tensor,  # (b, t_q) where each anchor token's text 
     return k_mask.bool()[:, None, :] & (k_ends[:, None, :] <= q_ends[:, :, None])
 
 # %% ../nbs/40_calm.ipynb #c034zc
+def _check_tokenizers(augment_tokenizers):
+    "Raise unless `augment_tokenizers` is a list or tuple (one tokenizer per augment)."
+    if not isinstance(augment_tokenizers, (list, tuple)):
+        raise TypeError("augment_tokenizers must be a list with one tokenizer per augment, "
+                        f"got {type(augment_tokenizers).__name__}")
+
 def _pad(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
     L = max(len(r) for r in rows)
     out = torch.full((len(rows), L), value, dtype=torch.long)
@@ -465,6 +472,9 @@ def encode_across(anchor_tokenizer,  # the anchor's fast tokenizer
                  ) -> dict:
     "A `CALMModel` batch in which every model reads `prompt + target` with its own tokenizer (see above)."
     if padding_side not in ("left", "right"): raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    prompts = check_strings("prompts", prompts)
+    targets = None if targets is None else check_strings("targets", targets)
+    _check_tokenizers(augment_tokenizers)
     if targets is not None and len(targets) != len(prompts):
         raise ValueError(f"targets ({len(targets)}) and prompts ({len(prompts)}) differ in length")
     texts = [p + t for p, t in zip(prompts, targets)] if targets is not None else list(prompts)
@@ -496,6 +506,8 @@ def generate_across(model: CALMModel,  # a composition (`shared_tokenizer` eithe
                    ) -> list[str]:
     "Greedy continuations of `prompts`, every model reading the text with its own tokenizer (see above)."
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1: raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    prompts = check_strings("prompts", prompts)
+    _check_tokenizers(augment_tokenizers)
     if len(augment_tokenizers) != len(model.augments):
         raise ValueError(f"augment_tokenizers: got {len(augment_tokenizers)} for {len(model.augments)} augments")
     eos = anchor_tokenizer.eos_token_id if eos_token_id is None else eos_token_id
@@ -557,7 +569,7 @@ def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `sa
                      augments: Sequence[PreTrainedModel] | None = None,  # the augments (same)
                      **kwargs) -> "CALMModel":
     "Rebuild the composition from `save_pretrained` output and the frozen models; refuse weights that do not fit."
-    p = Path(path)
+    p = recover_path(path)  # a save killed midway leaves the old checkpoint beside it: put it back
     if not (p / _WEIGHTS).exists(): raise ValueError(f"path {str(p)!r} holds no {_WEIGHTS} (not written by CALMModel.save_pretrained)")
     model = cls(CALMConfig.from_pretrained(p), anchor, augments)
     state = load_tensors(p / _WEIGHTS)
@@ -602,6 +614,10 @@ def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable param
     if attention_mask is not None and attention_mask.shape != input_ids.shape:
         raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
     check_positive(steps=steps, batch_size=batch_size)
+    sizes = check_tensor("input_ids", input_ids, ("n", "t"))
+    check_tensor("labels", labels, ("n", "t"), sizes=sizes)
+    if not (labels != -100).any():
+        raise ValueError("labels selects no target (every label is -100)")
     rows = {"input_ids": input_ids, "labels": labels} | ({} if attention_mask is None else {"attention_mask": attention_mask}) | (extra or {})
     train_kwargs.setdefault("cpu", torch.device(device).type == "cpu")
     return train_loop(model, _RandomRows(rows, batch_size, seed), _lm_loss, steps=steps, lr=lr, weight_decay=weight_decay,

@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .core import (autocast_to, batched, cache_kwarg, check_ids, check_positive, check_tensors, checkpoint_dir, load_tensors,
-                            masked_mean)
+from .core import (autocast_to, batched, cache_kwarg, check_ids, check_positive, check_range,
+                            check_tensor, check_tensors, checkpoint_dir, load_tensors, masked_mean,
+                            recover_path)
 from .evaluate import bootstrap_indices, paired_difference
 from .train import History, train_loop
 
@@ -115,7 +116,9 @@ def info_nce(a: torch.Tensor,  # (n, d) representations, row i paired with b's r
             raise ValueError(f"{name} must be a floating-point (n, d) tensor, got {getattr(x, 'shape', type(x).__name__)}")
         if not torch.isfinite(x).all(): raise ValueError(f"{name} holds NaN or infinite values")
     if a.shape != b.shape: raise ValueError(f"a and b must have the same shape (one row per pair), got {tuple(a.shape)} and {tuple(b.shape)}")
-    if a.shape[0] < 1: raise ValueError("a and b must hold at least one pair")
+    if a.shape[0] < 2:  # one pair has no negative: the loss would be 0 whatever the embeddings
+        raise ValueError(f"a and b must hold at least two pairs (the others are the negatives), "
+                         f"got {a.shape[0]}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
     logits = F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T / temperature  # (n, n)
@@ -247,6 +250,7 @@ class ContrastiveModel(PreTrainedModel):
                ) -> ContrastiveOutput:
         "InfoNCE between the texts and their pairs (+ λ · generation loss); embeddings only without pairs."
         self.check_ids("input_ids", input_ids, attention_mask)
+        check_range(0, gen_weight=gen_weight)
         if gen_weight: emb, lm_loss = self._lm_pass("input_ids", input_ids, attention_mask); lm_losses = [lm_loss]
         else: emb, lm_losses = self.encode(input_ids, attention_mask), []
         if pair_layer_states is not None:
@@ -294,7 +298,7 @@ def _save_pretrained(self, save_directory: str | os.PathLike,  # created if miss
 def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
                      **kwargs):  # passed to `AutoModelForCausalLM.from_pretrained` (dtype, device_map, ...)
     "Load a checkpoint written by `save_pretrained`: the LM, its tokenizer when saved, and the pooling weights."
-    d = Path(path)
+    d = recover_path(path)  # a save killed midway leaves the old checkpoint beside it: put it back
     if not (d / _CONFIG).exists() or not (d / _POOLING).exists():
         raise ValueError(f"path must be a directory written by ContrastiveModel.save_pretrained, got {str(path)!r}")
     config = ContrastiveConfig.from_json_file(d / _CONFIG)
@@ -406,6 +410,7 @@ def train_contrastive(model: ContrastiveModel,
     if not isinstance(model, ContrastiveModel): raise TypeError(f"model must be a ContrastiveModel, got {type(model).__name__}")
     check_positive(steps=steps, max_length=max_length)
     check_positive(lr=lr, pooling_lr=pooling_lr, kind=float)
+    check_range(2, kind=int, batch_size=batch_size)  # one pair has no negative: it trains nothing
     if isinstance(gen_weight, bool) or not isinstance(gen_weight, (int, float)) or not gen_weight >= 0:
         raise ValueError(f"gen_weight must be a number >= 0, got {gen_weight!r}")
     batches = cycle_pairs(sources, batch_size, seed)
@@ -551,6 +556,7 @@ def layer_embeddings(lm,  # a causal LM
     return torch.cat(out, 1)
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, what="a and b"):
+    for name, x in zip(what.split(" and "), (a, b)): check_tensor(name, x)
     if a.shape != b.shape: raise ValueError(f"{what} must have the same shape (row i of each is a pair), got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[-2] < 2: raise ValueError(f"{what} need at least 2 pairs (non-parallel pairs and retrieval need negatives)")
 

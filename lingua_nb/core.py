@@ -5,6 +5,9 @@
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
 
+import ctypes
+import errno
+import hashlib
 import inspect
 import json
 import math
@@ -16,17 +19,19 @@ from itertools import chain
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'seed_everything', 'get_device', 'get_dtype', 'cpu_has_bf16_units', 'resolve_precision',
+__all__ = ['PRECISIONS', 'MANIFEST', 'seed_everything', 'get_device', 'get_dtype', 'cpu_has_bf16_units', 'resolve_precision',
            'autocast_dtype', 'count_parameters', 'print_trainable_parameters', 'masked_mean', 'batched', 'to_device',
-           'atomic_path', 'dump_json', 'check_positive', 'cycle', 'positions_from_mask', 'tiny_llama', 'checkpoint_dir',
-           'load_tensors', 'check_tensors', 'check_ids', 'cache_kwarg', 'autocast_to']
+           'recover_path', 'atomic_path', 'write_manifest', 'manifest_problems', 'manifested_dir', 'dump_json',
+           'check_positive', 'check_range', 'check_finite', 'check_probability', 'check_strings', 'check_tensor',
+           'check_choice', 'cycle', 'positions_from_mask', 'tiny_llama', 'checkpoint_dir', 'load_tensors',
+           'check_tensors', 'check_ids', 'cache_kwarg', 'autocast_to']
 
 # %% ../nbs/00_core.ipynb #c005
 def seed_everything(seed: int = 0,  # non-negative integer seed
@@ -133,11 +138,12 @@ def masked_mean(x: torch.Tensor,  # (b, t, ...) values
     "Mean of `x` over `dim`, counting only positions where `mask` is set."
     if mask.shape != x.shape[: mask.dim()]:
         raise ValueError(f"mask shape {tuple(mask.shape)} must be a prefix of x shape {tuple(x.shape)}")
-    m = mask.to(x.dtype)
-    while m.dim() < x.dim(): m = m.unsqueeze(-1)
-    denom = m.sum(dim)
+    keep = mask.bool()
+    while keep.dim() < x.dim(): keep = keep.unsqueeze(-1)
+    denom = keep.to(x.dtype).sum(dim)
     if (denom == 0).any(): raise ValueError("mask selects no position in at least one row")
-    return (x * m).sum(dim) / denom
+    # padding is ignored whatever it holds: NaN or inf there never reaches the sum
+    return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dim) / denom
 
 # %% ../nbs/00_core.ipynb #c019
 def batched(items: Sequence | Iterable,  # anything iterable
@@ -159,6 +165,71 @@ def to_device(batch: Any, device: str | torch.device) -> Any:
     if isinstance(batch, (list, tuple)): return type(batch)(to_device(v, device) for v in batch)
     return batch
 
+# %% ../nbs/00_core.ipynb #c024a
+def _libc_renameat2():
+    "The C library's `renameat2`, or None where there is none."
+    try: return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    except OSError: return None
+
+_RENAMEAT2 = _libc_renameat2()
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap the paths `a` and `b` in one step; False where the system or file system cannot."
+    if _RENAMEAT2 is None: return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = _RENAMEAT2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if done == 0: return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV): return False
+    raise OSError(err, os.strerror(err), str(b))
+
+# %% ../nbs/00_core.ipynb #c024b
+def _leftover_pid(name: str, target: Path) -> tuple[str, int] | None:
+    "('old' or 'partial', writer pid) when `atomic_path` left `name` beside `target`, else None."
+    for kind in ("old", "partial"):
+        prefix = f".{target.name}.{kind}-"
+        if name.startswith(prefix):
+            pid = name[len(prefix):].split("-")[0]
+            return (kind, int(pid)) if pid.isdigit() else None
+    return None
+
+def _writer_alive(pid: int) -> bool:
+    "Whether another running process has the id `pid` (this process's own leftovers are stale)."
+    if pid == os.getpid(): return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+# %% ../nbs/00_core.ipynb #c024c
+def recover_path(target: str | os.PathLike,  # a file or directory written through `atomic_path`
+                ) -> Path:
+    "Undo what a killed `atomic_path` left beside `target`; a missing target gets its old one back."
+    target = Path(target)
+    if not target.parent.is_dir(): return target
+    try: names = sorted(os.listdir(target.parent))
+    except OSError: return target
+    for name in names:
+        found = _leftover_pid(name, target)
+        if found is None or _writer_alive(found[1]): continue
+        p = target.parent / name
+        try:
+            if found[0] == "old" and not target.exists(): os.replace(p, target)
+            elif p.is_dir(): shutil.rmtree(p)
+            else: p.unlink()
+        except OSError: pass  # a read-only place: leave it as it is
+    return target
+
+# %% ../nbs/00_core.ipynb #c024d
+def _swap_dir(new: Path, target: Path):
+    "Put the directory `new` where the directory `target` is; the old one ends at `new` or is gone."
+    if _exchange(new, target): return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    # a kill here leaves `target` missing and `old` beside it: `recover_path` puts it back
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
 # %% ../nbs/00_core.ipynb #c025
 def _fsync_tree(p: Path):
     "Flush the file `p`, or every file under the directory `p`, to disk."
@@ -175,18 +246,78 @@ def atomic_path(target: str | os.PathLike,  # the file or directory to write
         raise ValueError(f"{target} exists and is {'a directory' if target.is_dir() else 'a file'}; "
                          f"is_dir={is_dir} asks for {'a directory' if is_dir else 'a file'}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    recover_path(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
     out = tmp if is_dir else tmp / target.name
     try:
         yield out
         if not out.exists(): raise FileNotFoundError(f"nothing was written to {out} for {target}")
         _fsync_tree(out)
-        if is_dir and target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old); os.replace(out, target); shutil.rmtree(old, ignore_errors=True)
+        if is_dir and target.exists(): _swap_dir(out, target)
         else: os.replace(out, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #c027f
+MANIFEST = "manifest.json"
+
+def _sha256(f: Path) -> str:
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+def _files(directory: Path) -> list[Path]:
+    "The files under `directory` except the manifest, in a fixed order."
+    files = (p for p in directory.rglob("*") if p.is_file())
+    return sorted(p for p in files if p.relative_to(directory).as_posix() != MANIFEST)
+
+# %% ../nbs/00_core.ipynb #c027g
+def write_manifest(directory: str | os.PathLike,  # a finished cache entry
+                   hash_max_bytes: int = 64 << 20,  # files up to this size are hashed too
+                  ) -> Path:
+    "Record the size (and the SHA-256 of small files) of every file under `directory`."
+    d = Path(directory)
+    files = {}
+    for f in _files(d):
+        size = f.stat().st_size
+        digest = _sha256(f) if size <= hash_max_bytes else None
+        files[f.relative_to(d).as_posix()] = {"size": size, "sha256": digest}
+    (d / MANIFEST).write_text(json.dumps({"files": files}, indent=1) + "\n", encoding="utf-8")
+    return d / MANIFEST
+
+# %% ../nbs/00_core.ipynb #c027h
+def manifest_problems(directory: str | os.PathLike,  # a cache entry
+                     ) -> list[str]:
+    "What in `directory` differs from its manifest (an empty list when the entry is whole)."
+    d = Path(directory)
+    try: files = json.loads((d / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [f"{d / MANIFEST}: unreadable ({type(e).__name__})"]
+    problems = []
+    for name, rec in files.items():
+        f = d / name
+        if not f.is_file(): problems.append(f"{f}: missing"); continue
+        if f.stat().st_size != rec["size"]:
+            problems.append(f"{f}: {f.stat().st_size} bytes, the manifest says {rec['size']}")
+        elif rec.get("sha256") and _sha256(f) != rec["sha256"]:
+            problems.append(f"{f}: content changed")
+    extra = sorted(set(p.relative_to(d).as_posix() for p in _files(d)) - set(files))
+    problems += [f"{d / name}: not in the manifest" for name in extra]
+    return problems
+
+# %% ../nbs/00_core.ipynb #c027i
+def manifested_dir(target: str | os.PathLike,  # the entry's directory
+                   build: Callable[[Path], None],  # writes the entry into the directory it is given
+                   hash_max_bytes: int = 64 << 20,  # see `write_manifest`
+                  ) -> Path:
+    "`target`, built by `build` unless it is whole; an entry that fails its manifest is rebuilt."
+    target = recover_path(target)
+    if target.is_dir() and not manifest_problems(target): return target
+    with atomic_path(target, is_dir=True) as tmp:
+        build(tmp)
+        write_manifest(tmp, hash_max_bytes)
+    return target
 
 # %% ../nbs/00_core.ipynb #c029
 def _strict(x):
@@ -212,9 +343,107 @@ def check_positive(kind: type = int,  # int: a positive integer (not a bool); fl
     for name, v in named.items():
         if v is None and allow_none: continue
         ok = isinstance(v, (int, float, np.number) if kind is float else (int, np.integer)) and not isinstance(v, bool)
-        if not ok or not v > 0:
+        if not ok or not v > 0 or not math.isfinite(v):
             what = "number" if kind is float else "integer"
             raise ValueError(f"{name} must be a positive {what}{' or None' if allow_none else ''}, got {v!r}")
+
+# %% ../nbs/00_core.ipynb #c033b
+def _is_real(v) -> bool:
+    "A Python or numpy real number that is not a bool."
+    real = isinstance(v, (int, float, np.integer, np.floating))
+    return real and not isinstance(v, (bool, np.bool_))
+
+def _range_text(lo, hi, lo_open, hi_open, kind, allow_none) -> str:
+    "What `check_range` expects, in words: 'a finite number in [0, 1]', 'an integer >= 0'."
+    what = "an integer" if kind is int else "a finite number"
+    if lo is not None and hi is not None:
+        what += f" in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    elif lo is not None: what += f" {'>' if lo_open else '>='} {lo}"
+    elif hi is not None: what += f" {'<' if hi_open else '<='} {hi}"
+    return what + (" or None" if allow_none else "")
+
+# %% ../nbs/00_core.ipynb #c033c
+def check_range(lo: float | None = None,  # the smallest value allowed (None: no bound)
+                hi: float | None = None,  # the largest value allowed (None: no bound)
+                lo_open: bool = False,  # `lo` itself is not allowed
+                hi_open: bool = False,  # `hi` itself is not allowed
+                kind: type = float,  # int: integers only (not bools); float: any finite real number
+                allow_none: bool = False,  # None passes too
+                **named):  # name=value pairs to check
+    "Raise naming the first argument that is not a finite `kind` within the bounds."
+    for name, v in named.items():
+        if v is None and allow_none: continue
+        what = _range_text(lo, hi, lo_open, hi_open, kind, allow_none)
+        if not _is_real(v) or (kind is int and not isinstance(v, (int, np.integer))):
+            raise TypeError(f"{name} must be {what}, got {v!r} ({type(v).__name__})")
+        below = lo is not None and (v <= lo if lo_open else v < lo)
+        above = hi is not None and (v >= hi if hi_open else v > hi)
+        if not math.isfinite(v) or below or above:
+            raise ValueError(f"{name} must be {what}, got {v!r}")
+
+# %% ../nbs/00_core.ipynb #c033d
+def check_finite(allow_none: bool = False, **named):
+    "Raise naming the first argument that is not a finite real number."
+    check_range(allow_none=allow_none, **named)
+
+def check_probability(allow_none: bool = False, **named):
+    "Raise naming the first argument that is not a number in [0, 1]."
+    check_range(0, 1, allow_none=allow_none, **named)
+
+# %% ../nbs/00_core.ipynb #c033g
+def check_strings(name: str,  # the argument's name, for the message
+                  texts: Iterable[str],  # a list (or other iterable) of strings
+                  allow_empty: bool = False,  # an empty list passes too
+                 ) -> list[str]:
+    "`texts` as a list of strings; one string, a non-string item or (unless allowed) none: error."
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{name} must be a list of strings, got one string {texts[:30]!r}; "
+                        f"pass [{name}]")
+    if isinstance(texts, Mapping) or not isinstance(texts, Iterable):
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
+    out = list(texts)
+    bad = next((i for i, t in enumerate(out) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name}[{bad}] must be a string, got {type(out[bad]).__name__}")
+    if not out and not allow_empty:
+        raise ValueError(f"{name} must hold at least one string, got none")
+    return out
+
+# %% ../nbs/00_core.ipynb #c033j
+def check_tensor(name: str,  # the argument's name, for the message
+                 t: Any,  # the value to check
+                 shape: Sequence[int | str | None] | None = None,  # e.g. ("b", "t", None)
+                 finite: bool = True,  # a floating tensor must hold no NaN or infinity
+                 sizes: dict | None = None,  # sizes letters took in earlier checks (updated)
+                ) -> dict:
+    "Raise naming `name` unless `t` is a finite tensor of `shape`; return the sizes of the letters."
+    sizes = {} if sizes is None else sizes
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if shape is not None:
+        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        if t.dim() != len(shape):
+            raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
+        for dim, (s, n) in enumerate(zip(shape, t.shape)):
+            if isinstance(s, str) and sizes.setdefault(s, n) != n:
+                raise ValueError(f"{name} must have shape {want} with {s}={sizes[s]}, "
+                                 f"got {tuple(t.shape)}")
+            if isinstance(s, int) and s != n:
+                raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
+    if finite and (t.is_floating_point() or t.is_complex()) and not torch.isfinite(t).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return sizes
+
+# %% ../nbs/00_core.ipynb #c033m
+def check_choice(name: str,  # the argument's name, for the message
+                 value: Any,  # the value to check
+                 choices: Sequence,  # the values allowed
+                ) -> Any:
+    "`value` if it is one of `choices`, else a `ValueError` naming `name` and the choices."
+    try: ok = value in choices
+    except TypeError: ok = False  # an unhashable value against a set
+    if not ok: raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
 
 # %% ../nbs/00_core.ipynb #c035
 def cycle(items: Iterable) -> Iterator:
@@ -295,6 +524,10 @@ def check_tensors(path, state: dict, model_state: dict, required=()):
 # %% ../nbs/00_core.ipynb #c049
 def check_ids(name, ids, size, what, tokenizer=None, ignore=None):
     "Integer ids in [0, size) (`ignore`, e.g. -100 in labels, allowed too); the error names both vocabulary sizes."
+    if not isinstance(ids, torch.Tensor):
+        try: ids = torch.as_tensor(ids)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"{name} must hold integer token ids, got {type(ids).__name__}") from e
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
     bad = (ids < 0) | (ids >= size)

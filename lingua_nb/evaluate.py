@@ -12,7 +12,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .core import autocast_to, check_positive, masked_mean
+from .core import (autocast_to, check_finite, check_ids, check_positive, check_strings,
+                            check_tensor, masked_mean)
 
 # %% auto #0
 __all__ = ['SOLVE_PROMPT', 'bootstrap_indices', 'bootstrap_ci', 'mcnemar_p', 'paired_difference', 'token_nll', 'per_token_nll',
@@ -98,6 +99,8 @@ def token_nll(logits: torch.Tensor,  # (b, t, V) a causal LM's logits
     "Per row: (summed NLL of the target tokens, their number), as a (b, 2) array."
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
         raise ValueError(f"logits (b, t, V) and labels (b, t) must agree, got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    check_tensor("logits", logits)
+    check_ids("labels", labels, logits.shape[-1], "logits", ignore=-100)
     logp = logits[:, :-1].float().log_softmax(-1)
     lab = labels[:, 1:]
     keep = lab != -100
@@ -137,6 +140,10 @@ def reference_nll(lm,  # a causal LM
     "Per item: (summed NLL of the reference tokens, their number) after the prompt, as an (n, 2) array."
     if len(prompts) != len(references): raise ValueError(f"prompts ({len(prompts)}) and references ({len(references)}) differ in length")
     if not prompts: raise ValueError("prompts is empty")
+    prompts, references = check_strings("prompts", prompts), check_strings("references", references)
+    check_positive(batch_size=batch_size)
+    vocab = lm.get_input_embeddings().num_embeddings
+    check_ids("suffix_ids", torch.as_tensor(list(suffix_ids), dtype=torch.long), vocab, "LM")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     device, out = next(lm.parameters()).device, []
     for i in range(0, len(prompts), batch_size):
@@ -164,6 +171,7 @@ def greedy_generate(lm,  # a causal LM (`GenerationMixin`)
                    ) -> list[str]:
     "The greedy continuation of each prompt, decoded without special tokens and stripped."
     check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    prompts = check_strings("prompts", prompts, allow_empty=True)
     eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     device, outs, side = next(lm.parameters()).device, [], tokenizer.padding_side
@@ -184,6 +192,8 @@ def mean_pooled_states(lm, tokenizer, texts: Sequence[str],
                        layer: int = -1,  # index into `hidden_states` (0 = embeddings)
                       ) -> torch.Tensor:
     "(n, d) float32 CPU tensor: the mean of `layer`'s states over each text's tokens."
+    texts = check_strings("texts", texts)
+    check_positive(batch_size=batch_size)
     device, out = next(lm.parameters()).device, []
     for i in range(0, len(texts), batch_size):
         x = tokenizer(list(texts[i:i + batch_size]), padding=True, add_special_tokens=False, return_tensors="pt").to(device)
@@ -202,6 +212,8 @@ def pca_2d(x: torch.Tensor | np.ndarray,  # (n, d) points
 
 def separation(a: torch.Tensor, b: torch.Tensor) -> float:
     "Centroid distance of `a` and `b` (n, d) over the mean distance of their points to their own centroid."
+    sizes = check_tensor("a", a, (None, "d"))
+    check_tensor("b", b, (None, "d"), sizes=sizes)
     ca, cb = a.mean(0), b.mean(0)
     return float((ca - cb).norm() / torch.cat([(a - ca).norm(dim=1), (b - cb).norm(dim=1)]).mean())
 

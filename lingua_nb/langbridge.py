@@ -5,6 +5,7 @@
 # %% ../nbs/30_langbridge.ipynb #c003
 from __future__ import annotations
 import inspect
+import json
 import os
 import random
 from pathlib import Path
@@ -19,8 +20,9 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 import numpy as np
 
-from .core import (atomic_path, check_ids, check_positive, check_tensors, checkpoint_dir, get_dtype,
-                            load_tensors, masked_mean, positions_from_mask, print_trainable_parameters)
+from .core import (atomic_path, check_ids, check_positive, check_range, check_strings,
+                            check_tensors, checkpoint_dir, get_dtype, load_tensors, masked_mean,
+                            positions_from_mask, print_trainable_parameters, recover_path)
 from .evaluate import token_nll
 from .train import History, train_loop
 _check_ids, _check_tensors, _checkpoint_dir, _load_tensors = check_ids, check_tensors, checkpoint_dir, load_tensors  # calm's imports, until it takes them from core
@@ -278,6 +280,14 @@ def _load_placement(device, dtype, torch_dtype, device_map, kwargs) -> tuple[str
     dtype = dtype if dtype is not None else torch_dtype
     return device or "cpu", None if dtype is None else get_dtype(dtype, device or "cpu")
 
+def _check_model_type(f: Path):
+    "Refuse a config.json that is not a LangBridge config (another model's), naming what it is."
+    try: model_type = json.loads(f.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError): return  # the config loader says what is wrong
+    if model_type != LangBridgeConfig.model_type:
+        raise ValueError(f"{f}: model_type is {model_type!r}, not {LangBridgeConfig.model_type!r}; "
+                         "the path holds another model's checkpoint")
+
 @classmethod
 def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
                      encoder=None, lm=None,  # already-loaded modules to reuse instead of loading by name
@@ -288,9 +298,10 @@ def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `sa
                      **kwargs):  # anything else is an error
     "Load a checkpoint written by `save_pretrained` (the encoder and LM by name, then the trained tensors)."
     device, dtype = _load_placement(device, dtype, torch_dtype, device_map, kwargs)
-    d = Path(path)
+    d = recover_path(path)  # a save killed midway leaves the old checkpoint beside it: put it back
     if not (d / "config.json").exists() or not (d / "model.safetensors").exists():
         raise ValueError(f"path must be a directory written by LangBridgeModel.save_pretrained, got {str(path)!r}")
+    _check_model_type(d / "config.json")
     config = LangBridgeConfig.from_pretrained(d)
     enc_tok = AutoTokenizer.from_pretrained(d / "encoder_tokenizer") if (d / "encoder_tokenizer").exists() else None
     lm_tok = AutoTokenizer.from_pretrained(d / "lm_tokenizer") if (d / "lm_tokenizer").exists() else None
@@ -387,6 +398,8 @@ def train_bridge(model: LangBridgeModel,
                 ) -> History:
     "Train the trainable parameters of `model` with `train_loop` (AdamW, constant lr, clipping); return its `History`."
     check_positive(batch_size=batch_size)
+    check_positive(kind=float, lr=lr, encoder_lr=encoder_lr)
+    check_range(0, encoder_weight_decay=encoder_weight_decay)
     if len(dataset) == 0: raise ValueError("dataset is empty")
     if mixed_precision not in ("no", "bf16"): raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
@@ -423,6 +436,8 @@ def bridge_reference_nll(model: LangBridgeModel,
     "Per item: (summed NLL of the reference tokens and the EOS, their number) after LangBridge reads the input."
     if len(inputs) != len(references): raise ValueError(f"inputs ({len(inputs)}) and references ({len(references)}) differ in length")
     if not len(inputs): raise ValueError("inputs is empty")
+    inputs, references = check_strings("inputs", inputs), check_strings("references", references)
+    check_positive(batch_size=batch_size)
     collate = LabelledCollator(enc_tokenizer, lm_tokenizer, max_enc_length=max_enc_length, max_lm_length=10**6, enc_prefix=enc_prefix)
     n_prompt, dev, out = len(lm_tokenizer(lm_prompt, add_special_tokens=False)["input_ids"]), next(model.bridge.parameters()).device, []
     for i in range(0, len(inputs), batch_size):
@@ -446,6 +461,7 @@ def bridge_generate(model: LangBridgeModel,
                    ) -> list[str]:
     "The greedy continuation after each input's soft prompt and `lm_prompt`, decoded without special tokens and stripped."
     check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    inputs = check_strings("inputs", inputs, allow_empty=True)
     eos = lm_tokenizer.eos_token_id if eos_token_id is None else eos_token_id
     frame, outs = lm_tokenizer(lm_prompt, add_special_tokens=False, return_tensors="pt")["input_ids"], []
     for i in range(0, len(inputs), batch_size):
@@ -465,6 +481,8 @@ def bridge_pooled_states(model: LangBridgeModel,
                          batch_size: int = 8,
                         ) -> torch.Tensor:
     "(n, d) float32 CPU tensor: the mean of the LM's last hidden states over each input's soft-prompt positions."
+    inputs = check_strings("inputs", inputs)
+    check_positive(batch_size=batch_size)
     out = []
     for i in range(0, len(inputs), batch_size):
         enc = _enc_batch(model, enc_tokenizer, inputs[i:i + batch_size], enc_prefix, max_enc_length)

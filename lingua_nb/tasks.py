@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from .core import autocast_to, check_positive
+from .core import autocast_to, check_choice, check_positive, check_strings
 
 # %% auto #0
 __all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'vocab_keys', 'key_groups', 'subs_rows',
@@ -27,6 +27,8 @@ def render(operands: Sequence[str],  # the operands, as text
            sep: str = " ",  # between operands and operators ("" writes `a+b-c`)
           ) -> str:
     "`render(['a', 'b', 'c'], ['+', '-']) -> 'a + b - c'`."
+    operands = check_strings("operands", operands)
+    operators = check_strings("operators", operators, allow_empty=True)
     if len(operators) != len(operands) - 1:
         raise ValueError(f"operators: need {len(operands) - 1} for {len(operands)} operands, got {len(operators)}")
     return sep.join(x for pair in zip(operands, list(operators) + [""]) for x in pair if x)
@@ -150,6 +152,7 @@ def vocab_keys(tokenizer,  # a causal LM's tokenizer
               ) -> list[str]:
     "Sorted lowercase words that `tokenizer` encodes as one token between operators (`+word-`)."
     check_positive(min_len=min_len, max_len=max_len)
+    if min_len > max_len: raise ValueError(f"min_len ({min_len}) must be <= max_len ({max_len})")
     words = sorted({w for w in tokenizer.get_vocab() if min_len <= len(w) <= max_len and w.isascii() and w.isalpha() and w.islower()})
     if not words: return []
     plus, minus = (tokenizer.encode(s, add_special_tokens=False) for s in ("+", "-"))
@@ -169,7 +172,8 @@ def key_groups(tasks: KVTasks,  # from `kv_tasks`
 
 def subs_rows(tasks: KVTasks, keys: Sequence[str], split: str = "subs_train") -> list[Expr]:
     "The expressions of `split` whose operands all lie in `keys`."
-    ks = set(keys)
+    ks = set(check_strings("keys", keys))
+    check_choice("split", split, sorted(tasks.splits))
     return [e for e in tasks.splits[split] if set(e[0]) <= ks]
 
 # %% ../nbs/04_tasks.ipynb #k025
@@ -177,6 +181,7 @@ def task_tokenizer(tasks: KVTasks,  # from `kv_tasks`
                    extra: Sequence[str] = (),  # more words (e.g. the marker of another row kind)
                   ) -> PreTrainedTokenizerFast:
     "A word-level tokenizer: one token per special, operator, key and integer the tasks can produce."
+    extra = check_strings("extra", extra, allow_empty=True)
     exprs = [e for s in tasks.splits.values() for e in s]
     n_ops = max((len(e[0]) for e in exprs), default=2); ops = {o for e in exprs for o in e[1]}; top = max(tasks.values.values())
     lim = top ** n_ops if "*" in ops else n_ops * top
@@ -188,7 +193,12 @@ def task_tokenizer(tasks: KVTasks,  # from `kv_tasks`
 
 def _rows(tokenizer, pairs, sep, bos):
     "Per pair: (prompt ids with the optional BOS, target ids with EOS)."
+    if isinstance(pairs, str):
+        raise TypeError(f"pairs must be a list of (prompt, target) pairs, got {pairs!r}")
     if not pairs: raise ValueError("pairs is empty")
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(s, str) for s in pair):
+            raise TypeError(f"pairs[{i}] must be a (prompt, target) pair of strings, got {pair!r}")
     head = [tokenizer.bos_token_id] if bos and tokenizer.bos_token_id is not None else []
     enc = lambda s: tokenizer.encode(s, add_special_tokens=False)
     rows = [(head + enc(p), enc(sep + t) + [tokenizer.eos_token_id]) for p, t in pairs]

@@ -15,7 +15,8 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import check_positive, cycle, resolve_precision, seed_everything, to_device
+from .core import (check_choice, check_positive, check_probability, check_range, cycle,
+                            resolve_precision, seed_everything, to_device)
 
 # %% auto #0
 __all__ = ['lr_factor', 'History', 'train_loop']
@@ -29,10 +30,14 @@ def lr_factor(step: int,  # 0-based optimiser step
               schedule: str = "cosine",  # "cosine", "linear" or "constant" after the warm-up
               min_ratio: float = 0.0,  # the factor the decay ends at
              ) -> float:
-    "The factor of the peak learning rate at `step`."
+    "The factor of the peak learning rate at `step` (steps past the last keep the final factor)."
+    check_range(0, kind=int, step=step, warmup=warmup)
+    check_positive(steps=steps)
+    check_choice("schedule", schedule, _SCHEDULES)
+    check_probability(min_ratio=min_ratio)
     if step < warmup: return (step + 1) / warmup
     if schedule == "constant": return 1.0
-    done = (step - warmup) / max(steps - warmup, 1)  # 0 → 1 over the decay
+    done = min((step - warmup) / max(steps - warmup, 1), 1.0)  # 0 → 1 over the decay, then 1
     if schedule == "linear": return min_ratio + (1 - min_ratio) * (1 - done)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * done))
 
@@ -61,7 +66,11 @@ def _groups(model: nn.Module, param_groups, lr: float, weight_decay: float) -> l
     "AdamW groups: the given ones (lists of parameters or dicts), or every trainable parameter of `model`."
     if param_groups is None: param_groups = [[p for p in model.parameters() if p.requires_grad]]
     groups = [dict(g) if isinstance(g, dict) else {"params": list(g)} for g in param_groups]
-    for g in groups:
+    for i, g in enumerate(groups):
+        if "params" not in g: raise ValueError(f"param_groups[{i}] is a dict without 'params'")
+        check_positive(kind=float, **{f"param_groups[{i}]['lr']": g.get("lr", lr)})
+        decay = g.get("weight_decay", weight_decay)
+        check_range(0, **{f"param_groups[{i}]['weight_decay']": decay})
         g["params"] = list(g["params"]); g.setdefault("lr", lr); g.setdefault("weight_decay", weight_decay)
     if not any(g["params"] for g in groups): raise ValueError("model has no trainable parameters")
     return [g for g in groups if g["params"]]
@@ -131,6 +140,18 @@ def train_loop(model: nn.Module,  # the model; trained in place
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
         raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
     check_positive(lr=lr, kind=float)
+    check_positive(kind=float, allow_none=True, max_grad_norm=max_grad_norm)
+    check_range(0, weight_decay=weight_decay)
+    check_range(0, kind=int, warmup=warmup, first_step=first_step)
+    check_probability(min_ratio=min_ratio)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    hooks = dict(prepare_batch=prepare_batch, train_mode=train_mode, log=log, eval_fn=eval_fn)
+    for name, fn in hooks.items():
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable or None, got {fn!r}")
     if not callable(schedule) and schedule not in _SCHEDULES:
         raise ValueError(f"schedule must be one of {_SCHEDULES} or a callable, got {schedule!r}")
     seed_everything(seed)

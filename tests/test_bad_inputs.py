@@ -1,9 +1,12 @@
-"""Bad inputs at the public boundaries of experiment, langbridge, calm and contrastive, as a table: each case gives
-the exception type and a phrase of its message that names the argument. Then, for every writer, a save that fails
-midway (a failing writer in this process, or a file-size limit in a child process) leaves the old file or
-checkpoint loadable and equal."""
+"""Bad inputs at the public boundaries of every module, as tables: each case gives the exception
+type and a phrase of its message that names the argument (the module tables also name the issue's
+category: silent, cryptic, crash or data loss). Valid edge inputs that used to give wrong results
+give the right ones. Then, for every writer, a save that fails midway (a failing writer in this
+process, a file-size limit in a child process, or a SIGKILL before, between or after the renames)
+leaves the old or the new file or checkpoint loadable and equal."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -20,6 +24,7 @@ import transformers
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 
+import lingua_nb.align as align_mod
 import lingua_nb.calm as calm_mod
 from lingua_nb.calm import CALMBlock, CALMConfig, CALMModel, fit
 from lingua_nb.contrastive import agreement_rate, info_nce
@@ -28,6 +33,19 @@ from lingua_nb.experiment import (check_param, claim_row, declare_params, librar
                                   load_results, render_prose, result_value, results_markdown,
                                   start_run)
 from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeModel, train_bridge
+from lingua_nb.align import (Alignment, TokenBatch, align, align_batch, dp_align, dp_align_batch,
+                             offset_align_batch)
+from lingua_nb.align_engine import edit_distance, myers, pair_cost
+from lingua_nb.assets import load_tokenizer
+from lingua_nb.calm import encode_across, generate_across
+from lingua_nb.contrastive import ContrastiveModel, layer_cosines, retrieval_at_1, train_contrastive
+from lingua_nb.core import (atomic_path, batched, check_ids, check_strings, check_tensor, get_dtype,
+                            load_tensors, masked_mean)
+from lingua_nb.evaluate import (bootstrap_ci, greedy_generate, per_token_nll, reference_nll,
+                                separation, token_nll)
+from lingua_nb.langbridge import bridge_generate, bridge_pooled_states, bridge_reference_nll
+from lingua_nb.tasks import encode_pairs, kv_tasks, render, subs_rows, task_tokenizer, vocab_keys
+from lingua_nb.train import lr_factor, train_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -456,3 +474,723 @@ def test_save_json_and_figure_failing_keep_old_files(tmp_path, monkeypatch):
     plt.close(fig)
     assert (tmp_path / "items.json").read_bytes() == old_json and (tmp_path / "curve.png").read_bytes() == old_png
     no_temporary_left(tmp_path)
+
+
+# ======================================================= every module's public boundary, one table
+# (core, train, tasks, evaluate, align, align_engine; more cases of langbridge, calm, contrastive)
+
+
+@lru_cache(maxsize=1)
+def gpt2_xlmr():
+    return load_tokenizer("gpt2"), load_tokenizer("xlm-r")
+
+
+@lru_cache(maxsize=1)
+def tasks():
+    return kv_tasks(n_keys=20, n_train=20, n_comp=10, n_test=5, seed=0)
+
+
+@lru_cache(maxsize=1)
+def contrastive_model():
+    return ContrastiveModel.from_lm(tiny_llama(layers=2, hidden=16, vocab=100), layers=[1, 2])
+
+
+def lm_loss(m, b):
+    return m(input_ids=b, labels=b).loss
+
+
+def train(**kwargs):
+    "One step of `train_loop` on a tiny Llama with `kwargs` (the bad one among them)."
+    return train_loop(tiny_llama(), [IDS], lm_loss, **{"steps": 1, "progress": False} | kwargs)
+
+
+def token_batch(ids=None, starts=None, offsets=None):
+    g, _ = gpt2_xlmr()
+    tb = align_mod.tokenize_batch(["hello world"], g, as_arrays=True)
+    return TokenBatch(
+        tb.ids if ids is None else ids,
+        tb.starts if starts is None else starts,
+        tb.offsets if offsets is None else offsets,
+        g,
+    )
+
+
+def side_b():
+    return align_mod.tokenize_batch(["hello world"], gpt2_xlmr()[1], as_arrays=True)
+
+
+def lb_on_calm_config(ctx):
+    "A LangBridge checkpoint whose config.json is a CALM one."
+
+    def calm_config(d):
+        shutil.copy(ctx.tmp / "calm" / "config.json", d / "config.json")
+
+    load_lb(ctx, calm_config)
+
+
+SEVENTY = np.r_[np.zeros(70), np.ones(70)].astype(np.int64)
+V = 7
+LABELS = torch.tensor([[-100, 3, 4, -100], [-100, -100, 5, 6]])
+
+# each case: (name, category of the issue it comes from, call, exception, message part naming the
+# argument)
+MODULE_CASES = [
+    # core
+    (
+        "core seed -1",
+        "cryptic",
+        lambda c: seed_everything(-1),
+        ValueError,
+        "seed must be a non-negative",
+    ),
+    (
+        "core batched size 0",
+        "silent",
+        lambda c: list(batched([1, 2], 0)),
+        ValueError,
+        "size must be a positive",
+    ),
+    ("core dtype fp8", "cryptic", lambda c: get_dtype("fp8"), ValueError, "dtype must be"),
+    (
+        "core atomic_path file on dir",
+        "data loss",
+        lambda c: atomic_path(c.tmp / "calm").__enter__(),
+        ValueError,
+        "is_dir=False",
+    ),
+    (
+        "core load_tensors truncated",
+        "cryptic",
+        lambda c: load_tensors(c.tmp / "a_file"),
+        ValueError,
+        "a_file: cannot read the safetensors file",
+    ),
+    (
+        "core check_ids floats",
+        "silent",
+        lambda c: check_ids("ids", [0.5], 5, "LM"),
+        TypeError,
+        "ids must hold integer token ids",
+    ),
+    (
+        "core check_strings one string",
+        "silent",
+        lambda c: check_strings("texts", "abc"),
+        TypeError,
+        "texts must be a list of strings",
+    ),
+    (
+        "core check_tensor NaN",
+        "silent",
+        lambda c: check_tensor("x", torch.tensor([float("nan")])),
+        ValueError,
+        "x holds NaN",
+    ),
+    (
+        "core masked_mean mask shape",
+        "cryptic",
+        lambda c: masked_mean(torch.ones(2, 3), torch.ones(3, 2)),
+        ValueError,
+        "mask shape",
+    ),
+    # train
+    (
+        "train max_grad_norm=-1",
+        "silent",
+        lambda c: train(max_grad_norm=-1),
+        ValueError,
+        "max_grad_norm must be a positive number or None",
+    ),
+    (
+        "train max_grad_norm=0",
+        "silent",
+        lambda c: train(max_grad_norm=0),
+        ValueError,
+        "max_grad_norm must be",
+    ),
+    (
+        "train lr=inf",
+        "silent",
+        lambda c: train(lr=float("inf")),
+        ValueError,
+        "lr must be a positive number",
+    ),
+    (
+        "train lr=nan",
+        "silent",
+        lambda c: train(lr=float("nan")),
+        ValueError,
+        "lr must be a positive number",
+    ),
+    (
+        "train warmup=-1",
+        "silent",
+        lambda c: train(warmup=-1),
+        ValueError,
+        "warmup must be an integer >= 0",
+    ),
+    (
+        "train warmup=1.5",
+        "silent",
+        lambda c: train(warmup=1.5),
+        TypeError,
+        "warmup must be an integer",
+    ),
+    (
+        "train min_ratio=2",
+        "silent",
+        lambda c: train(min_ratio=2),
+        ValueError,
+        "min_ratio must be a finite number in",
+    ),
+    (
+        "train weight_decay=-1",
+        "silent",
+        lambda c: train(weight_decay=-1),
+        ValueError,
+        "weight_decay must be a finite number >= 0",
+    ),
+    (
+        "train group lr=-1",
+        "silent",
+        lambda c: train(param_groups=[{"params": [torch.nn.Parameter(torch.ones(1))], "lr": -1.0}]),
+        ValueError,
+        "param_groups[0]['lr'] must be a positive number",
+    ),
+    (
+        "train group without params",
+        "cryptic",
+        lambda c: train(param_groups=[{"lr": 1.0}]),
+        ValueError,
+        "param_groups[0] is a dict without 'params'",
+    ),
+    (
+        "train loss_fn not callable",
+        "cryptic",
+        lambda c: train_loop(tiny_llama(), [IDS], "mse"),
+        TypeError,
+        "loss_fn must be callable",
+    ),
+    (
+        "train model not a module",
+        "cryptic",
+        lambda c: train_loop("lm", [IDS], lm_loss),
+        TypeError,
+        "model must be a torch nn.Module",
+    ),
+    (
+        "train eval_fn not callable",
+        "cryptic",
+        lambda c: train(eval_fn=3),
+        TypeError,
+        "eval_fn must be callable",
+    ),
+    (
+        "train mixed_precision fp8",
+        "cryptic",
+        lambda c: train(mixed_precision="fp8"),
+        ValueError,
+        "mixed_precision must be",
+    ),
+    (
+        "train schedule unknown",
+        "cryptic",
+        lambda c: train(schedule="step"),
+        ValueError,
+        "schedule must be one of",
+    ),
+    (
+        "lr_factor negative step",
+        "silent",
+        lambda c: lr_factor(-1, 10),
+        ValueError,
+        "step must be an integer >= 0",
+    ),
+    (
+        "lr_factor min_ratio=2",
+        "silent",
+        lambda c: lr_factor(3, 10, min_ratio=2),
+        ValueError,
+        "min_ratio must be",
+    ),
+    (
+        "lr_factor steps=0",
+        "cryptic",
+        lambda c: lr_factor(0, 0),
+        ValueError,
+        "steps must be a positive integer",
+    ),
+    # tasks
+    (
+        "tasks render one string",
+        "silent",
+        lambda c: render("ab", ["+"]),
+        TypeError,
+        "operands must be a list",
+    ),
+    ("tasks n_keys=0", "cryptic", lambda c: kv_tasks(n_keys=0), ValueError, "n_keys"),
+    (
+        "tasks vocab_keys min > max",
+        "silent",
+        lambda c: vocab_keys(None, min_len=5, max_len=2),
+        ValueError,
+        "min_len (5) must be <= max_len (2)",
+    ),
+    (
+        "tasks subs_rows one string",
+        "silent",
+        lambda c: subs_rows(tasks(), "abc"),
+        TypeError,
+        "keys must be a list of strings",
+    ),
+    (
+        "tasks subs_rows split",
+        "cryptic",
+        lambda c: subs_rows(tasks(), tasks().keys, split="train"),
+        ValueError,
+        "split must be one of",
+    ),
+    (
+        "tasks extra one string",
+        "silent",
+        lambda c: task_tokenizer(tasks(), extra="xy"),
+        TypeError,
+        "extra must be a list of strings",
+    ),
+    (
+        "tasks pairs one string",
+        "cryptic",
+        lambda c: encode_pairs(task_tokenizer(tasks()), "a = 1"),
+        TypeError,
+        "pairs must be a list of (prompt, target) pairs",
+    ),
+    (
+        "tasks pair not strings",
+        "cryptic",
+        lambda c: encode_pairs(task_tokenizer(tasks()), [("a", 1)]),
+        TypeError,
+        "pairs[0] must be a (prompt, target) pair of strings",
+    ),
+    # evaluate
+    (
+        "evaluate label -5",
+        "silent",
+        lambda c: token_nll(torch.zeros(2, 4, V), LABELS.masked_fill(LABELS == 3, -5)),
+        ValueError,
+        "labels holds the id -5",
+    ),
+    (
+        "evaluate label beyond V",
+        "cryptic",
+        lambda c: token_nll(torch.zeros(2, 4, V), LABELS + V),
+        ValueError,
+        "labels holds the id",
+    ),
+    (
+        "evaluate NaN logits",
+        "silent",
+        lambda c: token_nll(torch.full((2, 4, V), float("nan")), LABELS),
+        ValueError,
+        "logits holds NaN",
+    ),
+    (
+        "evaluate level=95",
+        "silent",
+        lambda c: bootstrap_ci([1.0, 2.0], level=95),
+        ValueError,
+        "level must be",
+    ),
+    (
+        "evaluate per_token_nll shape",
+        "cryptic",
+        lambda c: per_token_nll(np.zeros(3)),
+        ValueError,
+        "item_nll must",
+    ),
+    (
+        "evaluate separation dims",
+        "cryptic",
+        lambda c: separation(torch.ones(3, 4), torch.ones(3, 5)),
+        ValueError,
+        "b must have shape (?, d) with d=4",
+    ),
+    (
+        "evaluate reference_nll one string",
+        "silent",
+        lambda c: reference_nll(tiny_llama(vocab=100), tiny_tokenizer(), "w3", "w4"),
+        TypeError,
+        "prompts must be a list of strings",
+    ),
+    (
+        "evaluate greedy one string",
+        "silent",
+        lambda c: greedy_generate(tiny_llama(vocab=100), tiny_tokenizer(), "w3"),
+        TypeError,
+        "prompts must be a list of strings",
+    ),
+    (
+        "evaluate suffix id beyond vocab",
+        "cryptic",
+        lambda c: reference_nll(
+            tiny_llama(vocab=100), tiny_tokenizer(), ["w3"], ["w4"], suffix_ids=[100]
+        ),
+        ValueError,
+        "suffix_ids holds the id 100",
+    ),
+    # align
+    (
+        "align no tokenizer",
+        "cryptic",
+        lambda c: align("hello", None, gpt2_xlmr()[1]),
+        TypeError,
+        "tok_a must be a tokenizer or a list of Tokenized",
+    ),
+    (
+        "align text not a str",
+        "cryptic",
+        lambda c: align(["hello"], *gpt2_xlmr()),
+        TypeError,
+        "text must be a str",
+    ),
+    (
+        "align_batch one string",
+        "silent",
+        lambda c: align_batch("hello", *gpt2_xlmr()),
+        TypeError,
+        "texts must be a sequence of strings",
+    ),
+    (
+        "align_batch text not a str",
+        "cryptic",
+        lambda c: align_batch(["a", 3], *gpt2_xlmr()),
+        TypeError,
+        "texts[1] must be a str",
+    ),
+    (
+        "align_batch Tokenized count",
+        "cryptic",
+        lambda c: align_batch(
+            ["a", "b"], [align_mod.tokenize("a", gpt2_xlmr()[0])], gpt2_xlmr()[1]
+        ),
+        ValueError,
+        "a must hold one Tokenized per text (2), got 1",
+    ),
+    (
+        "align method",
+        "cryptic",
+        lambda c: align("a", *gpt2_xlmr(), method="fast"),
+        ValueError,
+        "method must be",
+    ),
+    (
+        "align band -1",
+        "cryptic",
+        lambda c: dp_align(["a"], ["a"], band=-1),
+        ValueError,
+        "band must be",
+    ),
+    (
+        "align TokenBatch float ids",
+        "silent",
+        lambda c: dp_align_batch(token_batch(ids=token_batch().ids.astype(float)), side_b()),
+        TypeError,
+        "src_batch.ids must be an integer numpy array",
+    ),
+    (
+        "align TokenBatch list ids",
+        "cryptic",
+        lambda c: dp_align_batch(token_batch(ids=[1, 2]), side_b()),
+        TypeError,
+        "src_batch.ids must be an integer numpy array",
+    ),
+    (
+        "align TokenBatch negative ids",
+        "crash",
+        lambda c: dp_align_batch(token_batch(ids=token_batch().ids - 10**6), side_b()),
+        ValueError,
+        "src_batch: token ids must be non-negative",
+    ),
+    (
+        "align TokenBatch ids beyond vocab",
+        "crash",
+        lambda c: dp_align_batch(token_batch(ids=token_batch().ids + 10**6), side_b()),
+        ValueError,
+        "src_batch: token ids outside the tokenizer's vocabulary",
+    ),
+    (
+        "align ids beyond vocab (lists)",
+        "crash",
+        lambda c: dp_align_batch([[10**9, 3]], [[1, 2]], *gpt2_xlmr()),
+        ValueError,
+        "src_batch: token ids outside",
+    ),
+    (
+        "align TokenBatch starts",
+        "crash",
+        lambda c: dp_align_batch(token_batch(starts=np.array([0, 50])), side_b()),
+        ValueError,
+        "src_batch.starts must run from 0 to len(ids)",
+    ),
+    (
+        "align offsets beyond text",
+        "crash",
+        lambda c: offset_align_batch(
+            ["hello world"], token_batch(offsets=token_batch().offsets + 100), side_b()
+        ),
+        ValueError,
+        "offsets must lie within the text",
+    ),
+    (
+        "align texts count",
+        "crash",
+        lambda c: offset_align_batch(["a", "b"], token_batch(), side_b()),
+        ValueError,
+        "texts, a and b must have the same length",
+    ),
+    (
+        "align ranges side",
+        "cryptic",
+        lambda c: Alignment([[0, 0]], 1, 1).ranges("x"),
+        ValueError,
+        "side must be 'src' or 'tgt'",
+    ),
+    # align_engine: kernels refuse spans and ids outside their arrays instead of reading past them
+    (
+        "engine myers span",
+        "crash",
+        lambda c: myers(SEVENTY, 100, 70, 0, 5),
+        IndexError,
+        "outside codes",
+    ),
+    (
+        "engine edit_distance span",
+        "crash",
+        lambda c: edit_distance(SEVENTY, 0, 5, -1, 5),
+        IndexError,
+        "outside codes",
+    ),
+    (
+        "engine pair_cost id",
+        "crash",
+        lambda c: pair_cost(10**6, 0, SEVENTY, np.array([0, 70, 140]), np.array([1, 1], np.uint64)),
+        IndexError,
+        "outside the vocabulary",
+    ),
+    # langbridge
+    (
+        "lb ckpt with a CALM config.json",
+        "silent",
+        lb_on_calm_config,
+        ValueError,
+        "model_type is 'calm'",
+    ),
+    (
+        "lb train lr=inf",
+        "silent",
+        lambda c: train_bridge(bridge(), [{}], None, lr=float("inf")),
+        ValueError,
+        "lr must be a positive number",
+    ),
+    (
+        "lb train encoder_weight_decay",
+        "silent",
+        lambda c: train_bridge(bridge(), [{}], None, encoder_weight_decay=-1),
+        ValueError,
+        "encoder_weight_decay must be",
+    ),
+    (
+        "lb generate one string",
+        "silent",
+        lambda c: bridge_generate(bridge(), tiny_tokenizer(), tiny_tokenizer(), "w5"),
+        TypeError,
+        "inputs must be a list of strings",
+    ),
+    (
+        "lb pooled one string",
+        "silent",
+        lambda c: bridge_pooled_states(bridge(), tiny_tokenizer(), "w5"),
+        TypeError,
+        "inputs must be a list of strings",
+    ),
+    (
+        "lb reference_nll references",
+        "silent",
+        lambda c: bridge_reference_nll(bridge(), tiny_tokenizer(), tiny_tokenizer(), ["w5"], [5]),
+        TypeError,
+        "references[0] must be a string",
+    ),
+    # calm
+    (
+        "calm generate_across one string",
+        "silent",
+        lambda c: generate_across(calm(), tiny_tokenizer(50), [tiny_tokenizer(50)], "w3 w4"),
+        TypeError,
+        "prompts must be a list of strings",
+    ),
+    (
+        "calm generate_across one tokenizer",
+        "cryptic",
+        lambda c: generate_across(calm(), tiny_tokenizer(50), tiny_tokenizer(50), ["w3 w4"]),
+        TypeError,
+        "augment_tokenizers must be a list",
+    ),
+    (
+        "calm encode_across targets string",
+        "silent",
+        lambda c: encode_across(tiny_tokenizer(50), [], ["w3"], targets="w4"),
+        TypeError,
+        "targets must be a list of strings",
+    ),
+    (
+        "calm fit labels select nothing",
+        "silent",
+        lambda c: fit(calm(), IDS, torch.full_like(IDS, -100), steps=1, progress=False),
+        ValueError,
+        "labels selects no target",
+    ),
+    (
+        "calm fit 1-D rows",
+        "cryptic",
+        lambda c: fit(calm(), IDS[0], IDS[0], steps=1, progress=False),
+        ValueError,
+        "input_ids must have shape (n, t)",
+    ),
+    # contrastive
+    (
+        "contrastive info_nce one pair",
+        "silent",
+        lambda c: info_nce(torch.ones(1, 4), torch.ones(1, 4)),
+        ValueError,
+        "at least two pairs",
+    ),
+    (
+        "contrastive info_nce NaN temperature",
+        "silent",
+        lambda c: info_nce(torch.ones(3, 4), torch.ones(3, 4), float("nan")),
+        ValueError,
+        "temperature must be",
+    ),
+    (
+        "contrastive batch_size=1",
+        "silent",
+        lambda c: train_contrastive(
+            contrastive_model(), tiny_tokenizer(), [[("w3", "w4")] * 2], batch_size=1
+        ),
+        ValueError,
+        "batch_size must be an integer >= 2",
+    ),
+    (
+        "contrastive gen_weight NaN",
+        "silent",
+        lambda c: contrastive_model()(
+            IDS, torch.ones_like(IDS), IDS, torch.ones_like(IDS), gen_weight=float("nan")
+        ),
+        ValueError,
+        "gen_weight must be a finite number >= 0",
+    ),
+    (
+        "contrastive train gen_weight NaN",
+        "silent",
+        lambda c: train_contrastive(
+            contrastive_model(),
+            tiny_tokenizer(),
+            [[("w3", "w4")] * 2],
+            batch_size=2,
+            gen_weight=float("nan"),
+        ),
+        ValueError,
+        "gen_weight must be",
+    ),
+    (
+        "contrastive cosines NaN",
+        "silent",
+        lambda c: layer_cosines(torch.full((3, 4), float("nan")), torch.ones(3, 4)),
+        ValueError,
+        "ko holds NaN",
+    ),
+    (
+        "contrastive retrieval one pair",
+        "silent",
+        lambda c: retrieval_at_1(torch.ones(1, 4), torch.ones(1, 4)),
+        ValueError,
+        "at least 2 pairs",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call,exc,contains", [c[2:] for c in MODULE_CASES], ids=[c[0] for c in MODULE_CASES]
+)
+def test_module_bad_input(ctx, call, exc, contains):
+    with pytest.raises(exc) as info:
+        call(ctx)
+    assert type(info.value) is exc, (
+        f"expected {exc.__name__}, got {type(info.value).__name__}: {info.value}"
+    )
+    assert contains in str(info.value), f"{contains!r} not in {str(info.value)!r}"
+
+
+def test_every_category_is_covered():
+    cats = {c[1] for c in MODULE_CASES}
+    assert cats == {"silent", "cryptic", "crash", "data loss"}, cats
+    modules = {c[0].split()[0] for c in MODULE_CASES}
+    assert {
+        "core",
+        "train",
+        "tasks",
+        "evaluate",
+        "align",
+        "engine",
+        "lb",
+        "calm",
+        "contrastive",
+    } <= modules
+
+
+# -------------------------------------------- valid inputs that used to give wrong results
+def test_valid_edge_inputs_give_right_results():
+    "Silent cases of the issue, now right: NaN in padding, a schedule past its end, 70 chars, ''."
+    x = torch.tensor([[[1.0], [3.0], [float("nan")]]])
+    assert torch.equal(masked_mean(x, torch.tensor([[1, 1, 0]])), torch.tensor([[2.0]]))
+    for schedule in ("cosine", "linear"):
+        assert [lr_factor(s, 10, schedule=schedule, min_ratio=0.1) for s in (10, 11, 20)] == [
+            0.1
+        ] * 3
+    assert myers(SEVENTY, 0, 70, 70, 70) == 70 and edit_distance(SEVENTY, 0, 70, 70, 70) == 70
+    for method in ("auto", "offsets", "dp"):
+        al = align("", *gpt2_xlmr(), method=method)
+        assert (al.n_src, al.n_tgt, len(al.links), al.spans) == (0, 0, 0, [])
+    assert [a.n_src > 0 for a in align_batch(["", "hi there"], *gpt2_xlmr())] == [False, True]
+
+
+# -------------------------------------------- every checkpoint writer killed at every stage
+KILL_EXPECTED = {
+    "exchange-before": "old",
+    "exchange-after": "new",
+    "rename-1": "old",
+    "rename-2": "old",
+    "remove-old": "new",
+    "replace-before": "old",
+    "replace-after": "new",
+}
+
+
+@pytest.mark.parametrize("writer", ["json", "calm", "langbridge", "contrastive"])
+def test_writer_killed_at_each_stage_leaves_old_or_new(tmp_path, writer):
+    "SIGKILL before, between or after the renames of a save: the loader gets the old or new one."
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "kill_writers.py"), writer, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    stages, left = lines[:-1], lines[-1]["left"]
+    assert len(stages) == (2 if writer == "json" else 5), r.stdout
+    for s in stages:
+        assert s["signal"] == 9, f"the writer was not killed at {s['stage']}: {s}"
+        assert s["loaded"] == KILL_EXPECTED[s["stage"]], s
+    assert left == [], f"leftovers after the next save: {left}"
