@@ -1,11 +1,13 @@
 """Multiple-choice scoring of one checkpoint on ARC-Challenge (English) and its Korean translation.
-Run: .venv/bin/python benchmarks/bench_contrastive.py [--model smollm2-135m-instruct] [--items 299] [--threads 2] [--profile] [--bf16]
+Run: .venv/bin/python benchmarks/bench_contrastive.py [--model smollm2-135m-instruct] [--items 299]
+[--threads 2] [--profile] [--bf16]
 
-`score_multiple_choice` runs each item's context once and its choices as one batch on copies of the context's KV
-cache. Prints the wall time per language, items per second, and the extrapolation to all 299 + 299 items
-(target: <= 180 s on a quiet 2-core machine). The profile shows matrix products
-(aten::mm) at ~76% of the time, attention ~10%: scoring is compute-bound, so `--bf16` (autocast; ~3.5x faster
-products on CPUs with avx512_bf16) is the lever. `--profile` prints the top torch operators of the Korean pass.
+`score_multiple_choice` runs each item's context once and its choices as one batch on copies of the
+context's KV cache. Prints the wall time per language, items per second, and the extrapolation to
+all 299 + 299 items (target: <= 180 s on a quiet 2-core machine). The profile shows matrix products
+(aten::mm) at ~76% of the time, attention ~10%: scoring is compute-bound, so `--bf16` (autocast;
+~3.5x faster products on CPUs with avx512_bf16) is the lever. `--profile` prints the top torch
+operators of the Korean pass.
 """
 import argparse
 import os
@@ -40,7 +42,10 @@ def main():
         else: score_multiple_choice(lm, tok, items, lang, **kw)
         dt = time.perf_counter() - t0; total += dt
         print(f"{lang}: {n} items in {dt:.1f} s ({n / dt:.2f} items/s)")
-    print(f"total {total:.1f} s for {n} + {n} items; extrapolated to 299 + 299: {total * 299 / n:.1f} s (target <= 180)")
+    print(
+        f"total {total:.1f} s for {n} + {n} items; extrapolated to 299 + 299: {total * 299 / n:.1f}"
+        " s (target <= 180)"
+    )
 
 
 if __name__ == "__main__":

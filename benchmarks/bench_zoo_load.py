@@ -1,6 +1,8 @@
-"""Load time of every packaged alias: the first load in this process (converting into the cache if it is cold)
-and the second load (from the cache). A model's time includes one forward pass of one token, because the cached
-safetensors are memory-mapped and read from disk only when first used. Run: .venv/bin/python benchmarks/bench_zoo_load.py [--cold]
+"""Load time of every packaged alias: the first load in this process (converting into the cache if
+it is cold)
+and the second load (from the cache). A model's time includes one forward pass of one token, because
+the cached safetensors are memory-mapped and read from disk only when first used. Run:
+.venv/bin/python benchmarks/bench_zoo_load.py [--cold]
 
 --cold uses a fresh temporary cache, so the first load includes the one-time conversion.
 """
@@ -14,11 +16,20 @@ import torch
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--cold", action="store_true", help="convert into a fresh temporary cache first")
+    ap.add_argument(
+        "--cold", action="store_true", help="convert into a fresh temporary cache first"
+    )
     args = ap.parse_args()
     if args.cold: os.environ["LINGUA_NB_CACHE"] = tempfile.mkdtemp(prefix="lingua_nb_cache_")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from lingua_nb.assets import ASSETS, asset_path, cache_dir, load_causal_lm, load_encoder, load_tokenizer
+    from lingua_nb.assets import (
+        ASSETS,
+        asset_path,
+        cache_dir,
+        load_causal_lm,
+        load_encoder,
+        load_tokenizer,
+    )
 
     loaders = {"tokenizer": load_tokenizer, "causal_lm": load_causal_lm, "encoder": load_encoder}
     print(f"cache: {cache_dir()}")

@@ -18,8 +18,18 @@ from typing import Any, NamedTuple
 import editdistance
 import numpy as np
 
-from .align_engine import (RunCache, Vocab, encode, encode_ids, find_runs, in_threads, intern, offset_paths,
-                                   rewrite, solve)
+from lingua_nb.align_engine import (
+    RunCache,
+    Vocab,
+    encode,
+    encode_ids,
+    find_runs,
+    in_threads,
+    intern,
+    offset_paths,
+    rewrite,
+    solve,
+)
 
 # %% auto #0
 __all__ = ['SCHEMES', 'gpt2_byte_map', 'token_surface', 'normalize_token', 'detect_scheme', 'guess_scheme', 'normalize_tokens',
@@ -32,7 +42,8 @@ __all__ = ['SCHEMES', 'gpt2_byte_map', 'token_surface', 'normalize_token', 'dete
 SCHEMES = ("byte_level", "sentencepiece", "wordpiece", "plain")
 
 def gpt2_byte_map() -> dict[int, str]:
-    "GPT-2's byte → printable character table: printable Latin-1 bytes map to themselves, the rest to U+0100 onwards."
+    """GPT-2's byte → printable character table: printable Latin-1 bytes map to themselves, the rest
+    to U+0100 onwards."""
     keep = {*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)}
     out, shifted = {}, 0
     for b in range(256):
@@ -52,13 +63,17 @@ def token_surface(token: str,  # one token as the tokenizer spells it
                  ) -> str:
     "The text a token stands for (stray bytes of a split character as lone surrogates)."
     _check_scheme(scheme)
-    if not isinstance(token, str): raise TypeError(f"token must be a str, got {type(token).__name__}")
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, got {type(token).__name__}")
     if scheme == "byte_level":
         raw = bytearray()
         for ch in token:
             b = _BYTE_OF_CHAR.get(ch)
-            if b is None: raw += ch.encode("utf-8", "surrogatepass")  # e.g. added special tokens spelled as text
-            else: raw.append(b)
+            # e.g. added special tokens spelled as text
+            if b is None:
+                raw += ch.encode("utf-8", "surrogatepass")
+            else:
+                raw.append(b)
         return raw.decode("utf-8", "surrogateescape")
     if scheme == "sentencepiece":
         m = _BYTE_PIECE.fullmatch(token)
@@ -68,15 +83,19 @@ def token_surface(token: str,  # one token as the tokenizer spells it
         return token[2:] if token.startswith("##") else " " + token
     return token
 
-def normalize_token(token: str,  # one token as the tokenizer spells it
-                    scheme: str = "plain",  # one of `SCHEMES`
-                    unicode_form: str | None = "NFC",  # Unicode normal form applied to the surface; None keeps it as is
-                   ) -> str:
+def normalize_token(
+    token: str,  # one token as the tokenizer spells it
+    scheme: str = "plain",  # one of `SCHEMES`
+    # Unicode normal form applied to the surface; None keeps it as is
+    unicode_form: str | None = "NFC",
+) -> str:
     "Fu et al.'s normalised string: the surface in `unicode_form` with spaces removed."
     s = token_surface(token, scheme)
     if unicode_form is not None:
         if unicode_form not in ("NFC", "NFD", "NFKC", "NFKD"):
-            raise ValueError(f"unicode_form must be NFC, NFD, NFKC, NFKD or None, got {unicode_form!r}")
+            raise ValueError(
+                f"unicode_form must be NFC, NFD, NFKC, NFKD or None, got {unicode_form!r}"
+            )
         s = unicodedata.normalize(unicode_form, s)
     return s.replace(" ", "")
 
@@ -86,7 +105,8 @@ def _decoder_types(d) -> list[str]:
     if not d: return []
     out = [d.get("type", "")]
     for sub in d.get("decoders", []) or d.get("pretokenizers", []) or []: out += _decoder_types(sub)
-    if d.get("type") == "Replace" and "\u2581" in json.dumps(d.get("pattern", "")): out.append("Metaspace")
+    if d.get("type") == "Replace" and "\u2581" in json.dumps(d.get("pattern", "")):
+        out.append("Metaspace")
     return out
 
 def _component(obj) -> dict | None:
@@ -104,18 +124,25 @@ def detect_scheme(tokenizer: Any) -> str:
         if tokenizer in _SCHEME_OF: return _SCHEME_OF[tokenizer]
     except TypeError: pass
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None and hasattr(tokenizer, "decoder") and hasattr(tokenizer, "pre_tokenizer"): backend = tokenizer
+    if backend is None and hasattr(tokenizer, "decoder") and hasattr(tokenizer, "pre_tokenizer"):
+        backend = tokenizer
     scheme = None
     if backend is not None:
-        kinds = _decoder_types(_component(backend.decoder)) + _decoder_types(_component(backend.pre_tokenizer))
+        kinds = _decoder_types(_component(backend.decoder)) + _decoder_types(
+            _component(backend.pre_tokenizer)
+        )
         if "ByteLevel" in kinds: scheme = "byte_level"
         elif "Metaspace" in kinds or "ByteFallback" in kinds: scheme = "sentencepiece"
-        elif "WordPiece" in kinds or type(backend.model).__name__ == "WordPiece": scheme = "wordpiece"
+        elif "WordPiece" in kinds or type(backend.model).__name__ == "WordPiece":
+            scheme = "wordpiece"
     elif hasattr(tokenizer, "byte_encoder"): scheme = "byte_level"
     elif hasattr(tokenizer, "sp_model"): scheme = "sentencepiece"
     elif hasattr(tokenizer, "wordpiece_tokenizer"): scheme = "wordpiece"
     if scheme is None:
-        raise ValueError(f"cannot tell how {type(tokenizer).__name__} spells tokens; pass scheme= one of {SCHEMES}")
+        raise ValueError(
+            f"cannot tell how {type(tokenizer).__name__} spells tokens; pass scheme= one of"
+            f" {SCHEMES}"
+        )
     try: _SCHEME_OF[tokenizer] = scheme
     except TypeError: pass
     return scheme
@@ -123,7 +150,8 @@ def detect_scheme(tokenizer: Any) -> str:
 _SHIFTED = {chr(0x100 + k) for k in range(68)}
 
 def guess_scheme(tokens: Sequence[str]) -> str:
-    "Guess the scheme from token strings: `▁`/`<0xNN>` → sentencepiece, GPT-2 byte characters → byte_level, `##` → wordpiece."
+    """Guess the scheme from token strings: `▁`/`<0xNN>` → sentencepiece, GPT-2 byte characters →
+    byte_level, `##` → wordpiece."""
     tokens = list(tokens)
     bad = next((k for k, t in enumerate(tokens) if not isinstance(t, str)), None)
     if bad is not None:
@@ -133,9 +161,13 @@ def guess_scheme(tokens: Sequence[str]) -> str:
     chars = set().union(*map(set, tokens)) if tokens else set()
     if chars and chars <= set(_BYTE_OF_CHAR):
         if chars & _SHIFTED: return "byte_level"
-        if any(ord(c) > 0x7F for c in chars):  # Latin-1 looking characters: byte-level if they decode as UTF-8
-            try: bytes(_BYTE_OF_CHAR[c] for t in tokens for c in t).decode("utf-8"); return "byte_level"
-            except UnicodeDecodeError: pass
+        # Latin-1 looking characters: byte-level if they decode as UTF-8
+        if any(ord(c) > 0x7F for c in chars):
+            try:
+                bytes(_BYTE_OF_CHAR[c] for t in tokens for c in t).decode("utf-8")
+                return "byte_level"
+            except UnicodeDecodeError:
+                pass
     if any(t.startswith("##") for t in tokens): return "wordpiece"
     return "plain"
 
@@ -147,48 +179,68 @@ def _resolve_scheme(scheme, tokens_iter) -> str:
 
 # %% ../nbs/10_align.ipynb #c017
 _STRAY = re.compile("[\udc80-\udcff]")
-# stray bytes, combining marks and Hangul conjoining jamo: pieces of a character that may continue across tokens
-_PIECE = re.compile("[\udc80-\udcff\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
-                    "\u3099\u309a\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
-# ... of which these attach to the character before them (continuation bytes, marks, vowel and final jamo)
+# stray bytes, combining marks and Hangul conjoining jamo: pieces of a character that may continue
+# across tokens
+_PIECE = re.compile(
+    "[\udc80-\udcff\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+    "\u3099\u309a\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]"
+)
+# ... of which these attach to the character before them (continuation bytes, marks, vowel and final
+# jamo)
 _CONT = re.compile("[\udc80-\udcbf\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
                    "\u3099\u309a\u1160-\u11ff\ud7b0-\ud7ff]")
 
 def _join_split(norm: list[str], unicode_form: str | None) -> list[str]:
-    "Give every token holding part of a character (stray bytes, a jamo or mark of a composed character) the whole character."
+    """Give every token holding part of a character (stray bytes, a jamo or mark of a composed
+    character) the whole character."""
     out, k, n = list(norm), 0, len(norm)
     compose = unicode_form in ("NFC", "NFKC")
     while k < n:
-        if not _PIECE.search(norm[k]): k += 1; continue
+        if not _PIECE.search(norm[k]):
+            k += 1
+            continue
         e = k
-        while e < n and _PIECE.search(norm[e]): e += 1              # a run of tokens holding pieces
-        if k and _CONT.match(norm[k]): k -= 1                         # its first piece belongs to the token before
+        while e < n and _PIECE.search(norm[e]):
+            e += 1  # a run of tokens holding pieces
+        # its first piece belongs to the token before
+        if k and _CONT.match(norm[k]):
+            k -= 1
         raw = [norm[x].encode("utf-8", "surrogateescape") for x in range(k, e)]
         chars = b"".join(raw).decode("utf-8", "surrogateescape")
         ends = list(itertools.accumulate(len(c.encode("utf-8", "surrogateescape")) for c in chars))
         norm_run = unicodedata.normalize(unicode_form, chars) if unicode_form else chars
-        # position in the normalised run of the first j characters (composition only merges into earlier characters)
-        P = [len(unicodedata.normalize(unicode_form, chars[:j])) if unicode_form else j for j in range(len(chars) + 1)]
+        # position in the normalised run of the first j characters (composition only merges into
+        # earlier characters)
+        P = [
+            len(unicodedata.normalize(unicode_form, chars[:j])) if unicode_form else j
+            for j in range(len(chars) + 1)
+        ]
         b0 = 0
         for x, r in zip(range(k, e), raw):
             b1 = b0 + len(r)
             if b1 > b0:
-                c0 = next(q for q, end in enumerate(ends) if end > b0)  # first character ending after byte b0
-                c1 = next(q for q, end in enumerate(ends) if end >= b1) + 1  # one past the character holding byte b1-1
+                # first character ending after byte b0
+                c0 = next(q for q, end in enumerate(ends) if end > b0)
+                # one past the character holding byte b1-1
+                c1 = next(q for q, end in enumerate(ends) if end >= b1) + 1
                 lo, hi = (P[c0 + 1] - 1 if compose else P[c0]), P[c1]
                 out[x] = norm_run[lo:hi].replace(" ", "")
             b0 = b1
         k = e
     return out
 
-def normalize_tokens(tokens: Sequence[str],  # one token sequence as the tokenizer spells it
-                     scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
-                     unicode_form: str | None = "NFC",  # normal form, see `normalize_token`
-                     join_split_chars: bool = True,  # give tokens holding part of a character the whole character
-                    ) -> list[str]:
+def normalize_tokens(
+    tokens: Sequence[str],  # one token sequence as the tokenizer spells it
+    scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
+    unicode_form: str | None = "NFC",  # normal form, see `normalize_token`
+    # give tokens holding part of a character the whole character
+    join_split_chars: bool = True,
+) -> list[str]:
     "Normalised strings of a token sequence (the strings `dp_align` compares)."
     tokens = list(tokens)
-    out = [normalize_token(t, _resolve_scheme(scheme, lambda: tokens), unicode_form) for t in tokens]
+    out = [
+        normalize_token(t, _resolve_scheme(scheme, lambda: tokens), unicode_form) for t in tokens
+    ]
     return _join_split(out, unicode_form) if join_split_chars else out
 
 # %% ../nbs/10_align.ipynb #c025
@@ -198,7 +250,9 @@ def cost_matrix(src: Sequence[str],  # normalised src strings
     "(n, m) matrix of edit distances between normalised strings (each distinct pair computed once)."
     src, tgt = list(src), list(tgt)
     us, ut = list(dict.fromkeys(src)), list(dict.fromkeys(tgt))
-    table = np.array([[editdistance.eval(a, b) for b in ut] for a in us], dtype=np.int64).reshape(len(us), len(ut))
+    table = np.array([[editdistance.eval(a, b) for b in ut] for a in us], dtype=np.int64).reshape(
+        len(us), len(ut)
+    )
     ia = np.array([us.index(a) for a in src], dtype=np.int64) if src else np.zeros(0, np.int64)
     ib = np.array([ut.index(b) for b in tgt], dtype=np.int64) if tgt else np.zeros(0, np.int64)
     return table[np.ix_(ia, ib)]
@@ -212,8 +266,10 @@ def dtw(cost: np.ndarray,  # (n, m) non-negative costs
        ) -> DTWResult:
     "Fu et al.'s recurrence and backtrace on a cost matrix (ties: diagonal, then up, then left)."
     c = np.asarray(cost, dtype=np.float64)
-    if c.ndim != 2 or 0 in c.shape: raise ValueError(f"cost must be a non-empty 2-d matrix, got shape {c.shape}")
-    if (c < 0).any() or not np.isfinite(c).all(): raise ValueError("cost must be finite and non-negative")
+    if c.ndim != 2 or 0 in c.shape:
+        raise ValueError(f"cost must be a non-empty 2-d matrix, got shape {c.shape}")
+    if (c < 0).any() or not np.isfinite(c).all():
+        raise ValueError("cost must be finite and non-negative")
     n, m = c.shape
     D = np.empty((n, m))
     D[0] = np.cumsum(c[0])  # the first row is reachable only from the left
@@ -236,7 +292,8 @@ def dtw(cost: np.ndarray,  # (n, m) non-negative costs
 def reference_dtw(src: Sequence[str],  # normalised src strings
                   tgt: Sequence[str],  # normalised tgt strings
                  ) -> tuple[list[tuple[int, int]], float]:
-    "Fu et al.'s recurrence and backtrace as plain Python loops over the cells: (links, total cost)."
+    """Fu et al.'s recurrence and backtrace as plain Python loops over the cells: (links, total
+    cost)."""
     n, m = len(src), len(tgt)
     if not n or not m: raise ValueError("src and tgt must both be non-empty")
     inf = float("inf")
@@ -266,7 +323,8 @@ class Alignment:
     method: str = "dp"  # "dp" or "offsets"
     src_norm: tuple[str, ...] | None = field(default=None, repr=False)  # normalised src strings
     tgt_norm: tuple[str, ...] | None = field(default=None, repr=False)  # normalised tgt strings
-    decided: dict | None = field(default=None, repr=False)  # tgt positions each path decided (`align`)
+    # tgt positions each path decided (`align`)
+    decided: dict | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.links = np.asarray(self.links, dtype=np.int64).reshape(-1, 2)
@@ -275,19 +333,32 @@ class Alignment:
     def _make(cls, links, n_src, n_tgt, cost, method):
         "Construct without validation (links already an (k, 2) int64 array)."
         al = object.__new__(cls)
-        al.__dict__ = {"links": links, "n_src": n_src, "n_tgt": n_tgt, "cost": cost, "method": method,
-                       "src_norm": None, "tgt_norm": None, "decided": None}
+        al.__dict__ = {
+            "links": links,
+            "n_src": n_src,
+            "n_tgt": n_tgt,
+            "cost": cost,
+            "method": method,
+            "src_norm": None,
+            "tgt_norm": None,
+            "decided": None,
+        }
         return al
 
     def __len__(self): return len(self.links)
 
     def __eq__(self, other):
-        return (isinstance(other, Alignment) and (self.n_src, self.n_tgt) == (other.n_src, other.n_tgt)
-                and np.array_equal(self.links, other.links))
+        return (
+            isinstance(other, Alignment)
+            and (self.n_src, self.n_tgt) == (other.n_src, other.n_tgt)
+            and np.array_equal(self.links, other.links)
+        )
 
     def __repr__(self):
-        return (f"Alignment({self.n_src}→{self.n_tgt} tokens, {len(self.links)} links, {len(self.span_sizes)} spans, "
-                f"method={self.method!r}, cost={self.cost})")
+        return (
+            f"Alignment({self.n_src}→{self.n_tgt} tokens, {len(self.links)} links,"
+            f" {len(self.span_sizes)} spans, method={self.method!r}, cost={self.cost})"
+        )
 
     @property
     def span_starts(self) -> np.ndarray:
@@ -303,7 +374,10 @@ class Alignment:
         if not len(st): return []  # an empty text: no span
         ends = np.concatenate([st[1:], [len(self.links)]]) - 1
         a, b = self.links[st], self.links[ends]
-        return [(range(s0, s1 + 1), range(t0, t1 + 1)) for (s0, t0), (s1, t1) in zip(a.tolist(), b.tolist())]
+        return [
+            (range(s0, s1 + 1), range(t0, t1 + 1))
+            for (s0, t0), (s1, t1) in zip(a.tolist(), b.tolist())
+        ]
 
     @property
     def span_sizes(self) -> np.ndarray:
@@ -320,8 +394,10 @@ class Alignment:
         return float((self.span_sizes == 1).all(1).sum() / len(self.links))
 
     def ranges(self, side: str = "tgt") -> np.ndarray:
-        "(len(side), 2) half-open range of the other side's tokens linked to each token of `side` ('src' or 'tgt')."
-        if side not in ("src", "tgt"): raise ValueError(f"side must be 'src' or 'tgt', got {side!r}")
+        """(len(side), 2) half-open range of the other side's tokens linked to each token of `side`
+        ('src' or 'tgt')."""
+        if side not in ("src", "tgt"):
+            raise ValueError(f"side must be 'src' or 'tgt', got {side!r}")
         k, o = (1, 0) if side == "tgt" else (0, 1)
         n = self.n_tgt if side == "tgt" else self.n_src
         out = np.zeros((n, 2), np.int64)
@@ -335,7 +411,10 @@ class Alignment:
     def agreement(self, other: "Alignment", side: str = "tgt") -> float:
         "Share of `side` tokens linked to exactly the same tokens in `other`."
         if (self.n_src, self.n_tgt) != (other.n_src, other.n_tgt):
-            raise ValueError(f"alignments have different shapes: {self.n_src}×{self.n_tgt} vs {other.n_src}×{other.n_tgt}")
+            raise ValueError(
+                f"alignments have different shapes: {self.n_src}×{self.n_tgt} vs"
+                f" {other.n_src}×{other.n_tgt}"
+            )
         a, b = self.ranges(side), other.ranges(side)
         return float((a == b).all(1).mean()) if len(a) else float("nan")
 
@@ -346,12 +425,17 @@ class Alignment:
         return M
 
     def check(self) -> "Alignment":
-        "Raise `ValueError` unless the links form a monotone path covering every token of both sides; return self."
+        """Raise `ValueError` unless the links form a monotone path covering every token of both
+        sides; return self."""
         L = self.links
         if self.n_src == 0 or self.n_tgt == 0:
             if len(L): raise ValueError("an alignment with an empty side must have no links")
             return self
-        if not len(L) or L[0].tolist() != [0, 0] or L[-1].tolist() != [self.n_src - 1, self.n_tgt - 1]:
+        if (
+            not len(L)
+            or L[0].tolist() != [0, 0]
+            or L[-1].tolist() != [self.n_src - 1, self.n_tgt - 1]
+        ):
             raise ValueError("the path must run from (0, 0) to (n_src-1, n_tgt-1)")
         step = np.diff(L, axis=0)
         if not (((step == 0) | (step == 1)).all() and (step.sum(1) >= 1).all()):
@@ -361,14 +445,16 @@ class Alignment:
 # %% ../nbs/10_align.ipynb #c037b
 @dataclass(eq=False)
 class AlignmentBatch:
-    "Alignments of many texts as flat arrays: text t's links are links[link_starts[t]:link_starts[t + 1]]."
+    """Alignments of many texts as flat arrays: text t's links are
+    links[link_starts[t]:link_starts[t + 1]]."""
     links: np.ndarray  # (K, 2) int64 links of all texts, one text after another
     link_starts: np.ndarray  # (T + 1,) int64 where each text's links start
     n_src: np.ndarray  # (T,) src tokens per text
     n_tgt: np.ndarray  # (T,) tgt tokens per text
     cost: np.ndarray | None = None  # (T,) total edit cost per text (DP alignments)
     method: str = "dp"  # "dp" or "offsets"
-    strings: tuple | None = field(default=None, repr=False)  # (strings, src ids, src starts, tgt ids, tgt starts)
+    # (strings, src ids, src starts, tgt ids, tgt starts)
+    strings: tuple | None = field(default=None, repr=False)
 
     def __len__(self): return len(self.n_src)
 
@@ -382,7 +468,12 @@ class AlignmentBatch:
         return self._build(range(len(self)))
 
     def _build(self, idx) -> list[Alignment]:
-        ls, n, m, make = self.link_starts.tolist(), self.n_src.tolist(), self.n_tgt.tolist(), Alignment._make
+        ls, n, m, make = (
+            self.link_starts.tolist(),
+            self.n_src.tolist(),
+            self.n_tgt.tolist(),
+            Alignment._make,
+        )
         cost = self.cost.tolist() if self.cost is not None else [None] * len(n)
         out = [make(self.links[ls[t]:ls[t + 1]], n[t], m[t], cost[t], self.method) for t in idx]
         if self.strings is not None:
@@ -396,7 +487,8 @@ class AlignmentBatch:
 _WS_RE = re.compile(r"\s+")
 
 def _piece_kind(s: str) -> int:
-    "1: holds a piece of a split character; 2: starts with a piece that continues the character before."
+    """1: holds a piece of a split character; 2: starts with a piece that continues the character
+    before."""
     return int(bool(_PIECE.search(s))) | 2 * int(bool(_CONT.match(s)))
 
 _VOCAB = Vocab(kind=_piece_kind)
@@ -413,7 +505,8 @@ def _starts(lens) -> np.ndarray:
 # %% ../nbs/10_align.ipynb #c039b
 @dataclass(frozen=True, eq=False)
 class TokenBatch:
-    "Token ids and character offsets of many texts, flat: text t's tokens are ids[starts[t]:starts[t + 1]]."
+    """Token ids and character offsets of many texts, flat: text t's tokens are
+    ids[starts[t]:starts[t + 1]]."""
     ids: np.ndarray  # (N,) int64 token ids of all texts, one text after another
     starts: np.ndarray  # (T + 1,) int64 where each text's tokens start
     offsets: np.ndarray  # (N, 2) int64 character span of each token in its text
@@ -429,7 +522,13 @@ class TokenBatch:
                 raise TypeError(f"{name}.{field_name} must be an integer numpy array, "
                                 f"got {getattr(arr, 'dtype', type(arr).__name__)}")
         st = self.starts
-        if st.ndim != 1 or not len(st) or st[0] != 0 or st[-1] != len(self.ids) or (np.diff(st) < 0).any():
+        if (
+            st.ndim != 1
+            or not len(st)
+            or st[0] != 0
+            or st[-1] != len(self.ids)
+            or (np.diff(st) < 0).any()
+        ):
             raise ValueError(f"{name}.starts must run from 0 to len(ids) without decreasing")
         if self.ids.ndim != 1 or self.offsets.shape != (len(self.ids), 2):
             raise ValueError(f"{name} needs one id and one (start, end) offset pair per token")
@@ -440,7 +539,8 @@ class TokenBatch:
 def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None,
             name: str = "tokens",  # the argument `seqs` came from, for errors
            ) -> tuple[np.ndarray, np.ndarray]:
-    "String ids (in `_VOCAB`) of the normalised tokens of every sequence (or `TokenBatch`), flat, and the lengths."
+    """String ids (in `_VOCAB`) of the normalised tokens of every sequence (or `TokenBatch`), flat,
+    and the lengths."""
     V, key = _VOCAB, (scheme, unicode_form)
     norm = lambda toks: [normalize_token(t, scheme, unicode_form) for t in toks]
     try:
@@ -451,17 +551,22 @@ def _encode(seqs, scheme, unicode_form, join_split_chars, tokenizer=None,
     kind = V.kind[gid]
     if not join_split_chars or not (kind & 1).any(): return gid, lens
     join = lambda run: intern(V, _join_split([V.strs[g] for g in run.tolist()], unicode_form))
-    r0, r1 = find_runs(kind, _starts(lens))               # runs of piece tokens, with the token a run continues
+    # runs of piece tokens, with the token a run continues
+    r0, r1 = find_runs(kind, _starts(lens))
     return rewrite(V.runs.setdefault(unicode_form, RunCache()), gid, r0, r1, join), lens
 
 # %% ../nbs/10_align.ipynb #c046
 def _check_band(band):
-    if band is not None and (isinstance(band, bool) or not isinstance(band, (int, np.integer)) or band < 0):
+    if band is not None and (
+        isinstance(band, bool) or not isinstance(band, (int, np.integer)) or band < 0
+    ):
         raise ValueError(f"band must be a non-negative integer or None, got {band!r}")
 
 def _check_seq(name, seq):
     if isinstance(seq, (str, bytes)) or not isinstance(seq, (Sequence, np.ndarray)):
-        raise TypeError(f"{name} must be a sequence of token strings (or token ids), got {type(seq).__name__}")
+        raise TypeError(
+            f"{name} must be a sequence of token strings (or token ids), got {type(seq).__name__}"
+        )
 
 def _check_batch(name, batch):
     if isinstance(batch, TokenBatch): return batch.check(name)
@@ -470,54 +575,89 @@ def _check_batch(name, batch):
     for k, seq in enumerate(batch): _check_seq(f"{name}[{k}]", seq)
 
 # %% ../nbs/10_align.ipynb #c100
-def dp_align_batch(src_batch: Sequence[Sequence[str | int]],  # src token sequences (e.g. teacher), strings or ids
-                   tgt_batch: Sequence[Sequence[str | int]],  # tgt token sequences of the same texts (e.g. student)
-                   src_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
-                   tgt_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto"
-                   unicode_form: str | None = "NFC",  # normal form used by `normalize_token`
-                   band: int | None = 6,  # band half-width in tokens (widened when touched); None: full matrices
-                   join_split_chars: bool = True,  # see `normalize_tokens`
-                   keep_strings: bool = False,  # store the normalised strings on each `Alignment`
-                   stats: dict | None = None,  # if given, receives the number of band widenings
-                   as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
-                   threads: int | None = None,  # threads for a large batch (default: every CPU; 1: this thread)
-                  ) -> list[Alignment] | AlignmentBatch:
-    "Fu et al.'s DP alignment of many token-sequence pairs (lists of tokens or ids, or `TokenBatch`es) at once."
+def dp_align_batch(
+    src_batch: Sequence[Sequence[str | int]],  # src token sequences (e.g. teacher), strings or ids
+    # tgt token sequences of the same texts (e.g. student)
+    tgt_batch: Sequence[Sequence[str | int]],
+    src_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
+    tgt_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto"
+    unicode_form: str | None = "NFC",  # normal form used by `normalize_token`
+    # band half-width in tokens (widened when touched); None: full matrices
+    band: int | None = 6,
+    join_split_chars: bool = True,  # see `normalize_tokens`
+    keep_strings: bool = False,  # store the normalised strings on each `Alignment`
+    stats: dict | None = None,  # if given, receives the number of band widenings
+    as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
+    # threads for a large batch (default: every CPU; 1: this thread)
+    threads: int | None = None,
+) -> list[Alignment] | AlignmentBatch:
+    """Fu et al.'s DP alignment of many token-sequence pairs (lists of tokens or ids, or
+    `TokenBatch`es) at once."""
     _check_batch("src_batch", src_batch); _check_batch("tgt_batch", tgt_batch); _check_band(band)
     if len(src_batch) != len(tgt_batch):
-        raise ValueError(f"src_batch and tgt_batch must have the same length, got {len(src_batch)} and {len(tgt_batch)}")
-    n, m = (np.diff(b.starts) if isinstance(b, TokenBatch) else np.fromiter(map(len, b), np.int64, len(b))
-            for b in (src_batch, tgt_batch))
+        raise ValueError(
+            f"src_batch and tgt_batch must have the same length, got {len(src_batch)} and"
+            f" {len(tgt_batch)}"
+        )
+    n, m = (
+        (
+            np.diff(b.starts)
+            if isinstance(b, TokenBatch)
+            else np.fromiter(map(len, b), np.int64, len(b))
+        )
+        for b in (src_batch, tgt_batch)
+    )
     for k in np.flatnonzero((n > 0) != (m > 0))[:1].tolist():
         side = "tgt" if n[k] else "src"
-        raise ValueError(f"pair {k}: {side} tokens are empty but the other side has {max(n[k], m[k])}; "
-                         "a monotone path cannot cover tokens against nothing")
-    tok = lambda b, s: b.tokenizer if isinstance(b, TokenBatch) else None if isinstance(s, str) else s
+        raise ValueError(
+            f"pair {k}: {side} tokens are empty but the other side has {max(n[k], m[k])}; "
+            "a monotone path cannot cover tokens against nothing"
+        )
+    tok = lambda b, s: (
+        b.tokenizer if isinstance(b, TokenBatch) else None if isinstance(s, str) else s
+    )
     ta, tb = tok(src_batch, src_scheme), tok(tgt_batch, tgt_scheme)
-    ss = _resolve_scheme(ta if src_scheme == "auto" and ta is not None else src_scheme, lambda: itertools.chain.from_iterable(src_batch))
-    ts = _resolve_scheme(tb if tgt_scheme == "auto" and tb is not None else tgt_scheme, lambda: itertools.chain.from_iterable(tgt_batch))
+    ss = _resolve_scheme(
+        ta if src_scheme == "auto" and ta is not None else src_scheme,
+        lambda: itertools.chain.from_iterable(src_batch),
+    )
+    ts = _resolve_scheme(
+        tb if tgt_scheme == "auto" and tb is not None else tgt_scheme,
+        lambda: itertools.chain.from_iterable(tgt_batch),
+    )
     ga, _ = _encode(src_batch, ss, unicode_form, join_split_chars, ta, name="src_batch")
     gb, _ = _encode(tgt_batch, ts, unicode_form, join_split_chars, tb, name="tgt_batch")
     V, a_st, b_st = _VOCAB, _starts(n), _starts(m)
     w = -1 if band is None else int(band)
     links, link_st, cost, widened = solve(ga, a_st, gb, b_st, V, w, threads)
     if stats is not None: stats.update(widened=int(widened))
-    out = AlignmentBatch(links, link_st, n, m, cost, "dp", (V.strs, ga, a_st, gb, b_st) if keep_strings else None)
+    out = AlignmentBatch(
+        links, link_st, n, m, cost, "dp", (V.strs, ga, a_st, gb, b_st) if keep_strings else None
+    )
     return out if as_arrays else out.to_list()
 
 # %% ../nbs/10_align.ipynb #c101
-def dp_align(src_tokens: Sequence[str],  # src tokens (e.g. teacher), as the tokenizer spells them
-             tgt_tokens: Sequence[str],  # tgt tokens of the same text (e.g. student)
-             src_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
-             tgt_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto"
-             unicode_form: str | None = "NFC",  # normal form used by `normalize_token`
-             band: int | None = 6,  # band half-width in tokens (widened when touched); None: full matrix
-             join_split_chars: bool = True,  # see `normalize_tokens`
-            ) -> Alignment:
+def dp_align(
+    src_tokens: Sequence[str],  # src tokens (e.g. teacher), as the tokenizer spells them
+    tgt_tokens: Sequence[str],  # tgt tokens of the same text (e.g. student)
+    src_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
+    tgt_scheme: Any = "auto",  # scheme name, a tokenizer, or "auto"
+    unicode_form: str | None = "NFC",  # normal form used by `normalize_token`
+    band: int | None = 6,  # band half-width in tokens (widened when touched); None: full matrix
+    join_split_chars: bool = True,  # see `normalize_tokens`
+) -> Alignment:
     "Fu et al.'s DP alignment of two tokenizations of one text (links, spans, normalised strings)."
     _check_seq("src_tokens", src_tokens); _check_seq("tgt_tokens", tgt_tokens)
-    return dp_align_batch([list(src_tokens)], [list(tgt_tokens)], src_scheme, tgt_scheme, unicode_form, band,
-                          join_split_chars, keep_strings=True)[0]
+    return dp_align_batch(
+        [list(src_tokens)],
+        [list(tgt_tokens)],
+        src_scheme,
+        tgt_scheme,
+        unicode_form,
+        band,
+        join_split_chars,
+        keep_strings=True,
+    )[0]
 
 # %% ../nbs/10_align.ipynb #c062
 class Tokenized(NamedTuple):
@@ -526,24 +666,35 @@ class Tokenized(NamedTuple):
     offsets: np.ndarray  # (n, 2) character span of each token in the text
     scheme: str  # see `SCHEMES`
 
-def tokenize_batch(texts: Sequence[str],  # texts
-                   tokenizer: Any,  # a fast (offset-reporting) tokenizer
-                   as_arrays: bool = False,  # return one `TokenBatch` instead of a `Tokenized` per text
-                  ) -> list[Tokenized] | TokenBatch:
+def tokenize_batch(
+    texts: Sequence[str],  # texts
+    tokenizer: Any,  # a fast (offset-reporting) tokenizer
+    as_arrays: bool = False,  # return one `TokenBatch` instead of a `Tokenized` per text
+) -> list[Tokenized] | TokenBatch:
     "Tokens and character offsets of each text, without special tokens."
-    if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
     texts = list(texts)
     try: enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     except NotImplementedError as e:
-        raise ValueError(f"{type(tokenizer).__name__} reports no character offsets (not a fast tokenizer); use dp_align") from e
+        raise ValueError(
+            f"{type(tokenizer).__name__} reports no character offsets (not a fast tokenizer); use"
+            " dp_align"
+        ) from e
     if as_arrays:
         st = _starts(np.fromiter(map(len, enc["input_ids"]), np.int64, len(texts)))
         flat = lambda xs, k: np.fromiter(itertools.chain.from_iterable(xs), np.int64, k * st[-1])
         off = flat(itertools.chain.from_iterable(enc["offset_mapping"]), 2).reshape(-1, 2)
         return TokenBatch(flat(enc["input_ids"], 1), st, off, tokenizer)
     scheme = detect_scheme(tokenizer)
-    return [Tokenized(tokenizer.convert_ids_to_tokens(ids), np.asarray(off, dtype=np.int64).reshape(-1, 2), scheme)
-            for ids, off in zip(enc["input_ids"], enc["offset_mapping"])]
+    return [
+        Tokenized(
+            tokenizer.convert_ids_to_tokens(ids),
+            np.asarray(off, dtype=np.int64).reshape(-1, 2),
+            scheme,
+        )
+        for ids, off in zip(enc["input_ids"], enc["offset_mapping"])
+    ]
 
 def tokenize(text: str,  # one text
              tokenizer: Any,  # a fast (offset-reporting) tokenizer
@@ -553,42 +704,72 @@ def tokenize(text: str,  # one text
     return tokenize_batch([text], tokenizer)[0]
 
 # %% ../nbs/10_align.ipynb #c064
-_IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)])  # no code point above U+3000 is whitespace
+# no code point above U+3000 is whitespace
+_IS_SPACE = np.array([chr(c).isspace() for c in range(0x3001)])
 
 def _side_offsets(side, n) -> np.ndarray:
     "Character offsets of one side's tokens (`Tokenized`s or a `TokenBatch`), flat."
-    if isinstance(side, TokenBatch): off = side.offsets
-    else: off = np.concatenate([x.offsets for x in side]).astype(np.int64) if n.sum() else np.zeros((0, 2), np.int64)
+    if isinstance(side, TokenBatch):
+        off = side.offsets
+    else:
+        off = (
+            np.concatenate([x.offsets for x in side]).astype(np.int64)
+            if n.sum()
+            else np.zeros((0, 2), np.int64)
+        )
     if len(off) != n.sum(): raise ValueError("each Tokenized needs one offset pair per token")
     return off
 
-def offset_align_batch(texts: Sequence[str],  # the texts
-                       a: Sequence[Tokenized] | TokenBatch | Any,  # src side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
-                       b: Sequence[Tokenized] | TokenBatch | Any,  # tgt side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
-                       as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
-                       threads: int | None = None,  # threads for a large batch (default: every CPU; 1: this thread)
-                      ) -> list[Alignment] | AlignmentBatch:
+def offset_align_batch(
+    texts: Sequence[str],  # the texts
+    # src side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
+    a: Sequence[Tokenized] | TokenBatch | Any,
+    # tgt side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
+    b: Sequence[Tokenized] | TokenBatch | Any,
+    as_arrays: bool = False,  # return an `AlignmentBatch` (flat arrays) instead of a list
+    # threads for a large batch (default: every CPU; 1: this thread)
+    threads: int | None = None,
+) -> list[Alignment] | AlignmentBatch:
     "Linear-time alignments from character offsets (merge of token starts), many texts at once."
-    if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
     texts = list(texts)
-    side = lambda x, name: (x.check(name) if isinstance(x, TokenBatch) else list(x) if isinstance(x, Sequence)
-                            else tokenize_batch(texts, x, as_arrays=True))
+    side = lambda x, name: (
+        x.check(name)
+        if isinstance(x, TokenBatch)
+        else list(x) if isinstance(x, Sequence) else tokenize_batch(texts, x, as_arrays=True)
+    )
     a, b = side(a, "a"), side(b, "b")
     if not (len(texts) == len(a) == len(b)):
-        raise ValueError(f"texts, a and b must have the same length, got {len(texts)}, {len(a)} and {len(b)}")
-    na, nb = (np.diff(s.starts) if isinstance(s, TokenBatch) else np.fromiter((len(x.tokens) for x in s), np.int64, len(s))
-              for s in (a, b))
+        raise ValueError(
+            f"texts, a and b must have the same length, got {len(texts)}, {len(a)} and {len(b)}"
+        )
+    na, nb = (
+        (
+            np.diff(s.starts)
+            if isinstance(s, TokenBatch)
+            else np.fromiter((len(x.tokens) for x in s), np.int64, len(s))
+        )
+        for s in (a, b)
+    )
     bad = np.flatnonzero((na > 0) != (nb > 0))
     if len(bad):
-        k = int(bad[0]); raise ValueError(f"text {k}: one side has no tokens and the other has {max(na[k], nb[k])}")
+        k = int(bad[0])
+        raise ValueError(f"text {k}: one side has no tokens and the other has {max(na[k], nb[k])}")
     codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
     text_st = _starts(np.fromiter(map(len, texts), np.int64, len(texts)))
     oa, ob, a_st, b_st = _side_offsets(a, na), _side_offsets(b, nb), _starts(na), _starts(nb)
-    run = lambda t0, t1: offset_paths(codes, _IS_SPACE, text_st[t0:t1 + 1], oa, a_st[t0:t1 + 1], ob, b_st[t0:t1 + 1])
-    links, link_st, err = in_threads(run, na + nb, threads, min_work=200_000)   # threads pay off on many tokens only
+    run = lambda t0, t1: offset_paths(
+        codes, _IS_SPACE, text_st[t0 : t1 + 1], oa, a_st[t0 : t1 + 1], ob, b_st[t0 : t1 + 1]
+    )
+    # threads pay off on many tokens only
+    links, link_st, err = in_threads(run, na + nb, threads, min_work=200_000)
     err = max(np.atleast_1d(err))
-    if err == 1: raise ValueError("offsets must lie within the text (0 <= start <= end <= len(text)); "
-                                  "were the tokens made from this text?")
+    if err == 1:
+        raise ValueError(
+            "offsets must lie within the text (0 <= start <= end <= len(text)); "
+            "were the tokens made from this text?"
+        )
     if err == 2: raise ValueError("token offsets must follow the text order")
     out = AlignmentBatch(links, link_st, na, nb, None, "offsets")
     return out if as_arrays else out.to_list()
@@ -596,7 +777,8 @@ def offset_align_batch(texts: Sequence[str],  # the texts
 def _key(s: str) -> str: return _WS_RE.sub("", unicodedata.normalize("NFKC", s)).casefold()
 
 def _check_spells(name: str, text: str, tk: Tokenized):
-    "Raise unless most tokens of `tk` spell `text` at their offsets (tokens holding part of a character skipped)."
+    """Raise unless most tokens of `tk` spell `text` at their offsets (tokens holding part of a
+    character skipped)."""
     checked, differ = 0, []
     for k, (tok, (s, e)) in enumerate(zip(tk.tokens, tk.offsets.tolist())):
         got = _key(token_surface(tok, tk.scheme))
@@ -605,8 +787,11 @@ def _check_spells(name: str, text: str, tk: Tokenized):
         if got != _key(text[s:e]): differ.append(k)
     if 2 * len(differ) > checked:
         k = differ[0]; s, e = tk.offsets[k].tolist()
-        raise ValueError(f"{name} does not spell text: {len(differ)} of {checked} tokens differ from the text at their "
-                         f"offsets (token {k}, {tk.tokens[k]!r}, covers {text[s:e]!r}); were the tokens made from this text?")
+        raise ValueError(
+            f"{name} does not spell text: {len(differ)} of {checked} tokens differ from the text at"
+            f" their offsets (token {k}, {tk.tokens[k]!r}, covers {text[s:e]!r}); were the tokens"
+            " made from this text?"
+        )
 
 def offset_align(text: str,  # the text both tokenizations come from
                  tok_a: Tokenized | Any,  # src side: a `Tokenized` of `text`, or a fast tokenizer
@@ -619,7 +804,9 @@ def offset_align(text: str,  # the text both tokenizations come from
     al = offset_align_batch([text], [a], [b])[0]
     for name, tok, tk in (("tok_a", tok_a, a), ("tok_b", tok_b, b)):
         if isinstance(tok, Tokenized): _check_spells(name, text, tk)
-    al.src_norm, al.tgt_norm = tuple(normalize_tokens(a.tokens, a.scheme)), tuple(normalize_tokens(b.tokens, b.scheme))
+    al.src_norm, al.tgt_norm = tuple(normalize_tokens(a.tokens, a.scheme)), tuple(
+        normalize_tokens(b.tokens, b.scheme)
+    )
     return al
 
 # %% ../nbs/10_align.ipynb #c073
@@ -627,22 +814,26 @@ def _has_offsets(tok) -> bool:
     return bool(getattr(tok, "is_fast", False) or hasattr(tok, "backend_tokenizer"))
 
 def _side_has_offsets(side) -> bool:
-    if isinstance(side, Sequence) and not isinstance(side, str): return all(isinstance(x, Tokenized) for x in side)
+    if isinstance(side, Sequence) and not isinstance(side, str):
+        return all(isinstance(x, Tokenized) for x in side)
     return _has_offsets(side)
 
 def _side_tokens(texts, side) -> list[tuple[list, Any]]:
     "(tokens, scheme argument) per text, from `Tokenized` or a tokenizer."
-    if isinstance(side, Sequence) and not isinstance(side, str): return [(list(x.tokens), x.scheme) for x in side]
+    if isinstance(side, Sequence) and not isinstance(side, str):
+        return [(list(x.tokens), x.scheme) for x in side]
     if _has_offsets(side): return [(x.tokens, side) for x in tokenize_batch(texts, side)]
     ids = side(list(texts), add_special_tokens=False)["input_ids"]
     return [(side.convert_ids_to_tokens(x), side) for x in ids]
 
 # %% ../nbs/10_align.ipynb #c102
 def _dp_many(problems, dp_kwargs) -> list[Alignment]:
-    "DP alignments of (src tokens, src scheme, tgt tokens, tgt scheme) problems, one batch per scheme pair."
+    """DP alignments of (src tokens, src scheme, tgt tokens, tgt scheme) problems, one batch per
+    scheme pair."""
     key = lambda s: s if isinstance(s, str) else id(s)
     groups: dict = {}
-    for k, (_, ss, _, ts) in enumerate(problems): groups.setdefault((key(ss), key(ts)), []).append(k)
+    for k, (_, ss, _, ts) in enumerate(problems):
+        groups.setdefault((key(ss), key(ts)), []).append(k)
     out: list = [None] * len(problems)
     for idx in groups.values():
         ss, ts = problems[idx[0]][1], problems[idx[0]][3]
@@ -653,19 +844,26 @@ def _dp_many(problems, dp_kwargs) -> list[Alignment]:
 
 def _spells(text, tk, rng, c0, c1) -> bool:
     "Do tokens `rng` of `tk` spell exactly text[c0:c1] (NFC, whitespace ignored)?"
-    raw = b"".join(token_surface(tk.tokens[i], tk.scheme).encode("utf-8", "surrogateescape") for i in rng)
+    raw = b"".join(
+        token_surface(tk.tokens[i], tk.scheme).encode("utf-8", "surrogateescape") for i in rng
+    )
     got = unicodedata.normalize("NFC", raw.decode("utf-8", "surrogateescape"))
     return _WS_RE.sub("", got) == _WS_RE.sub("", unicodedata.normalize("NFC", text[c0:c1]))
 
 def _exact_runs(text, al, ta, tb) -> list[tuple[range, range, slice | None]]:
-    "The offset spans, consecutive inexact ones merged: (src range, tgt range, link slice if exact else None)."
-    first = [next((c for c in range(s, e) if not text[c].isspace()), s) for s, e in ta.offsets.tolist()]
+    """The offset spans, consecutive inexact ones merged: (src range, tgt range, link slice if exact
+    else None)."""
+    first = [
+        next((c for c in range(s, e) if not text[c].isspace()), s) for s, e in ta.offsets.tolist()
+    ]
     st = al.span_starts.tolist() + [len(al.links)]
     spans = al.spans
     bounds = [first[s.start] for s, _ in spans] + [len(text)]
     out: list = []
     for k, (s, t) in enumerate(spans):
-        ok = _spells(text, ta, s, bounds[k], bounds[k + 1]) and _spells(text, tb, t, bounds[k], bounds[k + 1])
+        ok = _spells(text, ta, s, bounds[k], bounds[k + 1]) and _spells(
+            text, tb, t, bounds[k], bounds[k + 1]
+        )
         if not ok and out and out[-1][2] is None:
             out[-1] = (range(out[-1][0].start, s.stop), range(out[-1][1].start, t.stop), None)
         else: out.append((s, t, slice(st[k], st[k + 1]) if ok else None))
@@ -683,7 +881,10 @@ def _auto(texts, offs, A, B, dp_kwargs) -> list[Alignment]:
         parts, by_dp, only = [np.zeros((0, 2), np.int64)], 0, None
         for s, t, sl in rs:
             if sl is not None: parts.append(al.links[sl]); continue
-            sub = next(solved); parts.append(sub.links + [s.start, t.start]); by_dp += len(t); only = sub
+            sub = next(solved)
+            parts.append(sub.links + [s.start, t.start])
+            by_dp += len(t)
+            only = sub
         res = Alignment._make(np.concatenate(parts), al.n_src, al.n_tgt, None, "auto")
         if by_dp == 0: res.method = "offsets"
         elif by_dp == al.n_tgt: res.method, res.cost = "dp", only.cost
@@ -706,15 +907,21 @@ def _check_side(name: str, side, n_texts: int):
                         f"got {type(side).__name__}")
 
 # %% ../nbs/10_align.ipynb #c104
-def align_batch(texts: Sequence[str],  # the texts
-                a: Sequence[Tokenized] | Any,  # src side: `Tokenized` per text, or a tokenizer (e.g. the teacher's)
-                b: Sequence[Tokenized] | Any,  # tgt side: `Tokenized` per text, or a tokenizer (e.g. the student's)
-                method: str = "auto",  # "auto" (offsets on exact spans, DP elsewhere), "offsets" or "dp"
-                **dp_kwargs,  # passed to `dp_align_batch` (band, unicode_form, join_split_chars)
-               ) -> list[Alignment]:
-    "Align two tokenizations of each text, with normalised strings and the positions each path decided."
-    if method not in ("auto", "offsets", "dp"): raise ValueError(f"method must be 'auto', 'offsets' or 'dp', got {method!r}")
-    if isinstance(texts, str): raise TypeError("texts must be a sequence of strings, not one string")
+def align_batch(
+    texts: Sequence[str],  # the texts
+    # src side: `Tokenized` per text, or a tokenizer (e.g. the teacher's)
+    a: Sequence[Tokenized] | Any,
+    # tgt side: `Tokenized` per text, or a tokenizer (e.g. the student's)
+    b: Sequence[Tokenized] | Any,
+    method: str = "auto",  # "auto" (offsets on exact spans, DP elsewhere), "offsets" or "dp"
+    **dp_kwargs,  # passed to `dp_align_batch` (band, unicode_form, join_split_chars)
+) -> list[Alignment]:
+    """Align two tokenizations of each text, with normalised strings and the positions each path
+    decided."""
+    if method not in ("auto", "offsets", "dp"):
+        raise ValueError(f"method must be 'auto', 'offsets' or 'dp', got {method!r}")
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
     texts = list(texts)
     bad = next((k for k, x in enumerate(texts) if not isinstance(x, str)), None)
     if bad is not None:
@@ -733,7 +940,9 @@ def align_batch(texts: Sequence[str],  # the texts
     out = offset_align_batch(texts, A, B)
     if method == "auto": out = _auto(texts, out, A, B, dp_kwargs)
     for al, ta, tb in zip(out, A, B):
-        al.src_norm, al.tgt_norm = tuple(normalize_tokens(ta.tokens, ta.scheme)), tuple(normalize_tokens(tb.tokens, tb.scheme))
+        al.src_norm, al.tgt_norm = tuple(normalize_tokens(ta.tokens, ta.scheme)), tuple(
+            normalize_tokens(tb.tokens, tb.scheme)
+        )
         if al.decided is None: al.decided = {"offsets": al.n_tgt, "dp": 0}
     return out
 
@@ -743,7 +952,8 @@ def align(text: str,  # the text
           method: str = "auto",  # "auto" (offsets on exact spans, DP elsewhere), "offsets" or "dp"
           **dp_kwargs,  # passed to `dp_align` (band, unicode_form, join_split_chars)
          ) -> Alignment:
-    "Align the two tokenizations of `text`: offsets where they are exact, DP elsewhere (by default)."
+    """Align the two tokenizations of `text`: offsets where they are exact, DP elsewhere (by
+    default)."""
     if not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
     side = lambda x: [x] if isinstance(x, Tokenized) else x
     _check_side("tok_a", side(tok_a), 1); _check_side("tok_b", side(tok_b), 1)
@@ -753,22 +963,28 @@ def align(text: str,  # the text
 def surface_offsets(tokens: Sequence[str],  # tokens as the tokenizer spells them
                     scheme: str = "plain",  # one of `SCHEMES`
                    ) -> tuple[str, Tokenized]:
-    "The text the tokens spell and the tokens with their character offsets in it (for tokens given without offsets)."
+    """The text the tokens spell and the tokens with their character offsets in it (for tokens given
+    without offsets)."""
     _check_scheme(scheme)
     raw = [token_surface(t, scheme).encode("utf-8", "surrogateescape") for t in tokens]
     text = b"".join(raw).decode("utf-8", "surrogateescape")
     char_end = np.cumsum([len(c.encode("utf-8", "surrogateescape")) for c in text], dtype=np.int64)
     b0 = _starts([len(r) for r in raw])
-    start = np.searchsorted(char_end, b0[:-1], "right")                  # the character holding a token's first byte
+    # the character holding a token's first byte
+    start = np.searchsorted(char_end, b0[:-1], "right")
     end = np.where(b0[1:] > b0[:-1], np.searchsorted(char_end, b0[1:] - 1, "right") + 1, start)
-    return text, Tokenized(list(tokens), np.stack([start, end], 1).astype(np.int64).reshape(-1, 2), scheme)
+    return text, Tokenized(
+        list(tokens), np.stack([start, end], 1).astype(np.int64).reshape(-1, 2), scheme
+    )
 
 # %% ../nbs/10_align.ipynb #c076
 class SparseTargets(NamedTuple):
-    "Sparse per-position targets: candidate ids (−1 pads), probabilities (0 pads), and which rows came from the teacher."
+    """Sparse per-position targets: candidate ids (−1 pads), probabilities (0 pads), and which rows
+    came from the teacher."""
     ids: np.ndarray  # (m, k) int64 student token ids, −1 where unused
     probs: np.ndarray  # (m, k) float32 probabilities, 0 where unused
-    from_teacher: np.ndarray  # (m,) bool: True where the teacher's candidates were kept, False for one-hot rows
+    # (m,) bool: True where the teacher's candidates were kept, False for one-hot rows
+    from_teacher: np.ndarray
 
     def to_dense(self, vocab_size: int) -> np.ndarray:
         "(m, vocab_size) dense target matrix."
@@ -796,60 +1012,107 @@ def _student_index(vocab, scheme, unicode_form) -> _StudentIndex:
     hit = _STUDENT_INDEX.get(key)
     if hit is not None and hit[0]() is vocab: return hit[1]
     mapping = vocab.get_vocab() if hasattr(vocab, "get_vocab") else vocab
-    if not isinstance(mapping, Mapping): raise TypeError(f"student_vocab must be a tokenizer or a token → id mapping, got {type(vocab).__name__}")
+    if not isinstance(mapping, Mapping):
+        raise TypeError(
+            f"student_vocab must be a tokenizer or a token → id mapping, got {type(vocab).__name__}"
+        )
     index = _StudentIndex(mapping, scheme, unicode_form)
     try: _STUDENT_INDEX[key] = (weakref.ref(vocab), index)
     except TypeError: pass  # plain dicts cannot be weakly referenced: not cached
     return index
 
 
-def project_topk(alignment: Alignment,  # teacher (src) → student (tgt) alignment with normalised strings
-                 topk_tokens: Sequence[Sequence[str | int | None]],  # (n_teacher, k) candidates: strings, or ids with teacher_vocab; None pads
-                 topk_probs: Sequence[Sequence[float]] | np.ndarray,  # (n_teacher, k) candidate probabilities
-                 student_ids: Sequence[int],  # (n_student,) the student's own token ids
-                 student_vocab: Any,  # student tokenizer, or a token string → id mapping
-                 teacher_vocab: Any = None,  # teacher tokenizer or id → token sequence, needed when candidates are ids
-                 teacher_scheme: Any = "auto",  # scheme of the teacher's candidate strings (or the teacher tokenizer)
-                 student_scheme: Any = "auto",  # scheme of the student vocabulary (or the student tokenizer)
-                 unicode_form: str | None = "NFC",  # normal form, as in the alignment
-                ) -> SparseTargets:
-    "Fu et al.'s projection of a teacher's per-token top-k onto the student's tokens (sparse targets)."
-    if not isinstance(alignment, Alignment): raise TypeError(f"alignment must be an Alignment, got {type(alignment).__name__}")
+def project_topk(
+    alignment: Alignment,  # teacher (src) → student (tgt) alignment with normalised strings
+    # (n_teacher, k) candidates: strings, or ids with teacher_vocab; None pads
+    topk_tokens: Sequence[Sequence[str | int | None]],
+    # (n_teacher, k) candidate probabilities
+    topk_probs: Sequence[Sequence[float]] | np.ndarray,
+    student_ids: Sequence[int],  # (n_student,) the student's own token ids
+    student_vocab: Any,  # student tokenizer, or a token string → id mapping
+    # teacher tokenizer or id → token sequence, needed when candidates are ids
+    teacher_vocab: Any = None,
+    # scheme of the teacher's candidate strings (or the teacher tokenizer)
+    teacher_scheme: Any = "auto",
+    student_scheme: Any = "auto",  # scheme of the student vocabulary (or the student tokenizer)
+    unicode_form: str | None = "NFC",  # normal form, as in the alignment
+) -> SparseTargets:
+    """Fu et al.'s projection of a teacher's per-token top-k onto the student's tokens (sparse
+    targets)."""
+    if not isinstance(alignment, Alignment):
+        raise TypeError(f"alignment must be an Alignment, got {type(alignment).__name__}")
     if alignment.src_norm is None or alignment.tgt_norm is None:
-        raise ValueError("alignment carries no normalised strings: use dp_align, offset_align or dp_align_batch(keep_strings=True)")
+        raise ValueError(
+            "alignment carries no normalised strings: use dp_align, offset_align or"
+            " dp_align_batch(keep_strings=True)"
+        )
     n, m = alignment.n_src, alignment.n_tgt
     topk_tokens = [list(row) for row in topk_tokens]
     probs = np.asarray(topk_probs, dtype=np.float64)
-    if len(topk_tokens) != n: raise ValueError(f"topk_tokens must have one row per teacher token ({n}), got {len(topk_tokens)}")
-    if probs.ndim != 2 or probs.shape[0] != n: raise ValueError(f"topk_probs must have shape ({n}, k), got {probs.shape}")
+    if len(topk_tokens) != n:
+        raise ValueError(
+            f"topk_tokens must have one row per teacher token ({n}), got {len(topk_tokens)}"
+        )
+    if probs.ndim != 2 or probs.shape[0] != n:
+        raise ValueError(f"topk_probs must have shape ({n}, k), got {probs.shape}")
     if any(len(r) != probs.shape[1] for r in topk_tokens):
-        raise ValueError(f"every topk_tokens row must hold k = {probs.shape[1]} candidates (None pads)")
+        raise ValueError(
+            f"every topk_tokens row must hold k = {probs.shape[1]} candidates (None pads)"
+        )
     if np.isnan(probs).any(): raise ValueError("topk_probs contains NaN")
-    if (probs < 0).any() or (probs > 1 + 1e-6).any(): raise ValueError("topk_probs must lie in [0, 1]")
-    if len(probs) and probs.shape[1] and probs.sum(1).max() > 1 + 1e-3:  # rounded probabilities may add up to a bit above 1
-        raise ValueError(f"topk_probs rows must sum to at most 1, got a row summing to {probs.sum(1).max():.4g}")
+    if (probs < 0).any() or (probs > 1 + 1e-6).any():
+        raise ValueError("topk_probs must lie in [0, 1]")
+    # rounded probabilities may add up to a bit above 1
+    if len(probs) and probs.shape[1] and probs.sum(1).max() > 1 + 1e-3:
+        raise ValueError(
+            f"topk_probs rows must sum to at most 1, got a row summing to {probs.sum(1).max():.4g}"
+        )
     student_ids = np.asarray(student_ids, dtype=np.int64)
-    if student_ids.shape != (m,): raise ValueError(f"student_ids must have one id per student token ({m}), got shape {student_ids.shape}")
+    if student_ids.shape != (m,):
+        raise ValueError(
+            f"student_ids must have one id per student token ({m}), got shape {student_ids.shape}"
+        )
     if teacher_vocab is not None and hasattr(teacher_vocab, "convert_ids_to_tokens"):
         id2tok = lambda i: teacher_vocab.convert_ids_to_tokens(int(i))
     elif teacher_vocab is not None: id2tok = lambda i: teacher_vocab[int(i)]
     else: id2tok = None
     def as_str(c):
         if c is None or isinstance(c, str): return c
-        if id2tok is None: raise ValueError("candidates are ids: pass teacher_vocab (the teacher tokenizer or id → token list)")
+        if id2tok is None:
+            raise ValueError(
+                "candidates are ids: pass teacher_vocab (the teacher tokenizer or id → token list)"
+            )
         return id2tok(c)
     cand = [[as_str(c) for c in row] for row in topk_tokens]
-    ts = teacher_scheme if teacher_scheme != "auto" or teacher_vocab is None or isinstance(teacher_vocab, Sequence) else teacher_vocab
+    ts = (
+        teacher_scheme
+        if teacher_scheme != "auto" or teacher_vocab is None or isinstance(teacher_vocab, Sequence)
+        else teacher_vocab
+    )
     ts = _resolve_scheme(ts, lambda: [c for row in cand for c in row if c is not None])
-    if student_scheme == "auto" and hasattr(student_vocab, "get_vocab"): student_scheme = student_vocab
-    ss = _resolve_scheme(student_scheme, lambda: list(itertools.islice(
-        (student_vocab.get_vocab() if hasattr(student_vocab, "get_vocab") else student_vocab).keys(), 20000)))
+    if student_scheme == "auto" and hasattr(student_vocab, "get_vocab"):
+        student_scheme = student_vocab
+    ss = _resolve_scheme(
+        student_scheme,
+        lambda: list(
+            itertools.islice(
+                (
+                    student_vocab.get_vocab()
+                    if hasattr(student_vocab, "get_vocab")
+                    else student_vocab
+                ).keys(),
+                20000,
+            )
+        ),
+    )
     index = _student_index(student_vocab, ss, unicode_form)
     k = max(probs.shape[1], 1)
     ids = np.full((m, k), -1, np.int64); out = np.zeros((m, k), np.float32)
     ids[:, 0] = student_ids; out[:, 0] = 1.0
     soft = np.zeros(m, bool)
-    for (si, ti), (a, b) in zip(alignment.links[alignment.span_starts].tolist(), alignment.span_sizes.tolist()):
+    for (si, ti), (a, b) in zip(
+        alignment.links[alignment.span_starts].tolist(), alignment.span_sizes.tolist()
+    ):
         if a != 1 or b != 1 or alignment.src_norm[si] != alignment.tgt_norm[ti]: continue
         kept, seen = [], set()
         for c, p in zip(cand[si], probs[si]):
@@ -874,39 +1137,68 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
 def call_overhead(tok_a, tok_b, calls: int = 2000) -> float:
     "Median seconds of one `dp_align` call on a one-token pair."
     dp_align(["a"], ["a"], tok_a, tok_b)
-    return float(np.median([best_of(1, lambda: dp_align(["a"], ["▁a"], tok_a, tok_b))[0] for _ in range(calls)]))
+    return float(
+        np.median(
+            [best_of(1, lambda: dp_align(["a"], ["▁a"], tok_a, tok_b))[0] for _ in range(calls)]
+        )
+    )
 
 # %% ../nbs/10_align.ipynb #c112
-def time_aligners(texts: Sequence[str],  # the texts
-                  tok_a, tok_b,  # src and tgt fast tokenizers
-                  band: int = 6,  # band of the DP
-                  repeats: int = 3,  # timed runs of each (the fastest counts)
-                  reference: Callable | None = None,  # (src strings, tgt strings) -> (links, cost); default `reference_dtw`
-                  per_text: bool = True,  # also time `dp_align` once per text
-                 ) -> dict[str, dict]:
-    "Seconds, speed-up over `reference` and share of reference paths of each way to align `texts` (none empty)."
+def time_aligners(
+    texts: Sequence[str],  # the texts
+    tok_a,
+    tok_b,  # src and tgt fast tokenizers
+    band: int = 6,  # band of the DP
+    repeats: int = 3,  # timed runs of each (the fastest counts)
+    # (src strings, tgt strings) -> (links, cost); default `reference_dtw`
+    reference: Callable | None = None,
+    per_text: bool = True,  # also time `dp_align` once per text
+) -> dict[str, dict]:
+    """Seconds, speed-up over `reference` and share of reference paths of each way to align `texts`
+    (none empty)."""
     ta, tb = tokenize_batch(texts, tok_a), tokenize_batch(texts, tok_b)
-    TA, TB = tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True)
+    TA, TB = tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(
+        texts, tok_b, as_arrays=True
+    )
     src, tgt = [x.tokens for x in ta], [x.tokens for x in tb]
     ns, nt = [normalize_tokens(x, tok_a) for x in src], [normalize_tokens(x, tok_b) for x in tgt]
-    t_ref, ref = best_of(repeats, lambda: [(reference or reference_dtw)(x, y) for x, y in zip(ns, nt)])
+    t_ref, ref = best_of(
+        repeats, lambda: [(reference or reference_dtw)(x, y) for x, y in zip(ns, nt)]
+    )
     ref = [[list(l) for l in r[0]] for r in ref]
-    both = lambda: (tokenize_batch(texts, tok_a, as_arrays=True), tokenize_batch(texts, tok_b, as_arrays=True))
-    ways = {"tokenizing only (both sides, arrays)": both,
-            "DP, token strings": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=band),
-            "DP, token strings, band=None": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=None),
-            "DP, TokenBatch -> arrays, 1 thread": lambda: dp_align_batch(TA, TB, band=band, as_arrays=True, threads=1),
-            "DP, TokenBatch -> arrays": lambda: dp_align_batch(TA, TB, band=band, as_arrays=True),
-            "DP, tokenizing -> arrays": lambda: dp_align_batch(*both(), band=band, as_arrays=True),
-            "DP, dp_align per text": lambda: [dp_align(x, y, tok_a, tok_b, band=band) for x, y in zip(src, tgt)],
-            "offsets, Tokenized": lambda: offset_align_batch(texts, ta, tb),
-            "offsets, TokenBatch -> arrays": lambda: offset_align_batch(texts, TA, TB, as_arrays=True),
-            "offsets, tokenizing -> arrays": lambda: offset_align_batch(texts, tok_a, tok_b, as_arrays=True),
-            "auto (align_batch), tokenizing": lambda: align_batch(texts, tok_a, tok_b, "auto", band=band)}
+    both = lambda: (
+        tokenize_batch(texts, tok_a, as_arrays=True),
+        tokenize_batch(texts, tok_b, as_arrays=True),
+    )
+    ways = {
+        "tokenizing only (both sides, arrays)": both,
+        "DP, token strings": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=band),
+        "DP, token strings, band=None": lambda: dp_align_batch(src, tgt, tok_a, tok_b, band=None),
+        "DP, TokenBatch -> arrays, 1 thread": lambda: dp_align_batch(
+            TA, TB, band=band, as_arrays=True, threads=1
+        ),
+        "DP, TokenBatch -> arrays": lambda: dp_align_batch(TA, TB, band=band, as_arrays=True),
+        "DP, tokenizing -> arrays": lambda: dp_align_batch(*both(), band=band, as_arrays=True),
+        "DP, dp_align per text": lambda: [
+            dp_align(x, y, tok_a, tok_b, band=band) for x, y in zip(src, tgt)
+        ],
+        "offsets, Tokenized": lambda: offset_align_batch(texts, ta, tb),
+        "offsets, TokenBatch -> arrays": lambda: offset_align_batch(texts, TA, TB, as_arrays=True),
+        "offsets, tokenizing -> arrays": lambda: offset_align_batch(
+            texts, tok_a, tok_b, as_arrays=True
+        ),
+        "auto (align_batch), tokenizing": lambda: align_batch(
+            texts, tok_a, tok_b, "auto", band=band
+        ),
+    }
     rows = {"reference (pure Python)": dict(seconds=t_ref, speedup=1.0, same_path=1.0)}
     for name, fn in ways.items():
         if "per text" in name and not per_text: continue
         t, out = best_of(1 if "per text" in name else repeats, fn)
-        same = None if name.startswith("tokenizing") else float(np.mean([a.links.tolist() == r for a, r in zip(out, ref)]))
+        same = (
+            None
+            if name.startswith("tokenizing")
+            else float(np.mean([a.links.tolist() == r for a, r in zip(out, ref)]))
+        )
         rows[name] = dict(seconds=t, speedup=t_ref / t, same_path=same)
     return rows

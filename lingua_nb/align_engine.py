@@ -35,9 +35,12 @@ class Vocab:
     "Normalised strings as integer ids, with the arrays the compiled kernels read."
     def __init__(self, kind: Callable[[str], int] = lambda s: 0):  # a small integer tag per string
         self.kind_of, self.ids, self.strs = kind, {}, []
-        self.by_raw, self.by_tokenizer, self.runs = {}, {}, {}    # caches: raw token, tokenizer id, rewritten runs
-        self.codes = np.zeros(0, np.int32)                          # every string's code points, one after another
-        self.starts = np.zeros(1, np.int64)                         # string g is codes[starts[g]:starts[g + 1]]
+        # caches: raw token, tokenizer id, rewritten runs
+        self.by_raw, self.by_tokenizer, self.runs = {}, {}, {}
+        # every string's code points, one after another
+        self.codes = np.zeros(0, np.int32)
+        # string g is codes[starts[g]:starts[g + 1]]
+        self.starts = np.zeros(1, np.int64)
         self.content = np.zeros(0, np.int64)                        # whitespace-free length
         self.mask = np.zeros(0, np.uint64)                          # character fingerprint
         self.kind = np.zeros(0, np.int8)
@@ -47,7 +50,9 @@ class Vocab:
 # %% ../nbs/11_align_engine.ipynb #c010
 def _grow(V: Vocab, new: list[str]):
     "Append the arrays of strings new to `V`."
-    codes = np.frombuffer("".join(new).encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int32)
+    codes = np.frombuffer("".join(new).encode("utf-32-le", "surrogatepass"), np.uint32).astype(
+        np.int32
+    )
     lens = np.fromiter(map(len, new), np.int64, len(new))
     st = V.starts[-1] + np.concatenate([[0], np.cumsum(lens)])
     local = st - st[0]
@@ -87,7 +92,8 @@ def encode_ids(V: Vocab,  # the vocabulary
                key: tuple,  # names the normalisation
                normalize: Callable[[list[str]], list[str]],  # raw tokens -> normalised strings
               ) -> np.ndarray:
-    "String ids of tokenizer vocabulary ids, through a lookup table kept per tokenizer: one gather once known."
+    """String ids of tokenizer vocabulary ids, through a lookup table kept per tokenizer: one gather
+    once known."""
     flat = np.asarray(flat, np.int64).reshape(-1)
     ref, lut = V.by_tokenizer.get((id(tokenizer), key), (None, np.full(0, -1, np.int32)))
     if ref is None or ref() is not tokenizer: lut = np.full(0, -1, np.int32)
@@ -97,7 +103,8 @@ def encode_ids(V: Vocab,  # the vocabulary
     need = np.unique(flat[lut[flat] < 0])
     if len(need):
         toks = tokenizer.convert_ids_to_tokens(need.tolist())
-        if any(t is None for t in toks): raise ValueError("token ids outside the tokenizer's vocabulary")
+        if any(t is None for t in toks):
+            raise ValueError("token ids outside the tokenizer's vocabulary")
         lut[need] = _by_raw(V, toks, key, normalize)
     try: ref = weakref.ref(tokenizer)
     except TypeError: ref = lambda: tokenizer
@@ -117,14 +124,20 @@ def encode(V: Vocab,  # the vocabulary
     lens = np.fromiter(map(len, seqs), np.int64, len(seqs))
     first = next((s[0] for s in seqs if len(s)), None)
     if not _is_id(first): return _by_raw(V, list(chain.from_iterable(seqs)), key, normalize), lens
-    if tokenizer is None: raise ValueError("token ids need their tokenizer: pass it as the scheme argument")
-    flat = np.concatenate([np.asarray(s, np.int64).reshape(-1) for s in seqs]) if lens.sum() else np.zeros(0, np.int64)
+    if tokenizer is None:
+        raise ValueError("token ids need their tokenizer: pass it as the scheme argument")
+    flat = (
+        np.concatenate([np.asarray(s, np.int64).reshape(-1) for s in seqs])
+        if lens.sum()
+        else np.zeros(0, np.int64)
+    )
     return encode_ids(V, flat, tokenizer, key, normalize), lens
 
 # %% ../nbs/11_align_engine.ipynb #c015b
 @njit(cache=True)
 def find_runs(kind, st):
-    "Runs [r0, r1) of flat ids: stretches of `kind & 1` within each sequence st[s]:st[s + 1], extended left by `kind & 2`."
+    """Runs [r0, r1) of flat ids: stretches of `kind & 1` within each sequence st[s]:st[s + 1],
+    extended left by `kind & 2`."""
     r0, r1, R = np.empty(len(kind), np.int64), np.empty(len(kind), np.int64), 0
     for s in range(len(st) - 1):
         k = st[s]
@@ -138,7 +151,8 @@ def find_runs(kind, st):
 # %% ../nbs/11_align_engine.ipynb #c015g
 @njit(cache=True)
 def hash_slots(h):
-    "Open-addressing slots of the hashes h (none 0): each slot's hash (0: empty) and entry, twice as many slots as hashes."
+    """Open-addressing slots of the hashes h (none 0): each slot's hash (0: empty) and entry, twice
+    as many slots as hashes."""
     size, one = 2, np.uint64(1)
     while size < 2 * len(h): size *= 2
     keys, entry, last = np.zeros(size, np.uint64), np.full(size, -1, np.int64), np.uint64(size - 1)
@@ -149,7 +163,8 @@ def hash_slots(h):
     return keys, entry
 
 class RunCache:
-    "Rewrites of runs of ids: entry e's hash is hashes[e], its run old[st[e]:st[e + 1]], its rewrite new[...]."
+    """Rewrites of runs of ids: entry e's hash is hashes[e], its run old[st[e]:st[e + 1]], its
+    rewrite new[...]."""
     def __init__(self):
         self.hashes, self.st = np.zeros(0, np.uint64), np.zeros(1, np.int64)
         self.old, self.new = np.zeros(0, np.int32), np.zeros(0, np.int32)
@@ -157,14 +172,26 @@ class RunCache:
 
     def add(self, h: np.ndarray, runs: list[np.ndarray], made: list[np.ndarray]):
         "Add entries: hashes `h`, runs of ids and their rewrites."
-        self.hashes = np.concatenate([self.hashes, h]); self.keys, self.entry = hash_slots(self.hashes)
-        self.st = np.concatenate([self.st, self.st[-1] + np.cumsum([len(r) for r in runs], dtype=np.int64)])
-        self.old, self.new = (np.concatenate([a, *b]).astype(np.int32) for a, b in ((self.old, runs), (self.new, made)))
+        self.hashes = np.concatenate([self.hashes, h])
+        self.keys, self.entry = hash_slots(self.hashes)
+        self.st = np.concatenate(
+            [self.st, self.st[-1] + np.cumsum([len(r) for r in runs], dtype=np.int64)]
+        )
+        self.old, self.new = (
+            np.concatenate([a, *b]).astype(np.int32)
+            for a, b in ((self.old, runs), (self.new, made))
+        )
 
 @njit(cache=True)
 def rewrite_runs(gid, r0, r1, keys, entry, st, old, new):
-    "Rewrite in place each run gid[r0[r]:r1[r]] the cache holds; every run's FNV-1a hash, and which were missed."
-    h, miss, one, last = np.empty(len(r0), np.uint64), np.zeros(len(r0), np.bool_), np.uint64(1), np.uint64(len(keys) - 1)
+    """Rewrite in place each run gid[r0[r]:r1[r]] the cache holds; every run's FNV-1a hash, and
+    which were missed."""
+    h, miss, one, last = (
+        np.empty(len(r0), np.uint64),
+        np.zeros(len(r0), np.bool_),
+        np.uint64(1),
+        np.uint64(len(keys) - 1),
+    )
     for r in range(len(r0)):
         a, b = r0[r], r1[r]
         x = np.uint64(0xCBF29CE484222325) ^ np.uint64(b - a)
@@ -190,10 +217,12 @@ def rewrite(C: RunCache,  # the cache
     fresh = {}
     for r in np.flatnonzero(miss).tolist():
         run = gid[r0[r]:r1[r]].copy()
-        if run.tobytes() not in fresh: fresh[run.tobytes()] = (h[r], run, np.asarray(make(run), np.int32))
+        if run.tobytes() not in fresh:
+            fresh[run.tobytes()] = (h[r], run, np.asarray(make(run), np.int32))
         gid[r0[r]:r1[r]] = fresh[run.tobytes()][2]
     hs, runs, made = zip(*fresh.values())
-    keep = np.flatnonzero(~np.isin(np.array(hs, np.uint64), C.hashes)).tolist()   # a collision stays a miss
+    # a collision stays a miss
+    keep = np.flatnonzero(~np.isin(np.array(hs, np.uint64), C.hashes)).tolist()
     if keep: C.add(np.array(hs, np.uint64)[keep], [runs[k] for k in keep], [made[k] for k in keep])
     return gid
 
@@ -224,7 +253,12 @@ def myers(codes, a0, la, b0, lb):
     _check_spans(codes, a0, la, b0, lb)
     # one machine word holds 64 rows; other lengths take the row-by-row recurrence
     if la < 1 or la > 64: return _row_distance(codes, a0, la, b0, lb)
-    pv, mv, score, top = ~np.uint64(0) >> np.uint64(64 - la), np.uint64(0), la, _ONE << np.uint64(la - 1)
+    pv, mv, score, top = (
+        ~np.uint64(0) >> np.uint64(64 - la),
+        np.uint64(0),
+        la,
+        _ONE << np.uint64(la - 1),
+    )
     for j in range(lb):
         c, eq = codes[b0 + j], np.uint64(0)
         for i in range(la): eq |= np.uint64(codes[a0 + i] == c) << np.uint64(i)
@@ -265,8 +299,10 @@ def band_rows(ga, gb, content, band, lo, hi):
     for g in ga: a_tot += content[g]
     for g in gb: b_tot += content[g]
     scale = b_tot / max(a_tot, 1)
-    a_start, first_after, last_before = 0, 0, 0   # tgt tokens ending at or before / starting before a point
-    b_end_f, b_start_l = content[gb[0]], 0         # end of tgt token first_after, start of token last_before
+    # tgt tokens ending at or before / starting before a point
+    a_start, first_after, last_before = 0, 0, 0
+    # end of tgt token first_after, start of token last_before
+    b_end_f, b_start_l = content[gb[0]], 0
     for i in range(n):
         a_end = a_start + content[ga[i]]
         x, y = a_start * scale, a_end * scale
@@ -276,7 +312,8 @@ def band_rows(ga, gb, content, band, lo, hi):
         while last_before < m and b_start_l < y:
             b_start_l += content[gb[last_before]]; last_before += 1
         jf, jl = first_after, last_before - 1
-        lo[i] = min(max(min(jf, jl) - band, 0), m - 1); hi[i] = min(max(max(jf, jl) + band, 0), m - 1)
+        lo[i] = min(max(min(jf, jl) - band, 0), m - 1)
+        hi[i] = min(max(max(jf, jl) + band, 0), m - 1)
         a_start = a_end
     for i in range(n - 2, -1, -1): lo[i] = min(lo[i], lo[i + 1])
     for i in range(1, n): hi[i] = max(hi[i], hi[i - 1])
@@ -288,7 +325,8 @@ INF = 1 << 40
 
 @njit(cache=True)
 def recurrence(ga, gb, codes, starts, mask, lo, hi, D, ck, cv):
-    "Fu's recurrence D[i, j] = c[i, j] + min(diagonal, up, left) over the band of one text (D padded: row i at (i + 1)(m + 1) + 1)."
+    """Fu's recurrence D[i, j] = c[i, j] + min(diagonal, up, left) over the band of one text (D
+    padded: row i at (i + 1)(m + 1) + 1)."""
     W = len(gb) + 1
     D[0], D[1:hi[0] + 2] = 0, INF
     for i in range(len(ga)):
@@ -299,14 +337,22 @@ def recurrence(ga, gb, codes, starts, mask, lo, hi, D, ck, cv):
         left, diag = INF, D[p + lo[i]]
         for j in range(lo[i], hi[i] + 1):
             y, up = gb[j], D[p + j + 1]
-            if mx & mask[y] == 0: cost = max(lx, starts[y + 1] - starts[y])   # the commonest case first
-            elif x == y: cost = 0
-            else:                                                   # through the table of edit distances
+            # the commonest case first
+            if mx & mask[y] == 0:
+                cost = max(lx, starts[y + 1] - starts[y])
+            elif x == y:
+                cost = 0
+            # through the table of edit distances
+            else:
                 key = (np.int64(x) << 32) | y
                 h = ((key * 0x9E3779B97F4A7C1) >> 40) & (len(ck) - 1)
                 if ck[h] != key:
                     y0, ly = starts[y], starts[y + 1] - starts[y]
-                    ck[h], cv[h] = key, myers(codes, starts[x], lx, y0, ly) if lx <= 64 else edit_distance(codes, starts[x], lx, y0, ly)
+                    ck[h], cv[h] = key, (
+                        myers(codes, starts[x], lx, y0, ly)
+                        if lx <= 64
+                        else edit_distance(codes, starts[x], lx, y0, ly)
+                    )
                 cost = cv[h]
             left = min(diag, up, left) + cost
             D[r + j + 1], diag = left, up
@@ -338,7 +384,8 @@ def dp_paths(ga, a_st, gb, b_st, codes, starts, mask, content, band):
     T, n, m = len(a_st) - 1, np.diff(a_st), np.diff(b_st)
     n_max, cells = max(n.max(), 1) if T else 1, ((n + 1) * (m + 1)).max() if T else 1
     lo, hi, D = np.zeros(n_max, np.int64), np.zeros(n_max, np.int64), np.empty(cells, np.int64)
-    ck, cv = np.full(4096, -1, np.int64), np.zeros(4096, np.int64)        # the table of edit distances
+    # the table of edit distances
+    ck, cv = np.full(4096, -1, np.int64), np.zeros(4096, np.int64)
     links, link_st = np.empty((n.sum() + m.sum(), 2), np.int64), np.zeros(T + 1, np.int64)
     cost, widened = np.zeros(T, np.int64), 0
     for t in range(T):
@@ -356,39 +403,64 @@ def dp_paths(ga, a_st, gb, b_st, codes, starts, mask, content, band):
 
 
 # %% ../nbs/11_align_engine.ipynb #c032b
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}    # by (process, threads): a forked child makes its own
+# by (process, threads): a forked child makes its own
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 def cpus() -> int:
     "CPUs this process may run on."
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-def in_threads(run: Callable[[int, int], tuple],  # (t0, t1) -> (links, link_st, *per-text arrays or scalars) of texts t0..t1-1
-               work: np.ndarray,  # work of each text
-               threads: int | None = None,  # default: every CPU
-               min_work: int = 50_000,  # less than this in all: one call on this thread
-              ) -> tuple:
-    "`run` over slices of the batch in threads, joined: links, link starts, per-text arrays, and lists of scalars."
+def in_threads(
+    # (t0, t1) -> (links, link_st, *per-text arrays or scalars) of texts t0..t1-1
+    run: Callable[[int, int], tuple],
+    work: np.ndarray,  # work of each text
+    threads: int | None = None,  # default: every CPU
+    min_work: int = 50_000,  # less than this in all: one call on this thread
+) -> tuple:
+    """`run` over slices of the batch in threads, joined: links, link starts, per-text arrays, and
+    lists of scalars."""
     cum, T = np.cumsum(work), len(work)
     threads = min(threads or cpus(), T)
     if threads < 2 or cum[-1] < min_work: return run(0, T)
-    cut = np.unique(np.r_[0, np.searchsorted(cum, cum[-1] * np.arange(1, 2 * threads) / (2 * threads), "right"), T])
-    pool = _POOLS.get((os.getpid(), threads)) or _POOLS.setdefault((os.getpid(), threads), ThreadPoolExecutor(threads))
+    cut = np.unique(
+        np.r_[
+            0, np.searchsorted(cum, cum[-1] * np.arange(1, 2 * threads) / (2 * threads), "right"), T
+        ]
+    )
+    pool = _POOLS.get((os.getpid(), threads)) or _POOLS.setdefault(
+        (os.getpid(), threads), ThreadPoolExecutor(threads)
+    )
     parts = list(pool.map(lambda c: run(*c), zip(cut.tolist(), cut[1:].tolist())))
     shift = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
-    rest = [np.concatenate(col) if isinstance(col[0], np.ndarray) else list(col) for col in zip(*(p[2:] for p in parts))]
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([[0]] + [p[1][1:] + s for p, s in zip(parts, shift)]), *rest)
+    rest = [
+        np.concatenate(col) if isinstance(col[0], np.ndarray) else list(col)
+        for col in zip(*(p[2:] for p in parts))
+    ]
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([[0]] + [p[1][1:] + s for p, s in zip(parts, shift)]),
+        *rest,
+    )
 
-def solve(ga, a_st, gb, b_st, V: Vocab, band: int, threads: int | None = None, min_work: int = 50_000):
+def solve(
+    ga, a_st, gb, b_st, V: Vocab, band: int, threads: int | None = None, min_work: int = 50_000
+):
     "`dp_paths` of a batch, in threads: links, link starts, costs, band widenings."
-    run = lambda t0, t1: dp_paths(ga, a_st[t0:t1 + 1], gb, b_st[t0:t1 + 1], V.codes, V.starts, V.mask, V.content, band)
-    links, link_st, cost, widened = in_threads(run, np.diff(a_st) * np.diff(b_st), threads, min_work)
+    run = lambda t0, t1: dp_paths(
+        ga, a_st[t0 : t1 + 1], gb, b_st[t0 : t1 + 1], V.codes, V.starts, V.mask, V.content, band
+    )
+    links, link_st, cost, widened = in_threads(
+        run, np.diff(a_st) * np.diff(b_st), threads, min_work
+    )
     return links, link_st, cost, int(np.sum(widened))
 
 # %% ../nbs/11_align_engine.ipynb #c036
 @njit(cache=True, nogil=True)
 def token_starts(codes, is_space, text_st, off, tok_st):
-    "Each token's first non-whitespace character (or its first character) in its text; an error code (0: none)."
-    out, n_space, o = np.empty(tok_st[-1] - tok_st[0], np.int64), len(is_space), tok_st[0]   # token k at out[k - o]
+    """Each token's first non-whitespace character (or its first character) in its text; an error
+    code (0: none)."""
+    # token k at out[k - o]
+    out, n_space, o = np.empty(tok_st[-1] - tok_st[0], np.int64), len(is_space), tok_st[0]
     for t in range(len(text_st) - 1):
         base, length, prev = text_st[t], text_st[t + 1] - text_st[t], -1
         for k in range(tok_st[t], tok_st[t + 1]):
@@ -397,15 +469,22 @@ def token_starts(codes, is_space, text_st, off, tok_st):
             c = s
             while c < e and codes[base + c] < n_space and is_space[codes[base + c]]: c += 1
             c = s if c == e else c
-            if c < prev: return out, 2                                 # 2: starts out of the text's order
+            # 2: starts out of the text's order
+            if c < prev:
+                return out, 2
             out[k - o] = prev = c
     return out, 0
 
 @njit(cache=True, nogil=True)
 def merge_starts(sa, a_st, sb, b_st):
-    "Links of every text (flat) and where each text's links start: the merge of its two lists of token starts (sa[0]: token a_st[0])."
+    """Links of every text (flat) and where each text's links start: the merge of its two lists of
+    token starts (sa[0]: token a_st[0])."""
     T = len(a_st) - 1
-    links, link_st, k = np.empty((a_st[T] - a_st[0] + b_st[T] - b_st[0], 2), np.int64), np.zeros(T + 1, np.int64), 0
+    links, link_st, k = (
+        np.empty((a_st[T] - a_st[0] + b_st[T] - b_st[0], 2), np.int64),
+        np.zeros(T + 1, np.int64),
+        0,
+    )
     for t in range(T):
         a0, b0, a1, b1 = a_st[t], b_st[t], a_st[t + 1] - 1, b_st[t + 1] - 1
         i, j = a0, b0
@@ -413,16 +492,20 @@ def merge_starts(sa, a_st, sb, b_st):
             links[k, 0], links[k, 1] = i - a0, j - b0
             k += 1
             if i == a1 and j == b1: break
-            next_a, next_b = sa[i + 1 - a_st[0]] if i < a1 else INF, sb[j + 1 - b_st[0]] if j < b1 else INF
+            next_a, next_b = sa[i + 1 - a_st[0]] if i < a1 else INF, (
+                sb[j + 1 - b_st[0]] if j < b1 else INF
+            )
             i, j = i + (next_a <= next_b), j + (next_b <= next_a)
         link_st[t + 1] = k
     return links[:k], link_st
 
 @njit(cache=True, nogil=True)
 def offset_paths(codes, is_space, text_st, off_a, a_st, off_b, b_st):
-    "Links of every text (flat) from its two sides' offsets, where each text's links start, and an error code (0: none)."
+    """Links of every text (flat) from its two sides' offsets, where each text's links start, and an
+    error code (0: none)."""
     sa, err_a = token_starts(codes, is_space, text_st, off_a, a_st)
     sb, err_b = token_starts(codes, is_space, text_st, off_b, b_st)
-    if err_a or err_b: return np.zeros((0, 2), np.int64), np.zeros(len(a_st), np.int64), max(err_a, err_b)
+    if err_a or err_b:
+        return np.zeros((0, 2), np.int64), np.zeros(len(a_st), np.int64), max(err_a, err_b)
     links, link_st = merge_starts(sa, a_st, sb, b_st)
     return links, link_st, 0

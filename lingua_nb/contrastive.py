@@ -22,12 +22,29 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.utils import ModelOutput
 
-from .core import (autocast_to, batched, cache_kwarg, check_ids, check_positive, check_range,
-                            check_tensor, check_tensors, checkpoint_dir, load_tensors, masked_mean,
-                            recover_path)
+from lingua_nb.core import (
+    autocast_to,
+    batched,
+    cache_kwarg,
+    check_ids,
+    check_positive,
+    check_range,
+    check_tensor,
+    check_tensors,
+    checkpoint_dir,
+    load_tensors,
+    masked_mean,
+    recover_path,
+)
 from .evaluate import bootstrap_indices, paired_difference
 from .train import History, train_loop
 
@@ -47,19 +64,29 @@ def _check_layers(layers, num_states: int) -> list[int]:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise ValueError(f"layers must hold integers, got {i!r}")
         if not -num_states <= i < num_states:
-            raise ValueError(f"layer index {i} is out of range: the model has {num_states} hidden states (0 = embeddings, {num_states - 1} = last layer)")
+            raise ValueError(
+                f"layer index {i} is out of range: the model has {num_states} hidden states (0 ="
+                f" embeddings, {num_states - 1} = last layer)"
+            )
         out.append(int(i) % num_states)
-    if len(set(out)) != len(out): raise ValueError(f"layers must not repeat a layer, got {list(layers)}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"layers must not repeat a layer, got {list(layers)}")
     return out
 
-def pooling_mask(attention_mask: torch.Tensor,  # (b, t) 1 at real tokens (left or right padding)
-                 exclude_first: bool = True,  # drop each row's first real token (kept when it is the only one)
-                ) -> torch.Tensor:
+def pooling_mask(
+    attention_mask: torch.Tensor,  # (b, t) 1 at real tokens (left or right padding)
+    # drop each row's first real token (kept when it is the only one)
+    exclude_first: bool = True,
+) -> torch.Tensor:
     "The (b, t) mask of tokens to average over: real tokens, optionally without each row's first."
     if not isinstance(attention_mask, torch.Tensor) or attention_mask.dim() != 2:
-        raise ValueError(f"attention_mask must be a (b, t) tensor, got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}")
+        raise ValueError(
+            "attention_mask must be a (b, t) tensor, got"
+            f" {getattr(attention_mask, 'shape', type(attention_mask).__name__)}"
+        )
     m = attention_mask.bool()
-    if not m.any(-1).all(): raise ValueError("attention_mask has a row without tokens (an empty text)")
+    if not m.any(-1).all():
+        raise ValueError("attention_mask has a row without tokens (an empty text)")
     if not exclude_first: return m
     first = m.int().argmax(-1)  # (b,) index of the first real token
     keep = m.clone()
@@ -68,14 +95,23 @@ def pooling_mask(attention_mask: torch.Tensor,  # (b, t) 1 at real tokens (left 
     return keep
 
 class WeightedLayerPooling(nn.Module):
-    "Softmax-weighted mix of chosen hidden-state layers, mean-pooled over the real tokens of each text."
-    def __init__(self, layers: Sequence[int],  # indices into `hidden_states` (0 = embeddings; negative counts from the end)
-                 num_states: int,  # len(hidden_states) = number of layers + 1
-                 exclude_first: bool = True,  # leave each text's first token (the attention sink) out of the mean
-                ):
+    """Softmax-weighted mix of chosen hidden-state layers, mean-pooled over the real tokens of each
+    text."""
+    def __init__(
+        # indices into `hidden_states` (0 = embeddings; negative counts from the end)
+        self,
+        layers: Sequence[int],
+        num_states: int,  # len(hidden_states) = number of layers + 1
+        # leave each text's first token (the attention sink) out of the mean
+        exclude_first: bool = True,
+    ):
         super().__init__()
         check_positive(num_states=num_states)
-        self.layers, self.num_states, self.exclude_first = _check_layers(layers, num_states), num_states, exclude_first
+        self.layers, self.num_states, self.exclude_first = (
+            _check_layers(layers, num_states),
+            num_states,
+            exclude_first,
+        )
         self.logits = nn.Parameter(torch.zeros(len(self.layers)))  # uniform weights at the start
 
     @property
@@ -85,9 +121,17 @@ class WeightedLayerPooling(nn.Module):
 
     def _check(self, hidden_states, attention_mask):
         if not isinstance(hidden_states, (tuple, list)) or len(hidden_states) != self.num_states:
-            raise ValueError(f"hidden_states must be a tuple of {self.num_states} (b, t, d) tensors (output_hidden_states=True), got {len(hidden_states) if isinstance(hidden_states, (tuple, list)) else type(hidden_states).__name__}")
+            is_seq = isinstance(hidden_states, (tuple, list))
+            got = len(hidden_states) if is_seq else type(hidden_states).__name__
+            raise ValueError(
+                f"hidden_states must be a tuple of {self.num_states} (b, t, d) tensors"
+                f" (output_hidden_states=True), got {got}"
+            )
         if tuple(attention_mask.shape) != tuple(hidden_states[0].shape[:2]):
-            raise ValueError(f"attention_mask must have shape {tuple(hidden_states[0].shape[:2])}, got {tuple(attention_mask.shape)}")
+            raise ValueError(
+                f"attention_mask must have shape {tuple(hidden_states[0].shape[:2])}, got"
+                f" {tuple(attention_mask.shape)}"
+            )
 
     def per_layer(self, hidden_states: Sequence[torch.Tensor],  # L + 1 tensors (b, t, d)
                   attention_mask: torch.Tensor,  # (b, t)
@@ -101,9 +145,15 @@ class WeightedLayerPooling(nn.Module):
                 attention_mask: torch.Tensor,  # (b, t) 1 at real tokens
                ) -> torch.Tensor:
         "(b, d) pooled representation: Σ_l softmax(w)_l · mean_t h_l."
-        return torch.einsum("l,lbd->bd", self.weights, self.per_layer(hidden_states, attention_mask))
+        return torch.einsum(
+            "l,lbd->bd", self.weights, self.per_layer(hidden_states, attention_mask)
+        )
 
-    def extra_repr(self) -> str: return f"layers={self.layers}, num_states={self.num_states}, exclude_first={self.exclude_first}"
+    def extra_repr(self) -> str:
+        return (
+            f"layers={self.layers}, num_states={self.num_states},"
+            f" exclude_first={self.exclude_first}"
+        )
 
 # %% ../nbs/50_contrastive.ipynb #c012
 def info_nce(a: torch.Tensor,  # (n, d) representations, row i paired with b's row i
@@ -113,34 +163,57 @@ def info_nce(a: torch.Tensor,  # (n, d) representations, row i paired with b's r
     "Symmetric in-batch InfoNCE on L2-normalised vectors: (CE(a→b) + CE(b→a)) / 2."
     for name, x in (("a", a), ("b", b)):
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point (n, d) tensor, got {getattr(x, 'shape', type(x).__name__)}")
+            raise ValueError(
+                f"{name} must be a floating-point (n, d) tensor, got"
+                f" {getattr(x, 'shape', type(x).__name__)}"
+            )
         if not torch.isfinite(x).all(): raise ValueError(f"{name} holds NaN or infinite values")
-    if a.shape != b.shape: raise ValueError(f"a and b must have the same shape (one row per pair), got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"a and b must have the same shape (one row per pair), got {tuple(a.shape)} and"
+            f" {tuple(b.shape)}"
+        )
     if a.shape[0] < 2:  # one pair has no negative: the loss would be 0 whatever the embeddings
         raise ValueError(f"a and b must hold at least two pairs (the others are the negatives), "
                          f"got {a.shape[0]}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-    logits = F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T / temperature  # (n, n)
+    # (n, n)
+    logits = F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T / temperature
     target = torch.arange(a.shape[0], device=a.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 # %% ../nbs/50_contrastive.ipynb #c016
 class ContrastiveConfig(PretrainedConfig):
-    "Configuration of a `ContrastiveModel`: the wrapped LM's config, the pooled layers and the InfoNCE temperature (`contrastive_temperature`, not `temperature`, which `transformers` reserves for generation)."
+    """Configuration of a `ContrastiveModel`: the wrapped LM's config, the pooled layers and the
+    InfoNCE temperature (`contrastive_temperature`, not `temperature`, which `transformers`
+    reserves for generation)."""
     model_type = "lingua_nb_contrastive"
 
-    def __init__(self,
-                 lm_config: dict | PretrainedConfig | None = None,  # the causal LM's config (filled in by `from_lm`)
-                 layers: Sequence[int] = (-1,),  # hidden-state indices to pool (0 = embeddings)
-                 exclude_first: bool = True,  # leave the first token out of the mean
-                 contrastive_temperature: float = 0.05,  # InfoNCE temperature
-                 **kwargs):
+    def __init__(
+        self,
+        # the causal LM's config (filled in by `from_lm`)
+        lm_config: dict | PretrainedConfig | None = None,
+        layers: Sequence[int] = (-1,),  # hidden-state indices to pool (0 = embeddings)
+        exclude_first: bool = True,  # leave the first token out of the mean
+        contrastive_temperature: float = 0.05,  # InfoNCE temperature
+        **kwargs
+    ):
         if isinstance(lm_config, PretrainedConfig): lm_config = lm_config.to_dict()
         t = contrastive_temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
             raise ValueError(f"contrastive_temperature must be a number > 0, got {t!r}")
-        self.lm_config, self.layers, self.exclude_first, self.contrastive_temperature = lm_config, list(layers), exclude_first, float(t)
+        self.lm_config, self.layers, self.exclude_first, self.contrastive_temperature = (
+            lm_config,
+            list(layers),
+            exclude_first,
+            float(t),
+        )
         super().__init__(**kwargs)
 
 @dataclass
@@ -149,14 +222,16 @@ class ContrastiveOutput(ModelOutput):
     loss: torch.Tensor | None = None  # contrastive + gen_weight · generation loss
     contrastive_loss: torch.Tensor | None = None
     lm_loss: torch.Tensor | None = None  # the generation loss (mean of both sides), when asked for
-    embeddings: torch.Tensor | None = None  # (b, d) pooled representations of the first texts (Korean)
+    # (b, d) pooled representations of the first texts (Korean)
+    embeddings: torch.Tensor | None = None
     pair_embeddings: torch.Tensor | None = None  # (b, d) of their pairs (English)
 
 def _lm_from_config(d: dict):
     d = dict(d); model_type = d.pop("model_type")
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **d))
 
-class _EnoughLayers(Exception): "Raised by a hook to end a forward pass once the needed layers have run."
+class _EnoughLayers(Exception):
+    "Raised by a hook to end a forward pass once the needed layers have run."
 
 def _num_layers(lm) -> int:
     for k in ("num_hidden_layers", "n_layer", "num_layers"):
@@ -166,52 +241,91 @@ def _num_layers(lm) -> int:
 
 # %% ../nbs/50_contrastive.ipynb #c017
 class ContrastiveModel(PreTrainedModel):
-    "A causal LM with a softmax-weighted layer pooling head, trained with InfoNCE on translation pairs."
+    """A causal LM with a softmax-weighted layer pooling head, trained with InfoNCE on translation
+    pairs."""
     config_class = ContrastiveConfig
     base_model_prefix = "contrastive"
     _supports_sdpa = True
 
-    def __init__(self, config: ContrastiveConfig,
-                 lm: nn.Module | None = None,  # a causal LM; default: built from `config.lm_config` (weights loaded later)
-                 tokenizer=None,  # the LM's tokenizer (named in errors, saved with the checkpoint)
-                ):
+    def __init__(
+        self,
+        config: ContrastiveConfig,
+        # a causal LM; default: built from `config.lm_config` (weights loaded
+        # later)
+        lm: nn.Module | None = None,
+        tokenizer=None,  # the LM's tokenizer (named in errors, saved with the checkpoint)
+    ):
         super().__init__(config)
         if lm is None:
-            if not config.lm_config: raise ValueError("lm: pass a causal LM or a config with lm_config")
+            if not config.lm_config:
+                raise ValueError("lm: pass a causal LM or a config with lm_config")
             lm = _lm_from_config(config.lm_config)
-        if not isinstance(lm, PreTrainedModel) or lm.get_output_embeddings() is None or getattr(lm.config, "is_encoder_decoder", False):
-            raise TypeError(f"lm must be a decoder-only causal LM (transformers PreTrainedModel with an LM head), got {type(lm).__name__}")
+        if (
+            not isinstance(lm, PreTrainedModel)
+            or lm.get_output_embeddings() is None
+            or getattr(lm.config, "is_encoder_decoder", False)
+        ):
+            raise TypeError(
+                "lm must be a decoder-only causal LM (transformers PreTrainedModel with an LM"
+                f" head), got {type(lm).__name__}"
+            )
         self.lm, self.tokenizer = lm, tokenizer
-        self.pooling = WeightedLayerPooling(config.layers, _num_layers(lm) + 1, config.exclude_first)
+        self.pooling = WeightedLayerPooling(
+            config.layers, _num_layers(lm) + 1, config.exclude_first
+        )
         self.pooling.to(next(lm.parameters()).device)
         self.post_init()
 
     def _init_weights(self, module): pass  # the LM is pretrained; the pooling starts uniform
 
     @classmethod
-    def from_lm(cls, lm, layers: Sequence[int] = (-1,), exclude_first: bool = True, temperature: float = 0.05,
-                tokenizer=None) -> "ContrastiveModel":
+    def from_lm(
+        cls,
+        lm,
+        layers: Sequence[int] = (-1,),
+        exclude_first: bool = True,
+        temperature: float = 0.05,
+        tokenizer=None,
+    ) -> "ContrastiveModel":
         "Wrap a loaded causal LM (its weights are used, not copied)."
-        if not isinstance(lm, PreTrainedModel): raise TypeError(f"lm must be a transformers causal LM, got {type(lm).__name__}")
-        cfg = ContrastiveConfig(lm_config=lm.config.to_dict(), layers=_check_layers(layers, _num_layers(lm) + 1),
-                                exclude_first=exclude_first, contrastive_temperature=temperature)
+        if not isinstance(lm, PreTrainedModel):
+            raise TypeError(f"lm must be a transformers causal LM, got {type(lm).__name__}")
+        cfg = ContrastiveConfig(
+            lm_config=lm.config.to_dict(),
+            layers=_check_layers(layers, _num_layers(lm) + 1),
+            exclude_first=exclude_first,
+            contrastive_temperature=temperature,
+        )
         return cls(cfg, lm=lm, tokenizer=tokenizer)
 
     def check_ids(self, name: str, ids: torch.Tensor, mask: torch.Tensor | None = None):
-        "Refuse token ids outside the LM's embeddings (the error names the model's and the tokenizer's sizes)."
+        """Refuse token ids outside the LM's embeddings (the error names the model's and the
+        tokenizer's sizes)."""
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
-            raise ValueError(f"{name} must be a (b, t) tensor of token ids, got {getattr(ids, 'shape', type(ids).__name__)}")
+            raise ValueError(
+                f"{name} must be a (b, t) tensor of token ids, got"
+                f" {getattr(ids, 'shape', type(ids).__name__)}"
+            )
         check_ids(name, ids, self.lm.get_input_embeddings().num_embeddings, "model", self.tokenizer)
         if mask is not None and tuple(mask.shape) != tuple(ids.shape):
-            raise ValueError(f"the attention mask of {name} must have shape {tuple(ids.shape)}, got {tuple(mask.shape)}")
+            raise ValueError(
+                f"the attention mask of {name} must have shape {tuple(ids.shape)}, got"
+                f" {tuple(mask.shape)}"
+            )
 
-    def hidden_states(self, input_ids, attention_mask, upto: int | None = None) -> tuple[torch.Tensor | None, ...]:
-        "Hidden states 0..`upto` (default: the highest pooled layer), running only the layers needed; None above."
+    def hidden_states(
+        self, input_ids, attention_mask, upto: int | None = None
+    ) -> tuple[torch.Tensor | None, ...]:
+        """Hidden states 0..`upto` (default: the highest pooled layer), running only the layers
+        needed; None above."""
         upto = max(self.pooling.layers) if upto is None else upto
         body, n = self.lm.base_model, _num_layers(self.lm)
         layers = getattr(body, "layers", None)
-        if upto >= n or not isinstance(layers, nn.ModuleList) or len(layers) != n:  # the last state is after the final norm
-            return body(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+        # the last state is after the final norm
+        if upto >= n or not isinstance(layers, nn.ModuleList) or len(layers) != n:
+            return body(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            ).hidden_states
         states: list[torch.Tensor] = []
         def keep(x):
             states.append(x)
@@ -234,73 +348,141 @@ class ContrastiveModel(PreTrainedModel):
         return self.pooling(self.hidden_states(input_ids, attention_mask), attention_mask)
 
     def _lm_pass(self, name: str, ids: torch.Tensor, mask: torch.Tensor):
-        "Pooled embeddings and the LM's next-token loss of one side; a side with no 2-token text is an error."
+        """Pooled embeddings and the LM's next-token loss of one side; a side with no 2-token text
+        is an error."""
         if not (mask.sum(-1) >= 2).any():
-            raise ValueError(f"{name}: the generation loss needs a text of at least 2 tokens (every text has one)")
-        out = self.lm(input_ids=ids, attention_mask=mask, output_hidden_states=True, labels=ids.masked_fill(mask == 0, -100))
+            raise ValueError(
+                f"{name}: the generation loss needs a text of at least 2 tokens (every text has"
+                " one)"
+            )
+        out = self.lm(
+            input_ids=ids,
+            attention_mask=mask,
+            output_hidden_states=True,
+            labels=ids.masked_fill(mask == 0, -100),
+        )
         return self.pooling(out.hidden_states, mask), out.loss
 
-    def forward(self, input_ids: torch.Tensor,  # (b, t) the first texts (Korean)
-                attention_mask: torch.Tensor,  # (b, t)
-                pair_input_ids: torch.Tensor | None = None,  # (b, t2) their translations (English)
-                pair_attention_mask: torch.Tensor | None = None,  # (b, t2)
-                gen_weight: float = 0.0,  # λ: add λ · the LM's next-token loss on both sides
-                pair_embeddings: torch.Tensor | None = None,  # (b, d) precomputed pair embeddings
-                pair_layer_states: torch.Tensor | None = None,  # (n_layers, b, d) per-layer pooled pair states (a frozen English tower), mixed here with the trainable weights
-               ) -> ContrastiveOutput:
-        "InfoNCE between the texts and their pairs (+ λ · generation loss); embeddings only without pairs."
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (b, t) the first texts (Korean)
+        attention_mask: torch.Tensor,  # (b, t)
+        pair_input_ids: torch.Tensor | None = None,  # (b, t2) their translations (English)
+        pair_attention_mask: torch.Tensor | None = None,  # (b, t2)
+        gen_weight: float = 0.0,  # λ: add λ · the LM's next-token loss on both sides
+        pair_embeddings: torch.Tensor | None = None,  # (b, d) precomputed pair embeddings
+        # (n_layers, b, d) per-layer pooled pair states (a frozen English tower),
+        # mixed here with the trainable weights
+        pair_layer_states: torch.Tensor | None = None,
+    ) -> ContrastiveOutput:
+        """InfoNCE between the texts and their pairs (+ λ · generation loss); embeddings only
+        without pairs."""
         self.check_ids("input_ids", input_ids, attention_mask)
         check_range(0, gen_weight=gen_weight)
-        if gen_weight: emb, lm_loss = self._lm_pass("input_ids", input_ids, attention_mask); lm_losses = [lm_loss]
-        else: emb, lm_losses = self.encode(input_ids, attention_mask), []
+        if gen_weight:
+            emb, lm_loss = self._lm_pass("input_ids", input_ids, attention_mask)
+            lm_losses = [lm_loss]
+        else:
+            emb, lm_losses = self.encode(input_ids, attention_mask), []
         if pair_layer_states is not None:
-            if pair_embeddings is not None: raise ValueError("pass pair_embeddings or pair_layer_states, not both")
+            if pair_embeddings is not None:
+                raise ValueError("pass pair_embeddings or pair_layer_states, not both")
             want = (len(self.pooling.layers), *emb.shape)
             if tuple(pair_layer_states.shape) != want:
-                raise ValueError(f"pair_layer_states must have shape {want} (pooled layers, b, d), got {tuple(pair_layer_states.shape)}")
-            pair_embeddings = torch.einsum("l,lbd->bd", self.pooling.weights, pair_layer_states.float())
-        if pair_embeddings is None and pair_input_ids is None: return ContrastiveOutput(embeddings=emb)
+                raise ValueError(
+                    f"pair_layer_states must have shape {want} (pooled layers, b, d), got"
+                    f" {tuple(pair_layer_states.shape)}"
+                )
+            pair_embeddings = torch.einsum(
+                "l,lbd->bd", self.pooling.weights, pair_layer_states.float()
+            )
+        if pair_embeddings is None and pair_input_ids is None:
+            return ContrastiveOutput(embeddings=emb)
         if pair_embeddings is None:
-            if pair_attention_mask is None: raise ValueError("pair_attention_mask is needed with pair_input_ids")
+            if pair_attention_mask is None:
+                raise ValueError("pair_attention_mask is needed with pair_input_ids")
             self.check_ids("pair_input_ids", pair_input_ids, pair_attention_mask)
             if pair_input_ids.shape[0] != input_ids.shape[0]:
-                raise ValueError(f"pair_input_ids must hold one text per text of input_ids ({input_ids.shape[0]}), got {pair_input_ids.shape[0]}")
+                raise ValueError(
+                    "pair_input_ids must hold one text per text of input_ids"
+                    f" ({input_ids.shape[0]}), got {pair_input_ids.shape[0]}"
+                )
             if gen_weight:
-                pair_embeddings, lm_loss = self._lm_pass("pair_input_ids", pair_input_ids, pair_attention_mask)
+                pair_embeddings, lm_loss = self._lm_pass(
+                    "pair_input_ids", pair_input_ids, pair_attention_mask
+                )
                 lm_losses.append(lm_loss)
             else: pair_embeddings = self.encode(pair_input_ids, pair_attention_mask)
         if pair_embeddings.shape != emb.shape:
-            raise ValueError(f"pair_embeddings must have shape {tuple(emb.shape)}, got {tuple(pair_embeddings.shape)}")
+            raise ValueError(
+                f"pair_embeddings must have shape {tuple(emb.shape)}, got"
+                f" {tuple(pair_embeddings.shape)}"
+            )
         c = info_nce(emb, pair_embeddings, self.config.contrastive_temperature)
         lm_loss = torch.stack(lm_losses).mean() if lm_losses else None
         loss = c + gen_weight * lm_loss if lm_loss is not None else c
-        return ContrastiveOutput(loss=loss, contrastive_loss=c, lm_loss=lm_loss, embeddings=emb, pair_embeddings=pair_embeddings)
+        return ContrastiveOutput(
+            loss=loss,
+            contrastive_loss=c,
+            lm_loss=lm_loss,
+            embeddings=emb,
+            pair_embeddings=pair_embeddings,
+        )
 
 # %% ../nbs/50_contrastive.ipynb #c017s
 _POOLING, _CONFIG = "pooling.safetensors", "contrastive_config.json"
-_OWN = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json", _CONFIG, _POOLING,
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-        "added_tokens.json", "chat_template.jinja")
+_OWN = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    _CONFIG,
+    _POOLING,
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+)
 
-def _save_pretrained(self, save_directory: str | os.PathLike,  # created if missing; replaced only once complete
-                     tokenizer=None,  # default: `self.tokenizer` (none: no tokenizer files)
-                     **kwargs):  # passed to the LM's `save_pretrained`
-    "Write the LM (loadable by `AutoModelForCausalLM`), the pooling weights and the config, atomically."
+def _save_pretrained(
+    self,
+    save_directory: str | os.PathLike,  # created if missing; replaced only once complete
+    tokenizer=None,  # default: `self.tokenizer` (none: no tokenizer files)
+    **kwargs
+):  # passed to the LM's `save_pretrained`
+    """Write the LM (loadable by `AutoModelForCausalLM`), the pooling weights and the config,
+    atomically."""
     tokenizer = tokenizer if tokenizer is not None else self.tokenizer
     with checkpoint_dir(save_directory, _OWN) as tmp:
         self.lm.save_pretrained(tmp, **kwargs)
         self.config.to_json_file(tmp / _CONFIG)
-        save_file({"logits": self.pooling.logits.detach().float().cpu().contiguous()}, str(tmp / _POOLING), metadata={"format": "pt"})
+        save_file(
+            {"logits": self.pooling.logits.detach().float().cpu().contiguous()},
+            str(tmp / _POOLING),
+            metadata={"format": "pt"},
+        )
         if tokenizer is not None: tokenizer.save_pretrained(tmp)
     return Path(save_directory)
 
 @classmethod
-def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
-                     **kwargs):  # passed to `AutoModelForCausalLM.from_pretrained` (dtype, device_map, ...)
-    "Load a checkpoint written by `save_pretrained`: the LM, its tokenizer when saved, and the pooling weights."
+def _from_pretrained(
+    cls,
+    path: str | os.PathLike,  # a directory written by `save_pretrained`
+    # passed to `AutoModelForCausalLM.from_pretrained` (dtype, device_map,
+    # ...)
+    **kwargs
+):
+    """Load a checkpoint written by `save_pretrained`: the LM, its tokenizer when saved, and the
+    pooling weights."""
     d = recover_path(path)  # a save killed midway leaves the old checkpoint beside it: put it back
     if not (d / _CONFIG).exists() or not (d / _POOLING).exists():
-        raise ValueError(f"path must be a directory written by ContrastiveModel.save_pretrained, got {str(path)!r}")
+        raise ValueError(
+            "path must be a directory written by ContrastiveModel.save_pretrained, got"
+            f" {str(path)!r}"
+        )
     config = ContrastiveConfig.from_json_file(d / _CONFIG)
     lm = AutoModelForCausalLM.from_pretrained(d, **kwargs)
     tok = AutoTokenizer.from_pretrained(d) if (d / "tokenizer_config.json").exists() else None
@@ -314,20 +496,32 @@ ContrastiveModel.save_pretrained = _save_pretrained
 ContrastiveModel.from_pretrained = _from_pretrained
 
 # %% ../nbs/50_contrastive.ipynb #c023
-def cycle_pairs(sources: Sequence[Sequence[tuple[str, str]]],  # one list of (ko, en) pairs per source
-                batch_size: int = 16,  # pairs per batch, split evenly over the sources (remainder to the first)
-                seed: int = 0,  # shuffling seed
-               ) -> Iterator[tuple[list[str], list[str]]]:
-    "Endless batches (ko texts, en texts) drawn in equal shares from each source; exhausted sources are reshuffled and cycled."
+def cycle_pairs(
+    sources: Sequence[Sequence[tuple[str, str]]],  # one list of (ko, en) pairs per source
+    # pairs per batch, split evenly over the sources (remainder to the first)
+    batch_size: int = 16,
+    seed: int = 0,  # shuffling seed
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Endless batches (ko texts, en texts) drawn in equal shares from each source; exhausted
+    sources are reshuffled and cycled."""
     if isinstance(sources, (str, bytes)) or not isinstance(sources, Sequence) or not sources:
         raise ValueError("sources must be a non-empty list of lists of (ko, en) pairs")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < len(sources):
-        raise ValueError(f"batch_size must be an integer >= the number of sources ({len(sources)}), got {batch_size!r}")
+        raise ValueError(
+            f"batch_size must be an integer >= the number of sources ({len(sources)}), got"
+            f" {batch_size!r}"
+        )
     for i, s in enumerate(sources):
         if not len(s): raise ValueError(f"sources[{i}] is empty")
         for j, p in enumerate(s):
-            if not (isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(x, str) and x.strip() for x in p)):
-                raise ValueError(f"sources[{i}][{j}] must be a (ko, en) pair of non-empty strings, got {p!r:.80}")
+            if not (
+                isinstance(p, (tuple, list))
+                and len(p) == 2
+                and all(isinstance(x, str) and x.strip() for x in p)
+            ):
+                raise ValueError(
+                    f"sources[{i}][{j}] must be a (ko, en) pair of non-empty strings, got {p!r:.80}"
+                )
     rng = random.Random(seed)
     shares = [batch_size // len(sources)] * len(sources); shares[0] += batch_size - sum(shares)
     orders, pos = [rng.sample(range(len(s)), len(s)) for s in sources], [0] * len(sources)
@@ -345,8 +539,13 @@ def pairs_by_source(pairs,  # rows with ko, en and source (e.g. `load_en_ko_pair
                     sources: Sequence[str],  # the sources, in order
                    ) -> list[list[tuple[str, str]]]:
     "The (ko, en) pairs of each source that has any, in the order of `sources`."
-    if isinstance(sources, str): raise ValueError(f"sources must be a list of source names, got the string {sources!r}")
-    return [s for s in ([(r["ko"], r["en"]) for r in pairs if r["source"] == src] for src in sources) if s]
+    if isinstance(sources, str):
+        raise ValueError(f"sources must be a list of source names, got the string {sources!r}")
+    return [
+        s
+        for s in ([(r["ko"], r["en"]) for r in pairs if r["source"] == src] for src in sources)
+        if s
+    ]
 
 # %% ../nbs/50_contrastive.ipynb #c024e
 def fitting_pairs(pairs: Sequence[tuple[str, str]],  # (ko, en) pairs
@@ -361,16 +560,26 @@ def fitting_pairs(pairs: Sequence[tuple[str, str]],  # (ko, en) pairs
     ko, en = zip(*pairs)
     kw = dict(add_special_tokens=False)
     n_ko, n_en = tokenizer(list(ko), **kw)["input_ids"], tokenizer(list(en), **kw)["input_ids"]
-    return [p for p, a, b in zip(pairs, n_ko, n_en) if len(a) <= max_length and len(b) <= max_length]
+    return [
+        p for p, a, b in zip(pairs, n_ko, n_en) if len(a) <= max_length and len(b) <= max_length
+    ]
 
 # %% ../nbs/50_contrastive.ipynb #c026
 def _tokenize(tokenizer, texts: Sequence[str], max_length: int, device=None) -> dict:
-    enc = tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
+    enc = tokenizer(
+        list(texts),
+        return_tensors="pt",
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        add_special_tokens=False,
+    )
     out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
     return out if device is None else {k: v.to(device) for k, v in out.items()}
 
 def _pair_batch(tokenizer, max_length: int):
-    "(ko texts, en texts) -> tokenized tensors of both sides (moved to the device by the training loop)."
+    """(ko texts, en texts) -> tokenized tensors of both sides (moved to the device by the training
+    loop)."""
     def prepare(batch):
         ko, en = batch
         k, e = _tokenize(tokenizer, ko, max_length), _tokenize(tokenizer, en, max_length)
@@ -379,72 +588,121 @@ def _pair_batch(tokenizer, max_length: int):
     return prepare
 
 def _freeze_unused(model: ContrastiveModel):
-    "Freeze what the contrastive loss never reaches: the layers above the highest pooled one, the final norm, an untied head."
+    """Freeze what the contrastive loss never reaches: the layers above the highest pooled one, the
+    final norm, an untied head."""
     upto, body = max(model.pooling.layers), model.lm.base_model
     layers = getattr(body, "layers", None)
-    if upto >= _num_layers(model.lm) or not isinstance(layers, nn.ModuleList): used = list(body.parameters())
-    else: used = list(model.lm.get_input_embeddings().parameters()) + [p for l in layers[:upto] for p in l.parameters()]
+    if upto >= _num_layers(model.lm) or not isinstance(layers, nn.ModuleList):
+        used = list(body.parameters())
+    else:
+        used = list(model.lm.get_input_embeddings().parameters()) + [
+            p for l in layers[:upto] for p in l.parameters()
+        ]
     ids = {id(p) for p in used}
     for p in model.lm.parameters(): p.requires_grad_(id(p) in ids)
 
-def train_contrastive(model: ContrastiveModel,
-                      tokenizer,  # the LM's tokenizer (right padding)
-                      sources: Sequence[Sequence[tuple[str, str]]],  # lists of (ko, en) pairs; see `cycle_pairs`
-                      steps: int = 100,  # optimiser steps
-                      batch_size: int = 16,  # pairs per step (per process)
-                      lr: float = 2e-5,  # LM parameters
-                      pooling_lr: float = 1e-2,  # pooling logits
-                      gen_weight: float = 0.0,  # λ of the generation loss (0: contrastive only)
-                      frozen_english: bool = False,  # encode English with a frozen copy of the starting LM
-                      max_length: int = 64,  # tokens per text at most
-                      weight_decay: float = 0.0,
-                      max_grad_norm: float = 1.0,
-                      seed: int = 0,
-                      progress: bool = True,
-                      accelerator: Accelerator | None = None,  # default: `train_loop`'s (unused parameters allowed)
-                      mixed_precision: str = "no",  # "no", "bf16" or "fp16" (autocast; bf16 is ~2-3x faster on CPUs with bf16 units)
-                      eval_fn: Callable | None = None,  # (model in eval mode, steps done) -> metrics, in `History.evals`
-                      eval_every: int = 0,  # steps between evaluations (0: at the start and the end only)
-                     ) -> History:
-    "Stage 1: InfoNCE on translation pairs over the weighted layer pooling; `History.extras` holds the InfoNCE and LM losses and the layer weights."
-    if not isinstance(model, ContrastiveModel): raise TypeError(f"model must be a ContrastiveModel, got {type(model).__name__}")
+def train_contrastive(
+    model: ContrastiveModel,
+    tokenizer,  # the LM's tokenizer (right padding)
+    sources: Sequence[Sequence[tuple[str, str]]],  # lists of (ko, en) pairs; see `cycle_pairs`
+    steps: int = 100,  # optimiser steps
+    batch_size: int = 16,  # pairs per step (per process)
+    lr: float = 2e-5,  # LM parameters
+    pooling_lr: float = 1e-2,  # pooling logits
+    gen_weight: float = 0.0,  # λ of the generation loss (0: contrastive only)
+    frozen_english: bool = False,  # encode English with a frozen copy of the starting LM
+    max_length: int = 64,  # tokens per text at most
+    weight_decay: float = 0.0,
+    max_grad_norm: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+    # default: `train_loop`'s (unused parameters allowed)
+    accelerator: Accelerator | None = None,
+    # "no", "bf16" or "fp16" (autocast; bf16 is ~2-3x faster on CPUs with
+    # bf16 units)
+    mixed_precision: str = "no",
+    # (model in eval mode, steps done) -> metrics, in `History.evals`
+    eval_fn: Callable | None = None,
+    eval_every: int = 0,  # steps between evaluations (0: at the start and the end only)
+) -> History:
+    """Stage 1: InfoNCE on translation pairs over the weighted layer pooling; `History.extras` holds
+    the InfoNCE and LM losses and the layer weights."""
+    if not isinstance(model, ContrastiveModel):
+        raise TypeError(f"model must be a ContrastiveModel, got {type(model).__name__}")
     check_positive(steps=steps, max_length=max_length)
     check_positive(lr=lr, pooling_lr=pooling_lr, kind=float)
     check_range(2, kind=int, batch_size=batch_size)  # one pair has no negative: it trains nothing
-    if isinstance(gen_weight, bool) or not isinstance(gen_weight, (int, float)) or not gen_weight >= 0:
+    if (
+        isinstance(gen_weight, bool)
+        or not isinstance(gen_weight, (int, float))
+        or not gen_weight >= 0
+    ):
         raise ValueError(f"gen_weight must be a number >= 0, got {gen_weight!r}")
     batches = cycle_pairs(sources, batch_size, seed)
     english = copy.deepcopy(model.lm).eval().requires_grad_(False) if frozen_english else None
     model.requires_grad_(True)
-    if not gen_weight: _freeze_unused(model)  # DDP needs every trainable parameter to get a gradient
-    groups = [{"params": [p for p in model.lm.parameters() if p.requires_grad], "lr": lr, "weight_decay": weight_decay},
-              {"params": [model.pooling.logits], "lr": pooling_lr, "weight_decay": 0.0}]
+    # DDP needs every trainable parameter to get a gradient
+    if not gen_weight:
+        _freeze_unused(model)
+    groups = [
+        {
+            "params": [p for p in model.lm.parameters() if p.requires_grad],
+            "lr": lr,
+            "weight_decay": weight_decay,
+        },
+        {"params": [model.pooling.logits], "lr": pooling_lr, "weight_decay": 0.0},
+    ]
     def loss_fn(wrapped, b):
         extra = {}
-        if english is not None:  # the frozen tower's per-layer states; the trainable mix happens in forward
+        # the frozen tower's per-layer states; the trainable mix happens in forward
+        if english is not None:
             english.to(b["pair_input_ids"].device)
             with torch.no_grad():
-                hs = english.base_model(input_ids=b["pair_input_ids"], attention_mask=b["pair_attention_mask"], output_hidden_states=True).hidden_states
-                extra["pair_layer_states"] = model.pooling.per_layer(hs, b["pair_attention_mask"])  # (l, b, d)
+                hs = english.base_model(
+                    input_ids=b["pair_input_ids"],
+                    attention_mask=b["pair_attention_mask"],
+                    output_hidden_states=True,
+                ).hidden_states
+                # (l, b, d)
+                extra["pair_layer_states"] = model.pooling.per_layer(hs, b["pair_attention_mask"])
             out = wrapped(b["input_ids"], b["attention_mask"], gen_weight=gen_weight, **extra)
         else: out = wrapped(**b, gen_weight=gen_weight)
-        return out.loss, {"contrastive": out.contrastive_loss.item(), "lm": None if out.lm_loss is None else out.lm_loss.item(),
-                          "layer_weights": model.pooling.weights.detach().cpu().tolist()}
+        return out.loss, {
+            "contrastive": out.contrastive_loss.item(),
+            "lm": None if out.lm_loss is None else out.lm_loss.item(),
+            "layer_weights": model.pooling.weights.detach().cpu().tolist(),
+        }
     try:
-        return train_loop(model, batches, loss_fn, steps=steps, param_groups=groups, schedule="constant",
-                          max_grad_norm=max_grad_norm, seed=seed, prepare_batch=_pair_batch(tokenizer, max_length),
-                          first_step=1, progress=progress, desc="stage 1", accelerator=accelerator,
-                          mixed_precision=mixed_precision, eval_fn=eval_fn, eval_every=eval_every)
+        return train_loop(
+            model,
+            batches,
+            loss_fn,
+            steps=steps,
+            param_groups=groups,
+            schedule="constant",
+            max_grad_norm=max_grad_norm,
+            seed=seed,
+            prepare_batch=_pair_batch(tokenizer, max_length),
+            first_step=1,
+            progress=progress,
+            desc="stage 1",
+            accelerator=accelerator,
+            mixed_precision=mixed_precision,
+            eval_fn=eval_fn,
+            eval_every=eval_every,
+        )
     finally: model.requires_grad_(True)
 
 # %% ../nbs/50_contrastive.ipynb #c026b
 def untie_lm_head(lm) -> nn.Module:
-    "Give a causal LM its own LM-head weight (a copy of the tied input embeddings), so that each trains alone."
+    """Give a causal LM its own LM-head weight (a copy of the tied input embeddings), so that each
+    trains alone."""
     head, emb = lm.get_output_embeddings(), lm.get_input_embeddings()
     if head.weight.data_ptr() == emb.weight.data_ptr():
         head.weight = nn.Parameter(emb.weight.detach().clone())
         lm.config.tie_word_embeddings = False
-        if hasattr(lm.config, "get_text_config"): lm.config.get_text_config().tie_word_embeddings = False
+        if hasattr(lm.config, "get_text_config"):
+            lm.config.get_text_config().tie_word_embeddings = False
     return lm
 
 def _text_batches(texts: Sequence[str], batch_size: int, seed: int) -> Iterator[list[str]]:
@@ -457,24 +715,32 @@ def _text_batches(texts: Sequence[str], batch_size: int, seed: int) -> Iterator[
             batch.append(texts[order.pop()])
         yield batch
 
-def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
-             tokenizer,  # its tokenizer
-             texts: Sequence[str],  # training texts (e.g. Korean)
-             mode: str = "head",  # "head": LM head only (stage 2); "full": every parameter (stage 3)
-             steps: int = 100,
-             batch_size: int = 16,  # texts per step (per process)
-             lr: float = 1e-4,
-             max_length: int = 64,
-             weight_decay: float = 0.0,
-             max_grad_norm: float = 1.0,
-             seed: int = 0,
-             progress: bool = True,
-             accelerator: Accelerator | None = None,
-             mixed_precision: str = "no",  # "no", "bf16" or "fp16" (autocast)
-            ) -> History:
-    "Stages 2 and 3: next-token loss on `texts`, training the LM head only or everything; returns the `History`."
-    if mode not in ("head", "full"): raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+def train_lm(
+    lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
+    tokenizer,  # its tokenizer
+    texts: Sequence[str],  # training texts (e.g. Korean)
+    mode: str = "head",  # "head": LM head only (stage 2); "full": every parameter (stage 3)
+    steps: int = 100,
+    batch_size: int = 16,  # texts per step (per process)
+    lr: float = 1e-4,
+    max_length: int = 64,
+    weight_decay: float = 0.0,
+    max_grad_norm: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+    accelerator: Accelerator | None = None,
+    mixed_precision: str = "no",  # "no", "bf16" or "fp16" (autocast)
+) -> History:
+    """Stages 2 and 3: next-token loss on `texts`, training the LM head only or everything; returns
+    the `History`."""
+    if mode not in ("head", "full"):
+        raise ValueError(f"mode must be 'head' or 'full', got {mode!r}")
+    if (
+        isinstance(texts, str)
+        or not isinstance(texts, Sequence)
+        or not texts
+        or not all(isinstance(t, str) and t.strip() for t in texts)
+    ):
         raise ValueError("texts must be a non-empty list of non-empty strings")
     check_positive(steps=steps, batch_size=batch_size, max_length=max_length)
     check_positive(lr=lr, kind=float)
@@ -484,18 +750,36 @@ def train_lm(lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
     vocab = lm.get_input_embeddings().num_embeddings
     def loss_fn(wrapped, b):
         if not (b["attention_mask"].sum(-1) >= 2).any():
-            raise ValueError("texts: every text of a batch is one token long after tokenization; nothing to predict")
+            raise ValueError(
+                "texts: every text of a batch is one token long after tokenization; nothing to"
+                " predict"
+            )
         labels = b["input_ids"].masked_fill(b["attention_mask"] == 0, -100)
-        return wrapped(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=labels).loss
+        return wrapped(
+            input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=labels
+        ).loss
     def prepare(batch):
         b = _tokenize(tokenizer, batch, max_length)
         check_ids("texts (tokenized)", b["input_ids"], vocab, "LM", tokenizer)
         return b
     try:
-        return train_loop(lm, _text_batches(texts, batch_size, seed), loss_fn, steps=steps, lr=lr, weight_decay=weight_decay,
-                          schedule="constant", max_grad_norm=max_grad_norm, seed=seed, prepare_batch=prepare, first_step=1,
-                          progress=progress, desc=f"stage {'2' if mode == 'head' else '3'}", accelerator=accelerator,
-                          mixed_precision=mixed_precision)
+        return train_loop(
+            lm,
+            _text_batches(texts, batch_size, seed),
+            loss_fn,
+            steps=steps,
+            lr=lr,
+            weight_decay=weight_decay,
+            schedule="constant",
+            max_grad_norm=max_grad_norm,
+            seed=seed,
+            prepare_batch=prepare,
+            first_step=1,
+            progress=progress,
+            desc=f"stage {'2' if mode == 'head' else '3'}",
+            accelerator=accelerator,
+            mixed_precision=mixed_precision,
+        )
     finally: lm.eval().requires_grad_(True)
 
 # %% ../nbs/50_contrastive.ipynb #c030
@@ -506,20 +790,31 @@ def expand_vocabulary(lm,  # a causal LM (its embeddings are resized in place)
                       vocab_size: int = 8000,  # size of the Korean BPE trained to find them
                       min_frequency: int = 2,  # a piece must occur this often
                      ) -> list[str]:
-    "Add frequent Korean pieces as new tokens, each embedding initialised as the mean of its old sub-token embeddings."
+    """Add frequent Korean pieces as new tokens, each embedding initialised as the mean of its old
+    sub-token embeddings."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts: raise ValueError("texts must be a non-empty list of strings")
+    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
+        raise ValueError("texts must be a non-empty list of strings")
     check_positive(n_new=n_new, vocab_size=vocab_size)
     bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
     bpe.pre_tokenizer = pre_tokenizers.Whitespace()
-    bpe.train_from_iterator(list(texts), trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                                             special_tokens=["[UNK]"], show_progress=False))
-    vocab = sorted(bpe.get_vocab().items(), key=lambda kv: kv[1])  # in merge order: frequent pieces first
+    bpe.train_from_iterator(
+        list(texts),
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=["[UNK]"],
+            show_progress=False,
+        ),
+    )
+    # in merge order: frequent pieces first
+    vocab = sorted(bpe.get_vocab().items(), key=lambda kv: kv[1])
     old = tokenizer.get_vocab()
     new, sub_ids = [], []
     for piece, _ in vocab:
         if len(new) == n_new: break
-        if len(piece) < 2 or not all("\uac00" <= ch <= "\ud7a3" for ch in piece) or piece in old: continue
+        if len(piece) < 2 or not all("\uac00" <= ch <= "\ud7a3" for ch in piece) or piece in old:
+            continue
         ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
         if len(ids) >= 2: new.append(piece); sub_ids.append(ids)
     if not new: return []
@@ -545,7 +840,11 @@ def layer_embeddings(lm,  # a causal LM
                      exclude_first: bool = True,  # leave the first token out of the mean
                     ) -> torch.Tensor:
     "(L + 1, n, d) mean-pooled hidden states of every layer (float32, on the CPU)."
-    if isinstance(texts, str) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+    if (
+        isinstance(texts, str)
+        or not texts
+        or not all(isinstance(t, str) and t.strip() for t in texts)
+    ):
         raise ValueError("texts must be a non-empty list of non-empty strings")
     dev, out = next(lm.parameters()).device, []
     for chunk in batched(list(texts), batch_size):
@@ -557,8 +856,15 @@ def layer_embeddings(lm,  # a causal LM
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, what="a and b"):
     for name, x in zip(what.split(" and "), (a, b)): check_tensor(name, x)
-    if a.shape != b.shape: raise ValueError(f"{what} must have the same shape (row i of each is a pair), got {tuple(a.shape)} and {tuple(b.shape)}")
-    if a.shape[-2] < 2: raise ValueError(f"{what} need at least 2 pairs (non-parallel pairs and retrieval need negatives)")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{what} must have the same shape (row i of each is a pair), got {tuple(a.shape)} and"
+            f" {tuple(b.shape)}"
+        )
+    if a.shape[-2] < 2:
+        raise ValueError(
+            f"{what} need at least 2 pairs (non-parallel pairs and retrieval need negatives)"
+        )
 
 def layer_cosines(ko: torch.Tensor,  # (L + 1, n, d) or (n, d) embeddings of Korean texts
                   en: torch.Tensor,  # the same shape: their English translations, row for row
@@ -566,11 +872,19 @@ def layer_cosines(ko: torch.Tensor,  # (L + 1, n, d) or (n, d) embeddings of Kor
     "Per layer: mean cosine of parallel pairs, of non-parallel pairs, and the gap."
     _check_pair(ko, en, "ko and en")
     if ko.dim() == 2: ko, en = ko[None], en[None]
-    sims = F.normalize(ko.float(), dim=-1) @ F.normalize(en.float(), dim=-1).transpose(1, 2)  # (L + 1, n, n)
+    # (L + 1, n, n)
+    sims = F.normalize(ko.float(), dim=-1) @ F.normalize(en.float(), dim=-1).transpose(1, 2)
     n = sims.shape[-1]
     par = sims.diagonal(dim1=1, dim2=2).mean(-1)
     non = (sims.sum((1, 2)) - sims.diagonal(dim1=1, dim2=2).sum(-1)) / (n * n - n)
-    return pd.DataFrame({"layer": range(len(par)), "parallel": par.numpy(), "non_parallel": non.numpy(), "gap": (par - non).numpy()})
+    return pd.DataFrame(
+        {
+            "layer": range(len(par)),
+            "parallel": par.numpy(),
+            "non_parallel": non.numpy(),
+            "gap": (par - non).numpy(),
+        }
+    )
 
 def retrieval_at_1(ko: torch.Tensor,  # (n, d) Korean embeddings
                    en: torch.Tensor,  # (n, d) their English translations
@@ -579,19 +893,24 @@ def retrieval_at_1(ko: torch.Tensor,  # (n, d) Korean embeddings
     _check_pair(ko, en, "ko and en")
     sims = F.normalize(ko.float(), dim=-1) @ F.normalize(en.float(), dim=-1).T
     gold = torch.arange(sims.shape[0])
-    return float(((sims.argmax(1) == gold).float().mean() + (sims.argmax(0) == gold).float().mean()) / 2)
+    return float(
+        ((sims.argmax(1) == gold).float().mean() + (sims.argmax(0) == gold).float().mean()) / 2
+    )
 
 # %% ../nbs/50_contrastive.ipynb #c037
 PROMPTS = {"en": "Question: {question}\nAnswer:", "ko": "질문: {question}\n정답:"}
 
 @torch.no_grad()
-def score_multiple_choice(lm,  # a causal LM
-                          tokenizer,  # its tokenizer
-                          items,  # rows with id, question, choices{text, label}, answerKey (ARC's schema)
-                          lang: str = "en",  # prompt language: "en" or "ko" (see `PROMPTS`)
-                          progress: bool = True,
-                          autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast (CPUs with bf16 matmul: ~3x faster)
-                         ) -> pd.DataFrame:
+def score_multiple_choice(
+    lm,  # a causal LM
+    tokenizer,  # its tokenizer
+    items,  # rows with id, question, choices{text, label}, answerKey (ARC's schema)
+    lang: str = "en",  # prompt language: "en" or "ko" (see `PROMPTS`)
+    progress: bool = True,
+    # e.g. torch.bfloat16: forwards under autocast (CPUs with bf16
+    # matmul: ~3x faster)
+    autocast: torch.dtype | None = None,
+) -> pd.DataFrame:
     "Per item: gold label, acc and acc_norm predictions, per-choice log-likelihoods."
     if lang not in PROMPTS: raise ValueError(f"lang must be one of {list(PROMPTS)}, got {lang!r}")
     items = list(items)
@@ -601,14 +920,25 @@ def score_multiple_choice(lm,  # a causal LM
         for key in ("id", "question", "choices", "answerKey"):
             if key not in it: raise ValueError(f"items[{i}] has no {key!r}")
         texts, labels = it["choices"]["text"], it["choices"]["label"]
-        if not texts or len(texts) != len(labels): raise ValueError(f"items[{i}] ({it['id']}): choices must have as many texts as labels, at least one")
-        if it["answerKey"] not in labels: raise ValueError(f"items[{i}] ({it['id']}): answerKey {it['answerKey']!r} is not one of the labels {labels}")
+        if not texts or len(texts) != len(labels):
+            raise ValueError(
+                f"items[{i}] ({it['id']}): choices must have as many texts as labels, at least one"
+            )
+        if it["answerKey"] not in labels:
+            raise ValueError(
+                f"items[{i}] ({it['id']}): answerKey {it['answerKey']!r} is not one of the labels"
+                f" {labels}"
+            )
         ctx = PROMPTS[lang].format(question=it["question"])
         ctx_ids = tokenizer(ctx, add_special_tokens=False)["input_ids"]
         conts = []
         for c in texts:
             whole = tokenizer(ctx + " " + c, add_special_tokens=False)["input_ids"]
-            conts.append(whole[len(ctx_ids):] if whole[:len(ctx_ids)] == ctx_ids else tokenizer(" " + c, add_special_tokens=False)["input_ids"])
+            conts.append(
+                whole[len(ctx_ids) :]
+                if whole[: len(ctx_ids)] == ctx_ids
+                else tokenizer(" " + c, add_special_tokens=False)["input_ids"]
+            )
         prepared.append((ctx_ids, conts))
     dev, pad = next(lm.parameters()).device, tokenizer.pad_token_id or 0
     cache_arg = cache_kwarg(lm)
@@ -621,31 +951,49 @@ def score_multiple_choice(lm,  # a causal LM
 def _score_items(lm, items, prepared, dev, pad, cache_arg, progress, lang) -> list[dict]:
     "One row per item: the context once, then its choices batched on copies of the context's cache."
     rows = []
-    for it, (ctx_ids, conts) in tqdm(list(zip(items, prepared)), disable=not progress, desc=f"scoring ({lang})", mininterval=2):
+    for it, (ctx_ids, conts) in tqdm(
+        list(zip(items, prepared)), disable=not progress, desc=f"scoring ({lang})", mininterval=2
+    ):
         C, n, K = len(ctx_ids), len(conts), max(len(k) for k in conts)
-        out = lm(input_ids=torch.tensor([ctx_ids], device=dev), use_cache=True, logits_to_keep=1)  # the context, once
-        first = out.logits[0, -1].float().log_softmax(-1)  # (V,) predicts every choice's first token
+        # the context, once
+        out = lm(input_ids=torch.tensor([ctx_ids], device=dev), use_cache=True, logits_to_keep=1)
+        # (V,) predicts every choice's first token
+        first = out.logits[0, -1].float().log_softmax(-1)
         ll = [float(first[k[0]]) for k in conts]
-        if K > 1:  # the choices, batched on copies of the context's cache; right padding never reaches real tokens
+        # the choices, batched on copies of the context's cache; right padding never reaches
+        # real tokens
+        if K > 1:
             cache = getattr(out, cache_arg)  # outputs name the cache as forward does
             cache.batch_repeat_interleave(n)
             ids = torch.full((n, K), pad, dtype=torch.long)
             mask = torch.zeros((n, C + K), dtype=torch.long); mask[:, :C] = 1
-            for j, k in enumerate(conts): ids[j, :len(k)] = torch.tensor(k); mask[j, C:C + len(k)] = 1
+            for j, k in enumerate(conts):
+                ids[j, : len(k)] = torch.tensor(k)
+                mask[j, C : C + len(k)] = 1
             pos = (C + torch.arange(K)).expand(n, K)
             logp = lm(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
                       **{cache_arg: cache}).logits[:, :-1].float().log_softmax(-1)  # (n, K - 1, V)
             for j, k in enumerate(conts):
-                if len(k) > 1: ll[j] += float(logp[j, torch.arange(len(k) - 1), torch.tensor(k[1:])].sum())
+                if len(k) > 1:
+                    ll[j] += float(logp[j, torch.arange(len(k) - 1), torch.tensor(k[1:])].sum())
         labels = it["choices"]["label"]
         norm = [v / len(" " + c) for v, c in zip(ll, it["choices"]["text"])]
-        rows.append({"id": it["id"], "gold": it["answerKey"], "pred": labels[int(np.argmax(ll))],
-                     "pred_norm": labels[int(np.argmax(norm))], "n_choices": len(labels), "loglik": ll})
+        rows.append(
+            {
+                "id": it["id"],
+                "gold": it["answerKey"],
+                "pred": labels[int(np.argmax(ll))],
+                "pred_norm": labels[int(np.argmax(norm))],
+                "n_choices": len(labels),
+                "loglik": ll,
+            }
+        )
     return rows
 
 # %% ../nbs/50_contrastive.ipynb #c041
 def _by_id(name: str, preds) -> dict:
-    "item id → value from a Mapping, a Series or (id, value) pairs; a repeated id is an error naming `name`."
+    """item id → value from a Mapping, a Series or (id, value) pairs; a repeated id is an error
+    naming `name`."""
     if isinstance(preds, pd.DataFrame):
         raise TypeError(f"{name} must map item ids to values, got a DataFrame (pass one column)")
     if isinstance(preds, pd.Series): ids = list(preds.index)
@@ -655,13 +1003,19 @@ def _by_id(name: str, preds) -> dict:
         if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in preds):
             raise ValueError(f"{name} must be a mapping, a Series or (id, value) pairs")
         ids = [i for i, _ in preds]
-    else: raise TypeError(f"{name} must be a mapping, a Series or (id, value) pairs, got {type(preds).__name__}")
+    else:
+        raise TypeError(
+            f"{name} must be a mapping, a Series or (id, value) pairs, got {type(preds).__name__}"
+        )
     dup = [i for i, c in Counter(ids).items() if c > 1]
     if dup: raise ValueError(f"{name} repeats the item ids {dup[:3]}: each item must appear once")
     return dict(preds.items()) if isinstance(preds, pd.Series) else dict(preds)
 
-def _kappa_parts(a: list, b: list, types: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    "One-hot (n, C) of each side's (item type, label) category and each category's item-type column (n, T)."
+def _kappa_parts(
+    a: list, b: list, types: list
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One-hot (n, C) of each side's (item type, label) category and each category's item-type
+    column (n, T)."""
     cats = sorted({(t, l) for t, l in zip(types + types, a + b)}, key=repr)
     col = {c: j for j, c in enumerate(cats)}
     kinds = sorted(set(types), key=repr)
@@ -669,27 +1023,34 @@ def _kappa_parts(a: list, b: list, types: list) -> tuple[np.ndarray, np.ndarray,
     onehot_a[range(len(a)), [col[(t, l)] for t, l in zip(types, a)]] = 1
     onehot_b[range(len(a)), [col[(t, l)] for t, l in zip(types, b)]] = 1
     type_of = np.array([kinds.index(t) for t, _ in cats])  # (C,) the item type of each category
-    item_type = np.zeros((len(a), len(kinds))); item_type[range(len(a)), [kinds.index(t) for t in types]] = 1
+    item_type = np.zeros((len(a), len(kinds)))
+    item_type[range(len(a)), [kinds.index(t) for t in types]] = 1
     return onehot_a, onehot_b, type_of, item_type
 
 def _kappa(weights: np.ndarray, same, onehot_a, onehot_b, type_of, item_type) -> np.ndarray:
-    "κ_p for each row of item weights (r, n): (p_o − p_e) / (1 − p_e); p_e from each side's label shares per item type."
+    """κ_p for each row of item weights (r, n): (p_o − p_e) / (1 − p_e); p_e from each side's label
+    shares per item type."""
     n = weights.sum(1)  # (r,)
     p_o = weights @ same / n
     n_type = (weights @ item_type)[:, type_of]  # (r, C) items of each category's type
-    share_a, share_b = weights @ onehot_a / np.maximum(n_type, 1), weights @ onehot_b / np.maximum(n_type, 1)
+    share_a, share_b = weights @ onehot_a / np.maximum(n_type, 1), weights @ onehot_b / np.maximum(
+        n_type, 1
+    )
     p_e = (n_type / n[:, None] * share_a * share_b).sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(p_e < 1, (p_o - p_e) / (1 - p_e), np.nan)
 
-def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label (e.g. English), or (id, label) pairs
-                   pred_b: Mapping | pd.Series | Iterable,  # item id → predicted label (e.g. Korean), the same ids
-                   n_choices: Mapping | pd.Series | Iterable | None = None,  # item id → number of choices
-                   n_boot: int = 2000,  # bootstrap resamples
-                   ci: float = 0.95,  # confidence level
-                   seed: int = 0,
-                  ) -> dict[str, float]:
-    "Share of items (joined by id) with the same prediction, its chance level and a bootstrap CI (fractions)."
+def agreement_rate(
+    pred_a: Mapping | pd.Series | Iterable,  # item id → label (e.g. English), or (id, label) pairs
+    # item id → predicted label (e.g. Korean), the same ids
+    pred_b: Mapping | pd.Series | Iterable,
+    n_choices: Mapping | pd.Series | Iterable | None = None,  # item id → number of choices
+    n_boot: int = 2000,  # bootstrap resamples
+    ci: float = 0.95,  # confidence level
+    seed: int = 0,
+) -> dict[str, float]:
+    """Share of items (joined by id) with the same prediction, its chance level and a bootstrap CI
+    (fractions)."""
     a, b = _by_id("pred_a", pred_a), _by_id("pred_b", pred_b)
     if not a: raise ValueError("pred_a is empty")
     check_positive(n_boot=n_boot)
@@ -697,7 +1058,10 @@ def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label 
         raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     if set(a) != set(b):
         only_a, only_b = sorted(set(a) - set(b))[:3], sorted(set(b) - set(a))[:3]
-        raise ValueError(f"pred_a and pred_b must cover the same item ids: only in pred_a {only_a}, only in pred_b {only_b}")
+        raise ValueError(
+            f"pred_a and pred_b must cover the same item ids: only in pred_a {only_a}, only in"
+            f" pred_b {only_b}"
+        )
     if not 0 < ci < 1: raise ValueError(f"ci must lie in (0, 1), got {ci!r}")
     ids = sorted(a)
     same = np.array([a[i] == b[i] for i in ids], float)
@@ -708,15 +1072,28 @@ def agreement_rate(pred_a: Mapping | pd.Series | Iterable,  # item id → label 
         if missing: raise ValueError(f"n_choices has no entry for item ids {missing[:3]}")
         if any(k[i] < 1 for i in ids): raise ValueError("n_choices must be >= 1 for every item")
     draws = bootstrap_indices(len(same), n_boot, seed)  # bootstrap resamples of the items
-    weights = np.stack([np.bincount(d, minlength=len(same)) for d in draws]).astype(float)  # (n_boot, n)
+    # (n_boot, n)
+    weights = np.stack([np.bincount(d, minlength=len(same)) for d in draws]).astype(float)
     parts = _kappa_parts([a[i] for i in ids], [b[i] for i in ids], [k[i] if k else 0 for i in ids])
-    kappa, kappa_boot = _kappa(np.ones((1, len(same))), same, *parts)[0], _kappa(weights, same, *parts)
+    kappa, kappa_boot = _kappa(np.ones((1, len(same))), same, *parts)[0], _kappa(
+        weights, same, *parts
+    )
     boots = weights @ same / len(same)
     lo, hi = (1 - ci) / 2, (1 + ci) / 2
-    out = {"agreement": float(same.mean()), "ci_low": float(np.quantile(boots, lo)),
-           "ci_high": float(np.quantile(boots, hi)), "n": len(ids), "chance": float("nan"), "kappa": float(kappa),
-           "kappa_ci_low": float(np.nanquantile(kappa_boot, lo)) if np.isfinite(kappa_boot).any() else float("nan"),
-           "kappa_ci_high": float(np.nanquantile(kappa_boot, hi)) if np.isfinite(kappa_boot).any() else float("nan")}
+    out = {
+        "agreement": float(same.mean()),
+        "ci_low": float(np.quantile(boots, lo)),
+        "ci_high": float(np.quantile(boots, hi)),
+        "n": len(ids),
+        "chance": float("nan"),
+        "kappa": float(kappa),
+        "kappa_ci_low": (
+            float(np.nanquantile(kappa_boot, lo)) if np.isfinite(kappa_boot).any() else float("nan")
+        ),
+        "kappa_ci_high": (
+            float(np.nanquantile(kappa_boot, hi)) if np.isfinite(kappa_boot).any() else float("nan")
+        ),
+    }
     if k is not None: out["chance"] = float(np.mean([1 / k[i] for i in ids]))
     return out
 
@@ -726,32 +1103,53 @@ def pooled_mix(emb: torch.Tensor,  # (L + 1, n, d) per-layer embeddings from `la
                weights: Sequence[float] | None = None,  # one weight per layer (default uniform)
               ) -> torch.Tensor:
     "(n, d) the weighted mix of the chosen layers' embeddings."
-    w = torch.full((len(layers),), 1 / len(layers)) if weights is None else torch.as_tensor(weights, dtype=emb.dtype)
-    if len(w) != len(layers): raise ValueError(f"weights must give one weight per layer ({len(layers)}), got {len(w)}")
+    w = (
+        torch.full((len(layers),), 1 / len(layers))
+        if weights is None
+        else torch.as_tensor(weights, dtype=emb.dtype)
+    )
+    if len(w) != len(layers):
+        raise ValueError(f"weights must give one weight per layer ({len(layers)}), got {len(w)}")
     return torch.einsum("l,lnd->nd", w.to(emb.dtype), emb[list(layers)])
 
-def evaluate_alignment(lm,  # a causal LM, or a `ContrastiveModel` (its LM, pooled layers and learned weights)
-                       tokenizer,
-                       pairs: Mapping[str, tuple[Sequence[str], Sequence[str]]],  # set name -> (Korean texts, their English translations)
-                       layers: Sequence[int] | None = None,  # the pooled layers (hidden-state indices); None: a ContrastiveModel's
-                       weights: Sequence[float] | None = None,  # their weights (default uniform, or a ContrastiveModel's)
-                       arc: tuple | None = None,  # (English items, Korean items), ARC's schema, the same ids
-                       batch_size: int = 16, max_length: int = 64,
-                       autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: every forward under autocast (states pooled in float32)
-                       seed: int = 0,  # bootstrap resamples
-                       en_lm=None,  # embeds the English side when it is another model (a frozen English tower)
-                      ) -> dict:
-    "Retrieval@1 (pooled and per layer) and cosines per pair set; ARC accuracy, agreement and κ_p with CIs."
+def evaluate_alignment(
+    lm,  # a causal LM, or a `ContrastiveModel` (its LM, pooled layers and learned weights)
+    tokenizer,
+    # set name -> (Korean texts, their English translations)
+    pairs: Mapping[str, tuple[Sequence[str], Sequence[str]]],
+    # the pooled layers (hidden-state indices); None: a
+    # ContrastiveModel's
+    layers: Sequence[int] | None = None,
+    # their weights (default uniform, or a ContrastiveModel's)
+    weights: Sequence[float] | None = None,
+    arc: tuple | None = None,  # (English items, Korean items), ARC's schema, the same ids
+    batch_size: int = 16,
+    max_length: int = 64,
+    # e.g. torch.bfloat16: every forward under autocast (states pooled in
+    # float32)
+    autocast: torch.dtype | None = None,
+    seed: int = 0,  # bootstrap resamples
+    en_lm=None,  # embeds the English side when it is another model (a frozen English tower)
+) -> dict:
+    """Retrieval@1 (pooled and per layer) and cosines per pair set; ARC accuracy, agreement and κ_p
+    with CIs."""
     if isinstance(lm, ContrastiveModel):
-        if layers is None: layers, weights = list(lm.config.layers), lm.pooling.weights.detach().cpu().tolist() if weights is None else weights
+        if layers is None:
+            layers, weights = list(lm.config.layers), (
+                lm.pooling.weights.detach().cpu().tolist() if weights is None else weights
+            )
         lm = lm.lm
     if layers is None: raise ValueError("layers must be given unless lm is a ContrastiveModel")
     out = {"retrieval": {}, "retrieval_per_layer": {}, "cosines": {}}
     for name, (ko, en) in pairs.items():
         with autocast_to(next(lm.parameters()).device, autocast):
             e_ko = layer_embeddings(lm, tokenizer, list(ko), batch_size, max_length)
-            e_en = layer_embeddings(en_lm if en_lm is not None else lm, tokenizer, list(en), batch_size, max_length)
-        out["retrieval"][name] = retrieval_at_1(pooled_mix(e_ko, layers, weights), pooled_mix(e_en, layers, weights))
+            e_en = layer_embeddings(
+                en_lm if en_lm is not None else lm, tokenizer, list(en), batch_size, max_length
+            )
+        out["retrieval"][name] = retrieval_at_1(
+            pooled_mix(e_ko, layers, weights), pooled_mix(e_en, layers, weights)
+        )
         out["retrieval_per_layer"][name] = [retrieval_at_1(a, b) for a, b in zip(e_ko, e_en)]
         out["cosines"][name] = layer_cosines(e_ko, e_en)
     if arc is None: return out
@@ -760,57 +1158,93 @@ def evaluate_alignment(lm,  # a causal LM, or a `ContrastiveModel` (its LM, pool
     ko_df = score_multiple_choice(lm, tokenizer, ko_items, "ko", progress=False, autocast=autocast)
     n_choices = dict(zip(en_df.id, en_df.n_choices))
     for sfx, col in (("", "pred"), ("_norm", "pred_norm")):
-        agr = agreement_rate(zip(en_df.id, en_df[col]), zip(ko_df.id, ko_df[col]), n_choices, seed=seed)
-        out |= {f"arc_acc{sfx}": float(en_df[f"correct{sfx}"].mean()), f"ko_arc_acc{sfx}": float(ko_df[f"correct{sfx}"].mean()),
-                f"agreement{sfx}": agr["agreement"], f"agreement{sfx}_ci": [agr["ci_low"], agr["ci_high"]],
-                f"kappa{sfx}": agr["kappa"], f"kappa{sfx}_ci": [agr["kappa_ci_low"], agr["kappa_ci_high"]]}
+        agr = agreement_rate(
+            zip(en_df.id, en_df[col]), zip(ko_df.id, ko_df[col]), n_choices, seed=seed
+        )
+        out |= {
+            f"arc_acc{sfx}": float(en_df[f"correct{sfx}"].mean()),
+            f"ko_arc_acc{sfx}": float(ko_df[f"correct{sfx}"].mean()),
+            f"agreement{sfx}": agr["agreement"],
+            f"agreement{sfx}_ci": [agr["ci_low"], agr["ci_high"]],
+            f"kappa{sfx}": agr["kappa"],
+            f"kappa{sfx}_ci": [agr["kappa_ci_low"], agr["kappa_ci_high"]],
+        }
     out["chance_agreement"], out["items"] = agr["chance"], {"en": en_df, "ko": ko_df}
     return out
 
 # %% ../nbs/50_contrastive.ipynb #c042i
-_PCT = ("arc_acc", "ko_arc_acc", "arc_acc_norm", "ko_arc_acc_norm", "agreement", "agreement_ci", "agreement_norm", "agreement_norm_ci",
-        "chance_agreement")
+_PCT = (
+    "arc_acc",
+    "ko_arc_acc",
+    "arc_acc_norm",
+    "ko_arc_acc_norm",
+    "agreement",
+    "agreement_ci",
+    "agreement_norm",
+    "agreement_norm_ci",
+    "chance_agreement",
+)
 _KAPPA = ("kappa", "kappa_ci", "kappa_norm", "kappa_norm_ci")
-RETRIEVAL_SETS = {"retrieval_at_1": "in_domain", "retrieval_valid": "valid", "retrieval_ood": "out_of_domain"}
+RETRIEVAL_SETS = {
+    "retrieval_at_1": "in_domain",
+    "retrieval_valid": "valid",
+    "retrieval_ood": "out_of_domain",
+}
 
-def alignment_summary(ev: Mapping,  # from `evaluate_alignment` with `arc`
-                      retrieval: Mapping[str, str] = RETRIEVAL_SETS,  # reported key -> pair-set name
-                     ) -> dict:
+def alignment_summary(
+    ev: Mapping,  # from `evaluate_alignment` with `arc`
+    retrieval: Mapping[str, str] = RETRIEVAL_SETS,  # reported key -> pair-set name
+) -> dict:
     "Accuracies, agreements and retrievals in percent, κ_p as fractions, of one checkpoint."
     missing = [c for c in _PCT + _KAPPA if c not in ev]
-    if missing: raise ValueError(f"ev has no {missing[0]!r}: pass the result of evaluate_alignment with arc")
+    if missing:
+        raise ValueError(
+            f"ev has no {missing[0]!r}: pass the result of evaluate_alignment with arc"
+        )
     return ({c: np.multiply(ev[c], 100).tolist() for c in _PCT} | {c: ev[c] for c in _KAPPA}
             | {k: 100 * ev["retrieval"].get(s, float("nan")) for k, s in retrieval.items()})
 
 def alignment_table(summaries: Mapping[str, Mapping],  # checkpoint name -> `alignment_summary`
                    ) -> pd.DataFrame:
-    "One row per checkpoint: ARC accuracies EN / KO, agreement and κ_p with their CIs, retrieval in / out of domain."
+    """One row per checkpoint: ARC accuracies EN / KO, agreement and κ_p with their CIs, retrieval
+    in / out of domain."""
     ci = lambda v, c, f=".1f": f"{v:{f}} [{c[0]:{f}}, {c[1]:{f}}]"
-    return pd.DataFrame({k: {"ARC acc EN / KO": f"{r['arc_acc']:.1f} / {r['ko_arc_acc']:.1f}",
-                             "acc_norm EN / KO": f"{r['arc_acc_norm']:.1f} / {r['ko_arc_acc_norm']:.1f}",
-                             "agreement": ci(r["agreement"], r["agreement_ci"]), "κ_p": ci(r["kappa"], r["kappa_ci"], ".3f"),
-                             "agreement (norm)": ci(r["agreement_norm"], r["agreement_norm_ci"]),
-                             "κ_p (norm)": ci(r["kappa_norm"], r["kappa_norm_ci"], ".3f"),
-                             "retr in / out": f"{r['retrieval_at_1']:.1f} / {r['retrieval_ood']:.1f}"} for k, r in summaries.items()}).T
+    return pd.DataFrame(
+        {
+            k: {
+                "ARC acc EN / KO": f"{r['arc_acc']:.1f} / {r['ko_arc_acc']:.1f}",
+                "acc_norm EN / KO": f"{r['arc_acc_norm']:.1f} / {r['ko_arc_acc_norm']:.1f}",
+                "agreement": ci(r["agreement"], r["agreement_ci"]),
+                "κ_p": ci(r["kappa"], r["kappa_ci"], ".3f"),
+                "agreement (norm)": ci(r["agreement_norm"], r["agreement_norm_ci"]),
+                "κ_p (norm)": ci(r["kappa_norm"], r["kappa_norm_ci"], ".3f"),
+                "retr in / out": f"{r['retrieval_at_1']:.1f} / {r['retrieval_ood']:.1f}",
+            }
+            for k, r in summaries.items()
+        }
+    ).T
 
 # %% ../nbs/50_contrastive.ipynb #c042m
 def item_agreement(ev: Mapping,  # from `evaluate_alignment` with `arc`
                    col: str = "pred",  # "pred" (acc) or "pred_norm" (acc_norm)
                   ) -> pd.Series:
     "Item id → 1.0 where the English and the Korean answer are the same, else 0.0."
-    if "items" not in ev: raise ValueError("ev has no 'items': pass the result of evaluate_alignment with arc")
-    if col not in ("pred", "pred_norm"): raise ValueError(f"col must be 'pred' or 'pred_norm', got {col!r}")
+    if "items" not in ev:
+        raise ValueError("ev has no 'items': pass the result of evaluate_alignment with arc")
+    if col not in ("pred", "pred_norm"):
+        raise ValueError(f"col must be 'pred' or 'pred_norm', got {col!r}")
     en = _by_id("English items", zip(ev["items"]["en"].id, ev["items"]["en"][col]))
     ko = _by_id("Korean items", zip(ev["items"]["ko"].id, ev["items"]["ko"][col]))
     ids = sorted(en.keys() & ko.keys(), key=str)
     return pd.Series([float(en[i] == ko[i]) for i in ids], index=ids)
 
 # %% ../nbs/50_contrastive.ipynb #c042n
-def paired_agreement(base: Mapping,  # `evaluate_alignment` result of the reference checkpoint
-                     other: Mapping,  # the same for the checkpoint compared with it (the same items)
-                     col: str = "pred",  # "pred" (acc) or "pred_norm" (acc_norm)
-                     seed: int = 0,  # bootstrap resamples
-                    ) -> dict:
+def paired_agreement(
+    base: Mapping,  # `evaluate_alignment` result of the reference checkpoint
+    other: Mapping,  # the same for the checkpoint compared with it (the same items)
+    col: str = "pred",  # "pred" (acc) or "pred_norm" (acc_norm)
+    seed: int = 0,  # bootstrap resamples
+) -> dict:
     "agreement(other) − agreement(base) in points, its paired 95% bootstrap CI, and McNemar's p."
     a, b = item_agreement(base, col), item_agreement(other, col)
     if set(a.index) != set(b.index):

@@ -34,9 +34,10 @@ __all__ = ['PRECISIONS', 'MANIFEST', 'seed_everything', 'get_device', 'get_dtype
            'check_tensors', 'check_ids', 'cache_kwarg', 'autocast_to']
 
 # %% ../nbs/00_core.ipynb #c005
-def seed_everything(seed: int = 0,  # non-negative integer seed
-                    deterministic: bool = False,  # also ask torch for deterministic kernels (slower)
-                   ) -> torch.Generator:
+def seed_everything(
+    seed: int = 0,  # non-negative integer seed
+    deterministic: bool = False,  # also ask torch for deterministic kernels (slower)
+) -> torch.Generator:
     "Seed python, numpy and torch; return a `torch.Generator` seeded with `seed`."
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -49,28 +50,54 @@ def seed_everything(seed: int = 0,  # non-negative integer seed
     return torch.Generator().manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #c009
-def get_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1", "mps" or a `torch.device`
-              ) -> torch.device:
-    "Resolve `device`; `auto` prefers cuda, then mps, then cpu. Asking for an absent accelerator is an error."
+def get_device(
+    # "auto", "cpu", "cuda", "cuda:1", "mps" or a `torch.device`
+    device: str | torch.device | None = "auto",
+) -> torch.device:
+    """Resolve `device`; `auto` prefers cuda, then mps, then cpu. Asking for an absent accelerator
+    is an error."""
     if device is None or device == "auto":
         if torch.cuda.is_available(): return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return torch.device("mps")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
         return torch.device("cpu")
-    try: dev = torch.device(device)
-    except (RuntimeError, TypeError) as e: raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:i]' or 'mps', got {device!r}") from e
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda[:i]' or 'mps', got {device!r}"
+        ) from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise ValueError(f"device={device!r} was asked for but MPS is not available here; use device='auto' or 'cpu'")
+        raise ValueError(
+            f"device={device!r} was asked for but CUDA is not available here; use device='auto' or"
+            " 'cpu'"
+        )
+    if dev.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise ValueError(
+            f"device={device!r} was asked for but MPS is not available here; use device='auto' or"
+            " 'cpu'"
+        )
     return dev
 
 # %% ../nbs/00_core.ipynb #c010
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float64": torch.float64,
+}
 
-def get_dtype(dtype: str | torch.dtype | None = "auto",  # "auto", a name such as "bf16"/"float32", or a `torch.dtype`
-              device: str | torch.device | None = "auto",  # the device the dtype is for (resolved with `get_device`)
-             ) -> torch.dtype:
+def get_dtype(
+    # "auto", a name such as "bf16"/"float32", or a `torch.dtype`
+    dtype: str | torch.dtype | None = "auto",
+    # the device the dtype is for (resolved with `get_device`)
+    device: str | torch.device | None = "auto",
+) -> torch.dtype:
     "Resolve `dtype`; `auto` is bfloat16 on CUDA with bf16 support, float32 otherwise."
     if isinstance(dtype, torch.dtype): return dtype
     if dtype is None or dtype == "auto":
@@ -78,22 +105,28 @@ def get_dtype(dtype: str | torch.dtype | None = "auto",  # "auto", a name such a
         if dev.type == "cuda" and torch.cuda.is_bf16_supported(): return torch.bfloat16
         return torch.float32
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be 'auto', one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")
+        raise ValueError(
+            f"dtype must be 'auto', one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}"
+        )
     return _DTYPES[dtype]
 
 # %% ../nbs/00_core.ipynb #c101
 def cpu_has_bf16_units() -> bool:
     "Whether this CPU has bf16 matrix units (AVX512-BF16 or AMX tiles), as torch detects them."
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # absent in older torch: no units
+    # absent in older torch: no units
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 # %% ../nbs/00_core.ipynb #c102
 PRECISIONS = ("auto", "bf16", "fp32")
 
-def resolve_precision(precision: str = "auto",  # "auto" (bf16 where the device runs it fast), "bf16" or "fp32"
-                      device: str | torch.device | None = "auto",  # the device that runs (resolved by `get_device`)
-                     ) -> str:
-    "The precision that runs: 'bf16' or 'fp32'; `auto` is bf16 on CUDA with bf16 and on CPUs with bf16 units."
+def resolve_precision(
+    precision: str = "auto",  # "auto" (bf16 where the device runs it fast), "bf16" or "fp32"
+    # the device that runs (resolved by `get_device`)
+    device: str | torch.device | None = "auto",
+) -> str:
+    """The precision that runs: 'bf16' or 'fp32'; `auto` is bf16 on CUDA with bf16 and on CPUs with
+    bf16 units."""
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
@@ -137,7 +170,9 @@ def masked_mean(x: torch.Tensor,  # (b, t, ...) values
                ) -> torch.Tensor:
     "Mean of `x` over `dim`, counting only positions where `mask` is set."
     if mask.shape != x.shape[: mask.dim()]:
-        raise ValueError(f"mask shape {tuple(mask.shape)} must be a prefix of x shape {tuple(x.shape)}")
+        raise ValueError(
+            f"mask shape {tuple(mask.shape)} must be a prefix of x shape {tuple(x.shape)}"
+        )
     keep = mask.bool()
     while keep.dim() < x.dim(): keep = keep.unsqueeze(-1)
     denom = keep.to(x.dtype).sum(dim)
@@ -150,7 +185,8 @@ def batched(items: Sequence | Iterable,  # anything iterable
             size: int,  # positive batch size
            ) -> Iterable[list]:
     "Yield consecutive lists of at most `size` items."
-    if not isinstance(size, int) or size < 1: raise ValueError(f"size must be a positive integer, got {size!r}")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
     buf = []
     for it in items:
         buf.append(it)
@@ -159,7 +195,8 @@ def batched(items: Sequence | Iterable,  # anything iterable
 
 # %% ../nbs/00_core.ipynb #c022
 def to_device(batch: Any, device: str | torch.device) -> Any:
-    "Move every tensor in a (nested) mapping/list/tuple `batch` to `device`; mappings come back as dicts."
+    """Move every tensor in a (nested) mapping/list/tuple `batch` to `device`; mappings come back as
+    dicts."""
     if isinstance(batch, torch.Tensor): return batch.to(device)
     if isinstance(batch, Mapping): return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)): return type(batch)(to_device(v, device) for v in batch)
@@ -243,8 +280,10 @@ def atomic_path(target: str | os.PathLike,  # the file or directory to write
     "Yield a temporary path beside `target`; move it onto `target` only if the block succeeds."
     target = Path(target)
     if target.exists() and target.is_dir() != is_dir:
-        raise ValueError(f"{target} exists and is {'a directory' if target.is_dir() else 'a file'}; "
-                         f"is_dir={is_dir} asks for {'a directory' if is_dir else 'a file'}")
+        raise ValueError(
+            f"{target} exists and is {'a directory' if target.is_dir() else 'a file'}; "
+            f"is_dir={is_dir} asks for {'a directory' if is_dir else 'a file'}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_path(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
@@ -332,20 +371,30 @@ def dump_json(obj: Any,  # anything `json` can write (numpy/torch scalars via `d
              ) -> Path:
     "Write `obj` as strict JSON (non-finite floats → null) to `path` atomically; return the path."
     with atomic_path(path) as p:
-        p.write_text(json.dumps(_strict(obj), indent=2, ensure_ascii=False, allow_nan=False, default=default) + "\n", encoding="utf-8")
+        p.write_text(
+            json.dumps(_strict(obj), indent=2, ensure_ascii=False, allow_nan=False, default=default)
+            + "\n",
+            encoding="utf-8",
+        )
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #c032
-def check_positive(kind: type = int,  # int: a positive integer (not a bool); float: any positive number
-                   allow_none: bool = False,  # None passes too
-                   **named):  # name=value pairs to check
+def check_positive(
+    kind: type = int,  # int: a positive integer (not a bool); float: any positive number
+    allow_none: bool = False,  # None passes too
+    **named
+):  # name=value pairs to check
     "Raise `ValueError` naming the first argument that is not a positive `kind`."
     for name, v in named.items():
         if v is None and allow_none: continue
-        ok = isinstance(v, (int, float, np.number) if kind is float else (int, np.integer)) and not isinstance(v, bool)
+        ok = isinstance(
+            v, (int, float, np.number) if kind is float else (int, np.integer)
+        ) and not isinstance(v, bool)
         if not ok or not v > 0 or not math.isfinite(v):
             what = "number" if kind is float else "integer"
-            raise ValueError(f"{name} must be a positive {what}{' or None' if allow_none else ''}, got {v!r}")
+            raise ValueError(
+                f"{name} must be a positive {what}{' or None' if allow_none else ''}, got {v!r}"
+            )
 
 # %% ../nbs/00_core.ipynb #c033b
 def _is_real(v) -> bool:
@@ -472,58 +521,84 @@ def tiny_llama(layers: int = 2,  # decoder layers
     "A seeded tiny `LlamaForCausalLM` in eval mode (pad 0, bos 1, eos 2)."
     from transformers import LlamaConfig, LlamaForCausalLM
     seed_everything(seed)
-    return LlamaForCausalLM(LlamaConfig(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads or heads, max_position_embeddings=max_positions,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2)).eval()
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads or heads,
+            max_position_embeddings=max_positions,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+    ).eval()
 
 # %% ../nbs/00_core.ipynb #c044
 def _link_or_copy(src: Path, dst: Path):
     "Hard-link `src` to `dst` (a copy where links are impossible); symbolic links stay links."
     if src.is_symlink(): os.symlink(os.readlink(src), dst)
     elif src.is_dir():
-        shutil.copytree(src, dst, symlinks=True, copy_function=lambda s, d: _link_or_copy(Path(s), Path(d)))
+        shutil.copytree(
+            src, dst, symlinks=True, copy_function=lambda s, d: _link_or_copy(Path(s), Path(d))
+        )
     else:
         try: os.link(src, dst)
         except OSError: shutil.copy2(src, dst)
 
 # %% ../nbs/00_core.ipynb #c045
 @contextmanager
-def checkpoint_dir(save_directory: str | os.PathLike,  # the checkpoint directory (may exist)
-                   own: Sequence[str],  # the entries a checkpoint writes; other entries already there are kept
-                  ) -> Iterator[Path]:
-    "A temporary directory that replaces `save_directory` if the block succeeds; other entries are carried over."
+def checkpoint_dir(
+    save_directory: str | os.PathLike,  # the checkpoint directory (may exist)
+    own: Sequence[str],  # the entries a checkpoint writes; other entries already there are kept
+) -> Iterator[Path]:
+    """A temporary directory that replaces `save_directory` if the block succeeds; other entries are
+    carried over."""
     d = Path(save_directory)
-    if d.exists() and not d.is_dir(): raise NotADirectoryError(f"save_directory {str(d)!r} is a file")
+    if d.exists() and not d.is_dir():
+        raise NotADirectoryError(f"save_directory {str(d)!r} is a file")
     cwd = Path.cwd().resolve()
     if d.exists() and (d.resolve() == cwd or d.resolve() in cwd.parents):
-        raise ValueError(f"save_directory {str(d)!r} holds the current directory, which a save would replace; "
-                         "save into a subdirectory")
+        raise ValueError(
+            f"save_directory {str(d)!r} holds the current directory, which a save would replace; "
+            "save into a subdirectory"
+        )
     with atomic_path(d, is_dir=True) as tmp:
         yield tmp
         for entry in d.iterdir() if d.exists() else []:
-            if entry.name not in own and not (tmp / entry.name).exists(): _link_or_copy(entry, tmp / entry.name)
+            if entry.name not in own and not (tmp / entry.name).exists():
+                _link_or_copy(entry, tmp / entry.name)
 
 # %% ../nbs/00_core.ipynb #c047
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    "The tensors of a safetensors file; an unreadable or truncated file is an error naming its path."
+    """The tensors of a safetensors file; an unreadable or truncated file is an error naming its
+    path."""
     try: return load_file(str(path))
     except Exception as e:
-        raise ValueError(f"{path}: cannot read the safetensors file ({type(e).__name__}: {e})") from e
+        raise ValueError(
+            f"{path}: cannot read the safetensors file ({type(e).__name__}: {e})"
+        ) from e
 
 def check_tensors(path, state: dict, model_state: dict, required=()):
-    "Refuse tensors the model built from the config lacks, has in another shape, or needs and does not find."
+    """Refuse tensors the model built from the config lacks, has in another shape, or needs and does
+    not find."""
     unknown = sorted(set(state) - set(model_state))
-    if unknown: raise ValueError(f"{path}: tensors the model of its config does not have: {unknown[:5]}")
+    if unknown:
+        raise ValueError(f"{path}: tensors the model of its config does not have: {unknown[:5]}")
     wrong = [f"{n} {tuple(t.shape)} (the config gives {tuple(model_state[n].shape)})"
              for n, t in state.items() if t.shape != model_state[n].shape]
-    if wrong: raise ValueError(f"{path}: tensor shapes do not match the config: {'; '.join(wrong[:5])}")
+    if wrong:
+        raise ValueError(f"{path}: tensor shapes do not match the config: {'; '.join(wrong[:5])}")
     missing = sorted(set(required) - set(state))
-    if missing: raise ValueError(f"{path}: lacks tensors that its config says were trained: {missing[:5]}")
+    if missing:
+        raise ValueError(f"{path}: lacks tensors that its config says were trained: {missing[:5]}")
 
 # %% ../nbs/00_core.ipynb #c049
 def check_ids(name, ids, size, what, tokenizer=None, ignore=None):
-    "Integer ids in [0, size) (`ignore`, e.g. -100 in labels, allowed too); the error names both vocabulary sizes."
+    """Integer ids in [0, size) (`ignore`, e.g. -100 in labels, allowed too); the error names both
+    vocabulary sizes."""
     if not isinstance(ids, torch.Tensor):
         try: ids = torch.as_tensor(ids)
         except (TypeError, ValueError, RuntimeError) as e:
@@ -534,19 +609,28 @@ def check_ids(name, ids, size, what, tokenizer=None, ignore=None):
     if ignore is not None: bad &= ids != ignore
     if bad.any():
         tok = f"; its tokenizer has {len(tokenizer)} tokens" if tokenizer is not None else ""
-        raise ValueError(f"{name} holds the id {int(ids[bad][0])}, outside the {what}'s vocabulary: "
-                         f"the {what} has {size} embeddings{tok}")
+        raise ValueError(
+            f"{name} holds the id {int(ids[bad][0])}, outside the {what}'s vocabulary: "
+            f"the {what} has {size} embeddings{tok}"
+        )
 
 # %% ../nbs/00_core.ipynb #c052
 def cache_kwarg(model) -> str:
-    "The keyword under which `model.forward` takes a KV cache: `cache` (transformers 5) or `past_key_values`."
+    """The keyword under which `model.forward` takes a KV cache: `cache` (transformers 5) or
+    `past_key_values`."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 # %% ../nbs/00_core.ipynb #c055
-def autocast_to(device: torch.device | str,  # where the forwards run
-                autocast: torch.dtype | None = None,  # torch.bfloat16 or torch.float16; None: full precision
-               ):
+def autocast_to(
+    device: torch.device | str,  # where the forwards run
+    # torch.bfloat16 or torch.float16; None: full precision
+    autocast: torch.dtype | None = None,
+):
     "A context running forwards under `autocast` on `device` (none when `autocast` is None)."
     if autocast is not None and autocast not in (torch.bfloat16, torch.float16):
-        raise ValueError(f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}")
-    return torch.autocast(torch.device(device).type, dtype=autocast or torch.bfloat16, enabled=autocast is not None)
+        raise ValueError(
+            f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}"
+        )
+    return torch.autocast(
+        torch.device(device).type, dtype=autocast or torch.bfloat16, enabled=autocast is not None
+    )

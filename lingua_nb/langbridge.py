@@ -25,7 +25,13 @@ from .core import (atomic_path, check_ids, check_positive, check_range, check_st
                             positions_from_mask, print_trainable_parameters, recover_path)
 from .evaluate import token_nll
 from .train import History, train_loop
-_check_ids, _check_tensors, _checkpoint_dir, _load_tensors = check_ids, check_tensors, checkpoint_dir, load_tensors  # calm's imports, until it takes them from core
+# calm's imports, until it takes them from core
+_check_ids, _check_tensors, _checkpoint_dir, _load_tensors = (
+    check_ids,
+    check_tensors,
+    checkpoint_dir,
+    load_tensors,
+)
 
 
 # %% auto #0
@@ -37,21 +43,32 @@ class LangBridgeConfig(PretrainedConfig):
     "Configuration of a `LangBridgeModel`: the two model names, the bridge and what is trainable."
     model_type = "langbridge"
 
-    def __init__(self,
-                 encoder_name: str | None = None,  # encoder: alias, hub id or local directory
-                 lm_name: str | None = None,  # causal LM: alias, hub id or local directory
-                 bridge: str = "linear",  # "linear" (the paper) or "ffn" (Linear-GELU-Linear)
-                 ffn_hidden_size: int | None = None,  # width of the FFN bridge; default the LM width
-                 enc_hidden_size: int | None = None,  # filled in from the encoder
-                 lm_hidden_size: int | None = None,  # filled in from the LM
-                 freeze_encoder: bool = True,  # False: the encoder trains too (the paper's base-LM mode)
-                 train_encoder_embeddings: bool = False,  # unfreeze only the encoder's input embeddings
-                 move_bos: bool = True,  # move a leading LM BOS in front of the soft prompt
-                 **kwargs):
-        if bridge not in ("linear", "ffn"): raise ValueError(f"bridge must be 'linear' or 'ffn', got {bridge!r}")
+    def __init__(
+        self,
+        encoder_name: str | None = None,  # encoder: alias, hub id or local directory
+        lm_name: str | None = None,  # causal LM: alias, hub id or local directory
+        bridge: str = "linear",  # "linear" (the paper) or "ffn" (Linear-GELU-Linear)
+        ffn_hidden_size: int | None = None,  # width of the FFN bridge; default the LM width
+        enc_hidden_size: int | None = None,  # filled in from the encoder
+        lm_hidden_size: int | None = None,  # filled in from the LM
+        freeze_encoder: bool = True,  # False: the encoder trains too (the paper's base-LM mode)
+        train_encoder_embeddings: bool = False,  # unfreeze only the encoder's input embeddings
+        move_bos: bool = True,  # move a leading LM BOS in front of the soft prompt
+        **kwargs
+    ):
+        if bridge not in ("linear", "ffn"):
+            raise ValueError(f"bridge must be 'linear' or 'ffn', got {bridge!r}")
         self.encoder_name, self.lm_name, self.bridge = encoder_name, lm_name, bridge
-        self.ffn_hidden_size, self.enc_hidden_size, self.lm_hidden_size = ffn_hidden_size, enc_hidden_size, lm_hidden_size
-        self.freeze_encoder, self.train_encoder_embeddings, self.move_bos = freeze_encoder, train_encoder_embeddings, move_bos
+        self.ffn_hidden_size, self.enc_hidden_size, self.lm_hidden_size = (
+            ffn_hidden_size,
+            enc_hidden_size,
+            lm_hidden_size,
+        )
+        self.freeze_encoder, self.train_encoder_embeddings, self.move_bos = (
+            freeze_encoder,
+            train_encoder_embeddings,
+            move_bos,
+        )
         super().__init__(**kwargs)
 
 # %% ../nbs/30_langbridge.ipynb #c011
@@ -67,31 +84,47 @@ class LangBridgeModel(PreTrainedModel):
     base_model_prefix = "langbridge"
     _supports_sdpa = True
 
-    def __init__(self, config: LangBridgeConfig,
-                 encoder: nn.Module | None = None,  # an encoder (`AutoModel`); default: load `config.encoder_name`
-                 lm: nn.Module | None = None,  # a causal LM; default: load `config.lm_name`
-                 enc_tokenizer=None,  # the encoder's tokenizer (saved with the model)
-                 lm_tokenizer=None,  # the LM's tokenizer (saved with the model)
-                ):
+    def __init__(
+        self,
+        config: LangBridgeConfig,
+        # an encoder (`AutoModel`); default: load `config.encoder_name`
+        encoder: nn.Module | None = None,
+        lm: nn.Module | None = None,  # a causal LM; default: load `config.lm_name`
+        enc_tokenizer=None,  # the encoder's tokenizer (saved with the model)
+        lm_tokenizer=None,  # the LM's tokenizer (saved with the model)
+    ):
         super().__init__(config)
-        from lingua_nb.assets import load_causal_lm, load_encoder  # heavy module, only needed when loading by name
+        # heavy module, only needed when loading by name
+        from lingua_nb.assets import load_causal_lm, load_encoder
         if encoder is None:
-            if not config.encoder_name: raise ValueError("encoder: pass a module or set config.encoder_name")
+            if not config.encoder_name:
+                raise ValueError("encoder: pass a module or set config.encoder_name")
             encoder = load_encoder(config.encoder_name)
         if lm is None:
             if not config.lm_name: raise ValueError("lm: pass a module or set config.lm_name")
             lm = load_causal_lm(config.lm_name)
         if not isinstance(encoder, nn.Module) or not hasattr(encoder, "config"):
             raise TypeError(f"encoder must be a transformers model, got {type(encoder).__name__}")
-        if getattr(encoder.config, "is_encoder_decoder", False) and hasattr(encoder, "get_encoder"): encoder = encoder.get_encoder()
-        if (not isinstance(lm, nn.Module) or not hasattr(lm, "get_output_embeddings") or not hasattr(lm, "generate")
-                or lm.get_output_embeddings() is None):
-            raise TypeError(f"lm must be a causal LM with a language-model head, got {type(lm).__name__}")
+        if getattr(encoder.config, "is_encoder_decoder", False) and hasattr(encoder, "get_encoder"):
+            encoder = encoder.get_encoder()
+        if (
+            not isinstance(lm, nn.Module)
+            or not hasattr(lm, "get_output_embeddings")
+            or not hasattr(lm, "generate")
+            or lm.get_output_embeddings() is None
+        ):
+            raise TypeError(
+                f"lm must be a causal LM with a language-model head, got {type(lm).__name__}"
+            )
         if getattr(lm.config, "is_encoder_decoder", False):
-            raise TypeError(f"lm must be a decoder-only causal LM, got the encoder-decoder {type(lm).__name__}")
+            raise TypeError(
+                f"lm must be a decoder-only causal LM, got the encoder-decoder {type(lm).__name__}"
+            )
         d_enc, d_lm = _hidden_size(encoder.config, "encoder"), _hidden_size(lm.config, "lm")
-        if config.enc_hidden_size not in (None, d_enc): raise ValueError(f"encoder: hidden size {d_enc}, config says {config.enc_hidden_size}")
-        if config.lm_hidden_size not in (None, d_lm): raise ValueError(f"lm: hidden size {d_lm}, config says {config.lm_hidden_size}")
+        if config.enc_hidden_size not in (None, d_enc):
+            raise ValueError(f"encoder: hidden size {d_enc}, config says {config.enc_hidden_size}")
+        if config.lm_hidden_size not in (None, d_lm):
+            raise ValueError(f"lm: hidden size {d_lm}, config says {config.lm_hidden_size}")
         config.enc_hidden_size, config.lm_hidden_size = d_enc, d_lm
         self.encoder, self.lm = encoder, lm
         self.enc_tokenizer, self.lm_tokenizer = enc_tokenizer, lm_tokenizer
@@ -105,13 +138,21 @@ class LangBridgeModel(PreTrainedModel):
         self.post_init()
         self.set_trainable(config.freeze_encoder, config.train_encoder_embeddings)
 
-    def _init_weights(self, module): pass  # the bridge is initialised in __init__; pretrained parts stay untouched
+    def _init_weights(
+        # the bridge is initialised in __init__; pretrained parts stay untouched
+        self,
+        module,
+    ):
+        pass
 
     def set_trainable(self, freeze_encoder: bool = True,  # freeze the whole encoder
                       train_encoder_embeddings: bool = False,  # ...but train its input embeddings
                      ):
         "Apply the freezing policy: LM frozen, bridge and EOS trainable, encoder as asked."
-        self.config.freeze_encoder, self.config.train_encoder_embeddings = freeze_encoder, train_encoder_embeddings
+        self.config.freeze_encoder, self.config.train_encoder_embeddings = (
+            freeze_encoder,
+            train_encoder_embeddings,
+        )
         self.lm.requires_grad_(False)
         self.encoder.requires_grad_(not freeze_encoder)
         if train_encoder_embeddings: self.encoder.get_input_embeddings().requires_grad_(True)
@@ -124,50 +165,82 @@ class LangBridgeModel(PreTrainedModel):
 
 # %% ../nbs/30_langbridge.ipynb #c016
 def _check_2d(name, t, batch=None):
-    if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
-    if t.dim() != 2: raise ValueError(f"{name} must be 2-D (batch, length), got shape {tuple(t.shape)}")
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (batch, length), got shape {tuple(t.shape)}")
     if batch is not None and t.shape[0] != batch:
-        raise ValueError(f"{name} has batch size {t.shape[0]}, expected {batch} (the batch size of enc_input_ids)")
+        raise ValueError(
+            f"{name} has batch size {t.shape[0]}, expected {batch} (the batch size of"
+            " enc_input_ids)"
+        )
 
 @torch.no_grad()
 def _left_pack(mask):
     "Permutation per row that moves masked positions to the front, keeping the order of the rest."
     L = mask.shape[1]
-    key = mask.long() * L + torch.arange(L, device=mask.device)  # padding first, then real positions in order
+    # padding first, then real positions in order
+    key = mask.long() * L + torch.arange(L, device=mask.device)
     return key.argsort(dim=1)
 
-def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, attention_mask=None, labels=None,
-                  left_pack=False):
+def _build_inputs(
+    self,
+    enc_input_ids,
+    enc_attention_mask=None,
+    input_ids=None,
+    attention_mask=None,
+    labels=None,
+    left_pack=False,
+):
     "LM `inputs_embeds`, attention mask, position ids and labels for a batch (see the notes above)."
     _check_2d("enc_input_ids", enc_input_ids)
     b = enc_input_ids.shape[0]
-    if enc_input_ids.shape[1] == 0: raise ValueError("enc_input_ids is empty: the encoder needs at least one token per row")
+    if enc_input_ids.shape[1] == 0:
+        raise ValueError("enc_input_ids is empty: the encoder needs at least one token per row")
     enc_vocab = self.encoder.get_input_embeddings().num_embeddings
     check_ids("enc_input_ids", enc_input_ids, enc_vocab, "encoder", self.enc_tokenizer)
     if enc_attention_mask is None: enc_attention_mask = torch.ones_like(enc_input_ids)
     _check_2d("enc_attention_mask", enc_attention_mask, b)
-    if enc_attention_mask.shape != enc_input_ids.shape: raise ValueError("enc_attention_mask must have the shape of enc_input_ids")
-    if (enc_attention_mask.sum(1) == 0).any(): raise ValueError("enc_attention_mask: a row has no encoder token (empty encoder input)")
+    if enc_attention_mask.shape != enc_input_ids.shape:
+        raise ValueError("enc_attention_mask must have the shape of enc_input_ids")
+    if (enc_attention_mask.sum(1) == 0).any():
+        raise ValueError("enc_attention_mask: a row has no encoder token (empty encoder input)")
     dev = self.eos_embedding.device
     enc_input_ids, enc_attention_mask = enc_input_ids.to(dev), enc_attention_mask.to(dev)
     encoder_trains = any(p.requires_grad for p in self.encoder.parameters())
-    with torch.set_grad_enabled(torch.is_grad_enabled() and encoder_trains):  # a frozen encoder runs without autograd
-        h = self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask).last_hidden_state  # (b, s, d_enc)
+    # a frozen encoder runs without autograd
+    with torch.set_grad_enabled(torch.is_grad_enabled() and encoder_trains):
+        # (b, s, d_enc)
+        h = self.encoder(
+            input_ids=enc_input_ids, attention_mask=enc_attention_mask
+        ).last_hidden_state
     soft = self.bridge(h.to(self.eos_embedding.dtype))  # (b, s, d_lm)
     eos = self.eos_embedding.view(1, 1, -1).expand(b, 1, -1)  # (b, 1, d_lm)
     one = enc_attention_mask.new_ones(b, 1)
-    embeds, masks, labs = [soft, eos], [enc_attention_mask, one], [torch.full_like(enc_attention_mask, -100), one * -100]
+    embeds, masks, labs = (
+        [soft, eos],
+        [enc_attention_mask, one],
+        [torch.full_like(enc_attention_mask, -100), one * -100],
+    )
     if input_ids is not None:
         _check_2d("input_ids", input_ids, b)
-        check_ids("input_ids", input_ids, self.lm.get_input_embeddings().num_embeddings, "LM", self.lm_tokenizer)
+        check_ids(
+            "input_ids",
+            input_ids,
+            self.lm.get_input_embeddings().num_embeddings,
+            "LM",
+            self.lm_tokenizer,
+        )
         input_ids = input_ids.to(dev)
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         _check_2d("attention_mask", attention_mask, b)
-        if attention_mask.shape != input_ids.shape: raise ValueError("attention_mask must have the shape of input_ids")
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError("attention_mask must have the shape of input_ids")
         attention_mask = attention_mask.to(dev)
         if labels is not None:
             _check_2d("labels", labels, b)
-            if labels.shape != input_ids.shape: raise ValueError("labels must have the shape of input_ids")
+            if labels.shape != input_ids.shape:
+                raise ValueError("labels must have the shape of input_ids")
             head_size = self.lm.get_output_embeddings().weight.shape[0]
             check_ids("labels", labels, head_size, "LM head", self.lm_tokenizer, ignore=-100)
             labels = labels.to(dev).masked_fill(attention_mask == 0, -100)
@@ -175,10 +248,13 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
         if self.config.move_bos and bos is not None and input_ids.shape[1] > 0:
             starts = (input_ids[:, 0] == bos) & (attention_mask[:, 0] == 1)
             if starts.all():
-                embeds.insert(0, self.lm.get_input_embeddings()(input_ids[:, :1])); masks.insert(0, one); labs.insert(0, one * -100)
+                embeds.insert(0, self.lm.get_input_embeddings()(input_ids[:, :1]))
+                masks.insert(0, one)
+                labs.insert(0, one * -100)
                 input_ids, attention_mask = input_ids[:, 1:], attention_mask[:, 1:]
                 if labels is not None: labels = labels[:, 1:]
-            elif starts.any(): raise ValueError("input_ids: either every row or none must start with BOS")
+            elif starts.any():
+                raise ValueError("input_ids: either every row or none must start with BOS")
         embeds.append(self.lm.get_input_embeddings()(input_ids)); masks.append(attention_mask)
         labs.append(labels if labels is not None else torch.full_like(input_ids, -100))
     elif labels is not None: raise ValueError("labels need input_ids (labels are LM targets)")
@@ -190,58 +266,93 @@ def _build_inputs(self, enc_input_ids, enc_attention_mask=None, input_ids=None, 
         mask = mask.gather(1, order)
         if full_labels is not None: full_labels = full_labels.gather(1, order)
     position_ids = positions_from_mask(mask)  # (b, L): padding never shifts positions
-    return dict(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=position_ids, labels=full_labels)
+    return dict(
+        inputs_embeds=inputs_embeds,
+        attention_mask=mask,
+        position_ids=position_ids,
+        labels=full_labels,
+    )
 
 LangBridgeModel.build_inputs = _build_inputs
 
 # %% ../nbs/30_langbridge.ipynb #c021
-def _forward(self,
-             enc_input_ids: torch.Tensor,  # (b, s) encoder token ids
-             enc_attention_mask: torch.Tensor | None = None,  # (b, s) 1 = token, 0 = padding
-             input_ids: torch.Tensor | None = None,  # (b, t) LM token ids after the soft prompt
-             attention_mask: torch.Tensor | None = None,  # (b, t)
-             labels: torch.Tensor | None = None,  # (b, t) LM targets (usually `input_ids`), −100 ignored
-             target_logits_only: bool = False,  # with labels: logits only from the first predicting position on
-             **kwargs,  # passed to the LM (e.g. `use_cache`)
-            ) -> CausalLMOutputWithPast:
+def _forward(
+    self,
+    enc_input_ids: torch.Tensor,  # (b, s) encoder token ids
+    enc_attention_mask: torch.Tensor | None = None,  # (b, s) 1 = token, 0 = padding
+    input_ids: torch.Tensor | None = None,  # (b, t) LM token ids after the soft prompt
+    attention_mask: torch.Tensor | None = None,  # (b, t)
+    labels: torch.Tensor | None = None,  # (b, t) LM targets (usually `input_ids`), −100 ignored
+    # with labels: logits only from the first predicting position on
+    target_logits_only: bool = False,
+    **kwargs,  # passed to the LM (e.g. `use_cache`)
+) -> CausalLMOutputWithPast:
     "Soft prompt + LM tokens through the frozen LM; loss on LM targets only."
     x = self.build_inputs(enc_input_ids, enc_attention_mask, input_ids, attention_mask, labels)
     full = x["labels"]  # (b, L) or None
     if full is not None and not (full[:, 1:] != -100).any():
-        raise ValueError("labels select no target position (all -100 or padding): the mean loss would be NaN")
+        raise ValueError(
+            "labels select no target position (all -100 or padding): the mean loss would be NaN"
+        )
     cols = (full != -100).any(0).nonzero() if full is not None else None
-    if not target_logits_only or cols is None or len(cols) == 0 or "logits_to_keep" not in inspect.signature(self.lm.forward).parameters:
+    if (
+        not target_logits_only
+        or cols is None
+        or len(cols) == 0
+        or "logits_to_keep" not in inspect.signature(self.lm.forward).parameters
+    ):
         return self.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"],
                        position_ids=x["position_ids"], labels=full, **kwargs)
-    keep = full.shape[1] - int(cols[0]) + 1  # from the position that predicts the first target to the end
-    out = self.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], position_ids=x["position_ids"],
-                  logits_to_keep=keep, **kwargs)
+    # from the position that predicts the first target to the end
+    keep = full.shape[1] - int(cols[0]) + 1
+    out = self.lm(
+        inputs_embeds=x["inputs_embeds"],
+        attention_mask=x["attention_mask"],
+        position_ids=x["position_ids"],
+        logits_to_keep=keep,
+        **kwargs
+    )
     logits = out.logits[:, :-1].float()  # (b, keep - 1, V): shifted, as in the LM's own loss
-    out.loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), full[:, -keep + 1:].reshape(-1), ignore_index=-100)
+    out.loss = nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), full[:, -keep + 1 :].reshape(-1), ignore_index=-100
+    )
     return out
 
 LangBridgeModel.forward = _forward
 
 # %% ../nbs/30_langbridge.ipynb #c030
 @torch.no_grad()
-def _generate(self,
-              enc_input_ids: torch.Tensor,  # (b, s) encoder token ids
-              enc_attention_mask: torch.Tensor | None = None,  # (b, s)
-              input_ids: torch.Tensor | None = None,  # (b, t) optional LM prompt after the soft prompt
-              attention_mask: torch.Tensor | None = None,  # (b, t)
-              **generate_kwargs,  # passed to the LM's `generate` (max_new_tokens, do_sample, num_beams, ...)
-             ) -> torch.Tensor:
+def _generate(
+    self,
+    enc_input_ids: torch.Tensor,  # (b, s) encoder token ids
+    enc_attention_mask: torch.Tensor | None = None,  # (b, s)
+    input_ids: torch.Tensor | None = None,  # (b, t) optional LM prompt after the soft prompt
+    attention_mask: torch.Tensor | None = None,  # (b, t)
+    # passed to the LM's `generate` (max_new_tokens, do_sample, num_beams, ...)
+    **generate_kwargs,
+) -> torch.Tensor:
     "Generate LM tokens conditioned on the encoder input (returns only the new tokens)."
-    x = self.build_inputs(enc_input_ids, enc_attention_mask, input_ids, attention_mask, left_pack=True)
-    generate_kwargs.setdefault("pad_token_id", self.lm.generation_config.pad_token_id
-                               if self.lm.generation_config.pad_token_id is not None else self.lm.generation_config.eos_token_id)
-    return self.lm.generate(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], **generate_kwargs)
+    x = self.build_inputs(
+        enc_input_ids, enc_attention_mask, input_ids, attention_mask, left_pack=True
+    )
+    generate_kwargs.setdefault(
+        "pad_token_id",
+        (
+            self.lm.generation_config.pad_token_id
+            if self.lm.generation_config.pad_token_id is not None
+            else self.lm.generation_config.eos_token_id
+        ),
+    )
+    return self.lm.generate(
+        inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], **generate_kwargs
+    )
 
 LangBridgeModel.generate = _generate
 
 # %% ../nbs/30_langbridge.ipynb #c034
 def _trained_names(self) -> set[str]:
-    "The tensors a checkpoint holds: the bridge, the EOS vector and whatever else trains (the encoder, as configured)."
+    """The tensors a checkpoint holds: the bridge, the EOS vector and whatever else trains (the
+    encoder, as configured)."""
     names = {n for n, p in self.named_parameters() if p.requires_grad} | {"eos_embedding"}
     return names | {n for n, _ in self.bridge.named_parameters(prefix="bridge")}
 
@@ -256,26 +367,50 @@ def _save_pretrained(self, save_directory: str | os.PathLike,  # created if miss
                      lm_tokenizer=None,  # default: `self.lm_tokenizer`
                      **kwargs):
     "Write the config, the trained weights only, and both tokenizers, atomically (see above)."
-    enc_tokenizer, lm_tokenizer = enc_tokenizer or self.enc_tokenizer, lm_tokenizer or self.lm_tokenizer
+    enc_tokenizer, lm_tokenizer = (
+        enc_tokenizer or self.enc_tokenizer,
+        lm_tokenizer or self.lm_tokenizer,
+    )
     if enc_tokenizer is None or lm_tokenizer is None:
-        raise ValueError("enc_tokenizer and lm_tokenizer are needed to save (pass them here or to the constructor)")
+        raise ValueError(
+            "enc_tokenizer and lm_tokenizer are needed to save (pass them here or to the"
+            " constructor)"
+        )
     if not self.config.encoder_name or not self.config.lm_name:
-        raise ValueError("config.encoder_name and config.lm_name must name the models so the checkpoint can reload them")
+        raise ValueError(
+            "config.encoder_name and config.lm_name must name the models so the checkpoint can"
+            " reload them"
+        )
     with checkpoint_dir(save_directory, _OWN) as tmp:
         self.config.save_pretrained(tmp)
         save_file(_trained_state(self), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        enc_tokenizer.save_pretrained(tmp / "encoder_tokenizer"); lm_tokenizer.save_pretrained(tmp / "lm_tokenizer")
+        enc_tokenizer.save_pretrained(tmp / "encoder_tokenizer")
+        lm_tokenizer.save_pretrained(tmp / "lm_tokenizer")
     return Path(save_directory)
 
-def _load_placement(device, dtype, torch_dtype, device_map, kwargs) -> tuple[str | torch.device, torch.dtype | None]:
-    "The one device and dtype `from_pretrained` puts the model on; what it cannot honour is an error."
-    if kwargs: raise TypeError(f"LangBridgeModel.from_pretrained got unexpected arguments {sorted(kwargs)}")
-    if dtype is not None and torch_dtype is not None: raise ValueError("pass dtype or torch_dtype, not both")
+def _load_placement(
+    device, dtype, torch_dtype, device_map, kwargs
+) -> tuple[str | torch.device, torch.dtype | None]:
+    """The one device and dtype `from_pretrained` puts the model on; what it cannot honour is an
+    error."""
+    if kwargs:
+        raise TypeError(
+            f"LangBridgeModel.from_pretrained got unexpected arguments {sorted(kwargs)}"
+        )
+    if dtype is not None and torch_dtype is not None:
+        raise ValueError("pass dtype or torch_dtype, not both")
     if device_map is not None:
         if device is not None: raise ValueError("pass device or device_map, not both")
-        if isinstance(device_map, dict) or device_map in ("auto", "balanced", "balanced_low_0", "sequential"):
-            raise ValueError(f"device_map must name one device (e.g. 'cuda:0'): LangBridge keeps the encoder, bridge "
-                             f"and LM together, got {device_map!r}")
+        if isinstance(device_map, dict) or device_map in (
+            "auto",
+            "balanced",
+            "balanced_low_0",
+            "sequential",
+        ):
+            raise ValueError(
+                "device_map must name one device (e.g. 'cuda:0'): LangBridge keeps the encoder,"
+                f" bridge and LM together, got {device_map!r}"
+            )
         device = device_map
     dtype = dtype if dtype is not None else torch_dtype
     return device or "cpu", None if dtype is None else get_dtype(dtype, device or "cpu")
@@ -289,22 +424,37 @@ def _check_model_type(f: Path):
                          "the path holds another model's checkpoint")
 
 @classmethod
-def _from_pretrained(cls, path: str | os.PathLike,  # a directory written by `save_pretrained`
-                     encoder=None, lm=None,  # already-loaded modules to reuse instead of loading by name
-                     device: str | torch.device | None = None,  # default "cpu"
-                     dtype: str | torch.dtype | None = None,  # e.g. torch.bfloat16 or "bf16"; default as saved (float32)
-                     torch_dtype=None,  # the older name of `dtype`
-                     device_map: str | torch.device | None = None,  # one device, as `device`
-                     **kwargs):  # anything else is an error
-    "Load a checkpoint written by `save_pretrained` (the encoder and LM by name, then the trained tensors)."
+def _from_pretrained(
+    cls,
+    path: str | os.PathLike,  # a directory written by `save_pretrained`
+    encoder=None,
+    lm=None,  # already-loaded modules to reuse instead of loading by name
+    device: str | torch.device | None = None,  # default "cpu"
+    # e.g. torch.bfloat16 or "bf16"; default as saved (float32)
+    dtype: str | torch.dtype | None = None,
+    torch_dtype=None,  # the older name of `dtype`
+    device_map: str | torch.device | None = None,  # one device, as `device`
+    **kwargs
+):  # anything else is an error
+    """Load a checkpoint written by `save_pretrained` (the encoder and LM by name, then the trained
+    tensors)."""
     device, dtype = _load_placement(device, dtype, torch_dtype, device_map, kwargs)
     d = recover_path(path)  # a save killed midway leaves the old checkpoint beside it: put it back
     if not (d / "config.json").exists() or not (d / "model.safetensors").exists():
-        raise ValueError(f"path must be a directory written by LangBridgeModel.save_pretrained, got {str(path)!r}")
+        raise ValueError(
+            "path must be a directory written by LangBridgeModel.save_pretrained, got"
+            f" {str(path)!r}"
+        )
     _check_model_type(d / "config.json")
     config = LangBridgeConfig.from_pretrained(d)
-    enc_tok = AutoTokenizer.from_pretrained(d / "encoder_tokenizer") if (d / "encoder_tokenizer").exists() else None
-    lm_tok = AutoTokenizer.from_pretrained(d / "lm_tokenizer") if (d / "lm_tokenizer").exists() else None
+    enc_tok = (
+        AutoTokenizer.from_pretrained(d / "encoder_tokenizer")
+        if (d / "encoder_tokenizer").exists()
+        else None
+    )
+    lm_tok = (
+        AutoTokenizer.from_pretrained(d / "lm_tokenizer") if (d / "lm_tokenizer").exists() else None
+    )
     model = cls(config, encoder=encoder, lm=lm, enc_tokenizer=enc_tok, lm_tokenizer=lm_tok)
     state = load_tensors(d / "model.safetensors")
     check_tensors(d / "model.safetensors", state, model.state_dict(), _trained_names(model))
@@ -317,11 +467,21 @@ LangBridgeModel.from_pretrained = _from_pretrained
 # %% ../nbs/30_langbridge.ipynb #c038
 def _lm_side(lm_tokenizer, texts, max_length, add_eos=True):
     eos = lm_tokenizer.eos_token if add_eos else None
-    if add_eos and eos is None: raise ValueError("lm_tokenizer has no eos_token; pass add_eos=False")
-    ids = [lm_tokenizer(t, add_special_tokens=False, truncation=True, max_length=max_length - int(add_eos))["input_ids"]
-           + ([lm_tokenizer.eos_token_id] if add_eos else []) for t in texts]
+    if add_eos and eos is None:
+        raise ValueError("lm_tokenizer has no eos_token; pass add_eos=False")
+    ids = [
+        lm_tokenizer(
+            t, add_special_tokens=False, truncation=True, max_length=max_length - int(add_eos)
+        )["input_ids"]
+        + ([lm_tokenizer.eos_token_id] if add_eos else [])
+        for t in texts
+    ]
     t = max(len(i) for i in ids)
-    pad = lm_tokenizer.pad_token_id if lm_tokenizer.pad_token_id is not None else (lm_tokenizer.eos_token_id or 0)
+    pad = (
+        lm_tokenizer.pad_token_id
+        if lm_tokenizer.pad_token_id is not None
+        else (lm_tokenizer.eos_token_id or 0)
+    )
     input_ids = torch.tensor([i + [pad] * (t - len(i)) for i in ids])
     mask = torch.tensor([[1] * len(i) + [0] * (t - len(i)) for i in ids])
     return input_ids, mask, input_ids.masked_fill(mask == 0, -100)
@@ -333,40 +493,83 @@ class LabelledCollator:
                  max_enc_length: int = 128, max_lm_length: int = 128,
                  enc_prefix: str = "",  # e.g. E5's "query: "
                  add_eos: bool = True):  # append the LM's EOS token to the output
-        if max_enc_length < 2 or max_lm_length < 2: raise ValueError("max_enc_length and max_lm_length must be >= 2")
-        self.enc_tokenizer, self.lm_tokenizer, self.input_key, self.output_key = enc_tokenizer, lm_tokenizer, input_key, output_key
-        self.max_enc_length, self.max_lm_length, self.enc_prefix, self.add_eos = max_enc_length, max_lm_length, enc_prefix, add_eos
+        if max_enc_length < 2 or max_lm_length < 2:
+            raise ValueError("max_enc_length and max_lm_length must be >= 2")
+        self.enc_tokenizer, self.lm_tokenizer, self.input_key, self.output_key = (
+            enc_tokenizer,
+            lm_tokenizer,
+            input_key,
+            output_key,
+        )
+        self.max_enc_length, self.max_lm_length, self.enc_prefix, self.add_eos = (
+            max_enc_length,
+            max_lm_length,
+            enc_prefix,
+            add_eos,
+        )
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         if not examples: raise ValueError("examples must be a non-empty list of dicts")
         for k in (self.input_key, self.output_key):
-            if k not in examples[0]: raise ValueError(f"examples need the key {k!r}, got {sorted(examples[0])}")
+            if k not in examples[0]:
+                raise ValueError(f"examples need the key {k!r}, got {sorted(examples[0])}")
         inputs = [self.enc_prefix + e[self.input_key] for e in examples]
-        if any(not e[self.input_key] for e in examples): raise ValueError(f"{self.input_key!r}: empty encoder input")
-        enc = self.enc_tokenizer(inputs, padding=True, truncation=True, max_length=self.max_enc_length, return_tensors="pt")
-        ids, mask, labels = _lm_side(self.lm_tokenizer, [e[self.output_key] for e in examples], self.max_lm_length, self.add_eos)
+        if any(not e[self.input_key] for e in examples):
+            raise ValueError(f"{self.input_key!r}: empty encoder input")
+        enc = self.enc_tokenizer(
+            inputs,
+            padding=True,
+            truncation=True,
+            max_length=self.max_enc_length,
+            return_tensors="pt",
+        )
+        ids, mask, labels = _lm_side(
+            self.lm_tokenizer,
+            [e[self.output_key] for e in examples],
+            self.max_lm_length,
+            self.add_eos,
+        )
         return dict(enc_input_ids=enc["input_ids"], enc_attention_mask=enc["attention_mask"],
                     input_ids=ids, attention_mask=mask, labels=labels)
 
 # %% ../nbs/30_langbridge.ipynb #c041
 class UnlabelledCollator:
     "Batches of {text_key: text} split at a random encoder token: prefix → encoder, rest → LM."
-    def __init__(self, enc_tokenizer, lm_tokenizer,
-                 text_key: str = "text",
-                 k_range: tuple[int, int] = (32, 1024),  # k ~ U[k_min, k_max]; the encoder keeps k − 1 tokens
-                 max_lm_length: int = 1024,
-                 seed: int | None = None,  # seed of the split points (None: Python's global RNG)
-                 add_eos: bool = True):
-        if len(k_range) != 2 or not (2 <= k_range[0] <= k_range[1]): raise ValueError(f"k_range must be (k_min, k_max) with 2 <= k_min <= k_max, got {k_range!r}")
-        if not getattr(enc_tokenizer, "is_fast", False): raise TypeError("enc_tokenizer must be a fast tokenizer (character offsets are needed)")
-        self.enc_tokenizer, self.lm_tokenizer, self.text_key, self.k_range = enc_tokenizer, lm_tokenizer, text_key, tuple(k_range)
+    def __init__(
+        self,
+        enc_tokenizer,
+        lm_tokenizer,
+        text_key: str = "text",
+        # k ~ U[k_min, k_max]; the encoder keeps k − 1 tokens
+        k_range: tuple[int, int] = (32, 1024),
+        max_lm_length: int = 1024,
+        seed: int | None = None,  # seed of the split points (None: Python's global RNG)
+        add_eos: bool = True,
+    ):
+        if len(k_range) != 2 or not (2 <= k_range[0] <= k_range[1]):
+            raise ValueError(
+                f"k_range must be (k_min, k_max) with 2 <= k_min <= k_max, got {k_range!r}"
+            )
+        if not getattr(enc_tokenizer, "is_fast", False):
+            raise TypeError("enc_tokenizer must be a fast tokenizer (character offsets are needed)")
+        self.enc_tokenizer, self.lm_tokenizer, self.text_key, self.k_range = (
+            enc_tokenizer,
+            lm_tokenizer,
+            text_key,
+            tuple(k_range),
+        )
         self.max_lm_length, self.add_eos = max_lm_length, add_eos
         self.rng = random.Random(seed) if seed is not None else random
 
     def split(self, text: str) -> tuple[str, str]:
         "Split one text into (encoder prefix, LM rest) at a random encoder token."
-        offsets = self.enc_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        if len(offsets) < 2: raise ValueError(f"{self.text_key!r}: a text needs at least 2 encoder tokens to split, got {text!r}")
+        offsets = self.enc_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+        if len(offsets) < 2:
+            raise ValueError(
+                f"{self.text_key!r}: a text needs at least 2 encoder tokens to split, got {text!r}"
+            )
         k = self.rng.randint(*self.k_range)
         keep = max(1, min(k - 1, len(offsets) - 1))  # encoder tokens kept
         cut = offsets[keep - 1][1]
@@ -374,77 +577,137 @@ class UnlabelledCollator:
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         if not examples: raise ValueError("examples must be a non-empty list of dicts")
-        if self.text_key not in examples[0]: raise ValueError(f"examples need the key {self.text_key!r}, got {sorted(examples[0])}")
+        if self.text_key not in examples[0]:
+            raise ValueError(f"examples need the key {self.text_key!r}, got {sorted(examples[0])}")
         heads, tails = zip(*(self.split(e[self.text_key]) for e in examples))
         enc = self.enc_tokenizer(list(heads), padding=True, return_tensors="pt")
-        ids, mask, labels = _lm_side(self.lm_tokenizer, list(tails), self.max_lm_length, self.add_eos)
+        ids, mask, labels = _lm_side(
+            self.lm_tokenizer, list(tails), self.max_lm_length, self.add_eos
+        )
         return dict(enc_input_ids=enc["input_ids"], enc_attention_mask=enc["attention_mask"],
                     input_ids=ids, attention_mask=mask, labels=labels)
 
 # %% ../nbs/30_langbridge.ipynb #c044
-def train_bridge(model: LangBridgeModel,
-                 dataset,  # a `datasets.Dataset` (or any sequence of dicts) the collator understands
-                 collator,  # `LabelledCollator` or `UnlabelledCollator`
-                 steps: int = 100,  # optimizer steps
-                 batch_size: int = 8,
-                 lr: float = 6e-4,  # bridge and EOS vector (the paper's alignment lr)
-                 encoder_lr: float = 2e-5,  # encoder parameters, when trainable
-                 encoder_weight_decay: float = 0.1,
-                 max_grad_norm: float = 1.0,
-                 seed: int = 0,
-                 mixed_precision: str = "no",  # "no" or "bf16" (autocast; the paper trains in bf16)
-                 progress: bool = True,
-                 accelerator=None,  # an `accelerate.Accelerator`; default a fresh one
-                ) -> History:
-    "Train the trainable parameters of `model` with `train_loop` (AdamW, constant lr, clipping); return its `History`."
+def train_bridge(
+    model: LangBridgeModel,
+    dataset,  # a `datasets.Dataset` (or any sequence of dicts) the collator understands
+    collator,  # `LabelledCollator` or `UnlabelledCollator`
+    steps: int = 100,  # optimizer steps
+    batch_size: int = 8,
+    lr: float = 6e-4,  # bridge and EOS vector (the paper's alignment lr)
+    encoder_lr: float = 2e-5,  # encoder parameters, when trainable
+    encoder_weight_decay: float = 0.1,
+    max_grad_norm: float = 1.0,
+    seed: int = 0,
+    mixed_precision: str = "no",  # "no" or "bf16" (autocast; the paper trains in bf16)
+    progress: bool = True,
+    accelerator=None,  # an `accelerate.Accelerator`; default a fresh one
+) -> History:
+    """Train the trainable parameters of `model` with `train_loop` (AdamW, constant lr, clipping);
+    return its `History`."""
     check_positive(batch_size=batch_size)
     check_positive(kind=float, lr=lr, encoder_lr=encoder_lr)
     check_range(0, encoder_weight_decay=encoder_weight_decay)
     if len(dataset) == 0: raise ValueError("dataset is empty")
-    if mixed_precision not in ("no", "bf16"): raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
+    if mixed_precision not in ("no", "bf16"):
+        raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {mixed_precision!r}")
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids], "weight_decay": 0.0}]
-    if enc_params: groups.append({"params": enc_params, "lr": encoder_lr, "weight_decay": encoder_weight_decay})
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator,
-                                         generator=torch.Generator().manual_seed(seed))
+    groups = [
+        {
+            "params": [p for p in model.parameters() if p.requires_grad and id(p) not in enc_ids],
+            "weight_decay": 0.0,
+        }
+    ]
+    if enc_params:
+        groups.append(
+            {"params": enc_params, "lr": encoder_lr, "weight_decay": encoder_weight_decay}
+        )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(seed),
+    )
     def frozen_in_eval(m):  # the frozen LM (and a frozen encoder) keep dropout off
         m.lm.eval()
         if not enc_params: m.encoder.eval()
-    return train_loop(model, loader, lambda m, b: m(**b, target_logits_only=True).loss, steps=steps,
-                      param_groups=groups, lr=lr, schedule="constant", max_grad_norm=max_grad_norm,
-                      mixed_precision=mixed_precision, seed=seed, train_mode=frozen_in_eval, progress=progress,
-                      accelerator=accelerator)
+    return train_loop(
+        model,
+        loader,
+        lambda m, b: m(**b, target_logits_only=True).loss,
+        steps=steps,
+        param_groups=groups,
+        lr=lr,
+        schedule="constant",
+        max_grad_norm=max_grad_norm,
+        mixed_precision=mixed_precision,
+        seed=seed,
+        train_mode=frozen_in_eval,
+        progress=progress,
+        accelerator=accelerator,
+    )
 
 
 # %% ../nbs/30_langbridge.ipynb #c046b
 def _enc_batch(model, enc_tokenizer, texts, enc_prefix, max_enc_length):
     dev = next(model.bridge.parameters()).device
-    return enc_tokenizer([enc_prefix + t for t in texts], padding=True, truncation=True, max_length=max_enc_length,
-                         return_tensors="pt").to(dev)
+    return enc_tokenizer(
+        [enc_prefix + t for t in texts],
+        padding=True,
+        truncation=True,
+        max_length=max_enc_length,
+        return_tensors="pt",
+    ).to(dev)
 
 @torch.no_grad()
-def bridge_reference_nll(model: LangBridgeModel,
-                         enc_tokenizer, lm_tokenizer,
-                         inputs: Sequence[str],  # encoder inputs (e.g. problems, in any language)
-                         references: Sequence[str],  # LM texts scored after the soft prompt and `lm_prompt`
-                         lm_prompt: str = "",  # LM text between the soft prompt and each reference, not scored
-                         enc_prefix: str = "",  # e.g. E5's "query: "
-                         max_enc_length: int = 128,
-                         batch_size: int = 8,
-                        ) -> np.ndarray:
-    "Per item: (summed NLL of the reference tokens and the EOS, their number) after LangBridge reads the input."
-    if len(inputs) != len(references): raise ValueError(f"inputs ({len(inputs)}) and references ({len(references)}) differ in length")
+def bridge_reference_nll(
+    model: LangBridgeModel,
+    enc_tokenizer,
+    lm_tokenizer,
+    inputs: Sequence[str],  # encoder inputs (e.g. problems, in any language)
+    references: Sequence[str],  # LM texts scored after the soft prompt and `lm_prompt`
+    lm_prompt: str = "",  # LM text between the soft prompt and each reference, not scored
+    enc_prefix: str = "",  # e.g. E5's "query: "
+    max_enc_length: int = 128,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Per item: (summed NLL of the reference tokens and the EOS, their number) after LangBridge
+    reads the input."""
+    if len(inputs) != len(references):
+        raise ValueError(
+            f"inputs ({len(inputs)}) and references ({len(references)}) differ in length"
+        )
     if not len(inputs): raise ValueError("inputs is empty")
     inputs, references = check_strings("inputs", inputs), check_strings("references", references)
     check_positive(batch_size=batch_size)
-    collate = LabelledCollator(enc_tokenizer, lm_tokenizer, max_enc_length=max_enc_length, max_lm_length=10**6, enc_prefix=enc_prefix)
-    n_prompt, dev, out = len(lm_tokenizer(lm_prompt, add_special_tokens=False)["input_ids"]), next(model.bridge.parameters()).device, []
+    collate = LabelledCollator(
+        enc_tokenizer,
+        lm_tokenizer,
+        max_enc_length=max_enc_length,
+        max_lm_length=10**6,
+        enc_prefix=enc_prefix,
+    )
+    n_prompt, dev, out = (
+        len(lm_tokenizer(lm_prompt, add_special_tokens=False)["input_ids"]),
+        next(model.bridge.parameters()).device,
+        [],
+    )
     for i in range(0, len(inputs), batch_size):
-        b = collate([{"input": t, "output": lm_prompt + r} for t, r in zip(inputs[i:i + batch_size], references[i:i + batch_size])])
+        b = collate(
+            [
+                {"input": t, "output": lm_prompt + r}
+                for t, r in zip(inputs[i : i + batch_size], references[i : i + batch_size])
+            ]
+        )
         b["labels"][:, :n_prompt] = -100
         x = model.build_inputs(**{k: v.to(dev) for k, v in b.items()})
-        logits = model.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], position_ids=x["position_ids"]).logits
+        logits = model.lm(
+            inputs_embeds=x["inputs_embeds"],
+            attention_mask=x["attention_mask"],
+            position_ids=x["position_ids"],
+        ).logits
         out.append(token_nll(logits, x["labels"]))
     return np.concatenate(out)
 
@@ -459,16 +722,32 @@ def bridge_generate(model: LangBridgeModel,
                     batch_size: int = 8,
                     eos_token_id: int | None = None,  # default the LM tokenizer's
                    ) -> list[str]:
-    "The greedy continuation after each input's soft prompt and `lm_prompt`, decoded without special tokens and stripped."
+    """The greedy continuation after each input's soft prompt and `lm_prompt`, decoded without
+    special tokens and stripped."""
     check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
     inputs = check_strings("inputs", inputs, allow_empty=True)
     eos = lm_tokenizer.eos_token_id if eos_token_id is None else eos_token_id
-    frame, outs = lm_tokenizer(lm_prompt, add_special_tokens=False, return_tensors="pt")["input_ids"], []
+    frame, outs = (
+        lm_tokenizer(lm_prompt, add_special_tokens=False, return_tensors="pt")["input_ids"],
+        [],
+    )
     for i in range(0, len(inputs), batch_size):
         enc = _enc_batch(model, enc_tokenizer, inputs[i:i + batch_size], enc_prefix, max_enc_length)
-        ids = frame.expand(enc["input_ids"].shape[0], -1).to(enc["input_ids"].device) if frame.shape[1] else None
-        g = model.generate(enc["input_ids"], enc["attention_mask"], input_ids=ids, attention_mask=None if ids is None else torch.ones_like(ids),
-                           max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=eos)
+        ids = (
+            frame.expand(enc["input_ids"].shape[0], -1).to(enc["input_ids"].device)
+            if frame.shape[1]
+            else None
+        )
+        g = model.generate(
+            enc["input_ids"],
+            enc["attention_mask"],
+            input_ids=ids,
+            attention_mask=None if ids is None else torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=eos,
+        )
         outs += [s.strip() for s in lm_tokenizer.batch_decode(g, skip_special_tokens=True)]
     return outs
 
@@ -480,14 +759,20 @@ def bridge_pooled_states(model: LangBridgeModel,
                          max_enc_length: int = 128,
                          batch_size: int = 8,
                         ) -> torch.Tensor:
-    "(n, d) float32 CPU tensor: the mean of the LM's last hidden states over each input's soft-prompt positions."
+    """(n, d) float32 CPU tensor: the mean of the LM's last hidden states over each input's
+    soft-prompt positions."""
     inputs = check_strings("inputs", inputs)
     check_positive(batch_size=batch_size)
     out = []
     for i in range(0, len(inputs), batch_size):
         enc = _enc_batch(model, enc_tokenizer, inputs[i:i + batch_size], enc_prefix, max_enc_length)
         x = model.build_inputs(enc["input_ids"], enc["attention_mask"])
-        h = model.lm(inputs_embeds=x["inputs_embeds"], attention_mask=x["attention_mask"], position_ids=x["position_ids"],
-                     output_hidden_states=True).hidden_states[-1][:, :-1]  # (b, s, d): the soft prompt (the EOS vector last)
+        h = model.lm(
+            inputs_embeds=x["inputs_embeds"],
+            attention_mask=x["attention_mask"],
+            position_ids=x["position_ids"],
+            # (b, s, d): the soft prompt (the EOS vector last)
+            output_hidden_states=True,
+        ).hidden_states[-1][:, :-1]
         out.append(masked_mean(h.float(), enc["attention_mask"]).cpu())
     return torch.cat(out)

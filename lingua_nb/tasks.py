@@ -30,7 +30,10 @@ def render(operands: Sequence[str],  # the operands, as text
     operands = check_strings("operands", operands)
     operators = check_strings("operators", operators, allow_empty=True)
     if len(operators) != len(operands) - 1:
-        raise ValueError(f"operators: need {len(operands) - 1} for {len(operands)} operands, got {len(operators)}")
+        raise ValueError(
+            f"operators: need {len(operands) - 1} for {len(operands)} operands, got"
+            f" {len(operators)}"
+        )
     return sep.join(x for pair in zip(operands, list(operators) + [""]) for x in pair if x)
 
 # %% ../nbs/04_tasks.ipynb #k007
@@ -39,7 +42,9 @@ def evaluate(numbers: Sequence[int],  # operand values
             ) -> int:
     "The value with `*` before `+`/`-`: `evaluate([2, 3, 4], ['+', '*']) -> 14`."
     if len(operators) != len(numbers) - 1:
-        raise ValueError(f"operators: need {len(numbers) - 1} for {len(numbers)} numbers, got {len(operators)}")
+        raise ValueError(
+            f"operators: need {len(numbers) - 1} for {len(numbers)} numbers, got {len(operators)}"
+        )
     terms, signs = [numbers[0]], [1]
     for op, n in zip(operators, numbers[1:]):
         if op == "*": terms[-1] *= n
@@ -52,7 +57,8 @@ KINDS = ("kv_subs", "kv_math", "num_math")
 
 @dataclass
 class KVTasks:
-    "A key→value map, the composition's key split and the expressions of every split (see `kv_tasks`)."
+    """A key→value map, the composition's key split and the expressions of every split (see
+    `kv_tasks`)."""
     values: dict[str, int]  # key -> value
     comp_keys: list[str]  # keys the composition set may use (~`comp_key_frac` of them)
     other_keys: list[str]  # the rest: the composition never sees them
@@ -75,7 +81,8 @@ class KVTasks:
 
     def pairs(self, split: str, kind: str) -> list[tuple[str, str]]:
         "(prompt, target) of every expression of `split`."
-        if split not in self.splits: raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {sorted(self.splits)}, got {split!r}")
         return [self.pair(e, kind) for e in self.splits[split]]
 
 # %% ../nbs/04_tasks.ipynb #k012
@@ -85,12 +92,19 @@ def _draw(rng, pool, n, n_operands, ops, exclude=frozenset(), key=lambda e: e):
     "`n` distinct expressions over `pool` whose `key` is not in `exclude`."
     out, seen = [], set(exclude)
     space = len(pool) ** n_operands * len(ops) ** (n_operands - 1)
-    if n > space - len(seen): raise ValueError(f"cannot draw {n} distinct expressions: only {space} exist over {len(pool)} keys")
+    if n > space - len(seen):
+        raise ValueError(
+            f"cannot draw {n} distinct expressions: only {space} exist over {len(pool)} keys"
+        )
     for _ in range(50 * n + 1000):
         if len(out) == n: break
-        e = (tuple(rng.choice(pool) for _ in range(n_operands)), tuple(rng.choice(ops) for _ in range(n_operands - 1)))
+        e = (
+            tuple(rng.choice(pool) for _ in range(n_operands)),
+            tuple(rng.choice(ops) for _ in range(n_operands - 1)),
+        )
         if key(e) not in seen: seen.add(key(e)); out.append(e)
-    if len(out) < n: raise ValueError(f"drew only {len(out)} of {n} distinct expressions: lower the set sizes")
+    if len(out) < n:
+        raise ValueError(f"drew only {len(out)} of {n} distinct expressions: lower the set sizes")
     return out
 
 # %% ../nbs/04_tasks.ipynb #k013
@@ -102,30 +116,47 @@ def _check_args(n_keys, max_value, n_operands, ops, comp_key_frac, key_len, size
         raise ValueError(f"ops must be a non-empty string of + - *, got {ops!r}")
     if not isinstance(comp_key_frac, float) or not 0 < comp_key_frac < 1:
         raise ValueError(f"comp_key_frac must be a float in (0, 1), got {comp_key_frac!r}")
-    if n_keys > 26 ** key_len: raise ValueError(f"n_keys={n_keys} exceeds the {26 ** key_len} words of key_len={key_len}")
+    if n_keys > 26**key_len:
+        raise ValueError(f"n_keys={n_keys} exceeds the {26 ** key_len} words of key_len={key_len}")
     if round(comp_key_frac * n_keys) < 1 or round(comp_key_frac * n_keys) >= n_keys:
-        raise ValueError(f"comp_key_frac={comp_key_frac} of n_keys={n_keys} leaves no key on one side of the split")
+        raise ValueError(
+            f"comp_key_frac={comp_key_frac} of n_keys={n_keys} leaves no key on one side of the"
+            " split"
+        )
 
 # %% ../nbs/04_tasks.ipynb #k014
-def kv_tasks(n_keys: int = 200,  # number of keys (the paper: 25K)
-             max_value: int = 20,  # values are integers 1..max_value (the paper: 1..25K)
-             n_operands: int = 3,  # keys per expression (the paper: 3-6)
-             ops: str = "+-",  # operators to draw from
-             comp_key_frac: float = 0.2,  # share of keys in the composition set (the paper: ~20%)
-             n_train: int = 2000,  # rows of `subs_train` and of `num_train`
-             n_comp: int = 1000,  # rows of `comp_train`
-             n_test: int = 200,  # rows of every test split
-             key_len: int = 3,  # letters per key
-             seed: int = 0,  # everything is a function of it
-             keys: Sequence[str] | None = None,  # draw the keys from these strings (e.g. `vocab_keys`) instead of random letters
-             sep: str = " ",  # how expressions are written (see `render`)
-            ) -> KVTasks:
-    "Keys, values, the composition key split and the expressions of every split (see the table above)."
-    _check_args(n_keys, max_value, n_operands, ops, comp_key_frac, key_len, dict(n_train=n_train, n_comp=n_comp, n_test=n_test))
+def kv_tasks(
+    n_keys: int = 200,  # number of keys (the paper: 25K)
+    max_value: int = 20,  # values are integers 1..max_value (the paper: 1..25K)
+    n_operands: int = 3,  # keys per expression (the paper: 3-6)
+    ops: str = "+-",  # operators to draw from
+    comp_key_frac: float = 0.2,  # share of keys in the composition set (the paper: ~20%)
+    n_train: int = 2000,  # rows of `subs_train` and of `num_train`
+    n_comp: int = 1000,  # rows of `comp_train`
+    n_test: int = 200,  # rows of every test split
+    key_len: int = 3,  # letters per key
+    seed: int = 0,  # everything is a function of it
+    # draw the keys from these strings (e.g. `vocab_keys`) instead of random
+    # letters
+    keys: Sequence[str] | None = None,
+    sep: str = " ",  # how expressions are written (see `render`)
+) -> KVTasks:
+    """Keys, values, the composition key split and the expressions of every split (see the table
+    above)."""
+    _check_args(
+        n_keys,
+        max_value,
+        n_operands,
+        ops,
+        comp_key_frac,
+        key_len,
+        dict(n_train=n_train, n_comp=n_comp, n_test=n_test),
+    )
     rng = random.Random(seed)
     if keys is not None:
         pool = sorted(set(keys))
-        if isinstance(keys, str) or len(pool) < n_keys: raise ValueError(f"keys: need {n_keys} distinct strings, got {len(pool)}")
+        if isinstance(keys, str) or len(pool) < n_keys:
+            raise ValueError(f"keys: need {n_keys} distinct strings, got {len(pool)}")
         keys = rng.sample(pool, n_keys)
     else: keys = []
     while len(keys) < n_keys:
@@ -140,7 +171,9 @@ def kv_tasks(n_keys: int = 200,  # number of keys (the paper: 25K)
     t.splits["test_subs"] = d(keys, n_test)
     t.splits["test_math"] = d(t.other_keys, n_test)
     t.splits["test_math_seen"] = d(t.comp_keys, n_test)
-    t.splits["num_train"] = d(keys, n_train, exclude={numeric(e) for e in t.splits["test_num"]}, key=numeric)
+    t.splits["num_train"] = d(
+        keys, n_train, exclude={numeric(e) for e in t.splits["test_num"]}, key=numeric
+    )
     t.splits["subs_train"] = d(keys, n_train, exclude=set(t.splits["test_subs"]))
     t.splits["comp_train"] = d(t.comp_keys, n_comp, exclude=set(t.splits["test_math_seen"]))
     return t
@@ -153,11 +186,21 @@ def vocab_keys(tokenizer,  # a causal LM's tokenizer
     "Sorted lowercase words that `tokenizer` encodes as one token between operators (`+word-`)."
     check_positive(min_len=min_len, max_len=max_len)
     if min_len > max_len: raise ValueError(f"min_len ({min_len}) must be <= max_len ({max_len})")
-    words = sorted({w for w in tokenizer.get_vocab() if min_len <= len(w) <= max_len and w.isascii() and w.isalpha() and w.islower()})
+    words = sorted(
+        {
+            w
+            for w in tokenizer.get_vocab()
+            if min_len <= len(w) <= max_len and w.isascii() and w.isalpha() and w.islower()
+        }
+    )
     if not words: return []
     plus, minus = (tokenizer.encode(s, add_special_tokens=False) for s in ("+", "-"))
     enc = tokenizer([f"+{w}-" for w in words], add_special_tokens=False)["input_ids"]
-    return [w for w, ids in zip(words, enc) if len(ids) == len(plus) + 1 + len(minus) and ids[:len(plus)] == plus]
+    return [
+        w
+        for w, ids in zip(words, enc)
+        if len(ids) == len(plus) + 1 + len(minus) and ids[: len(plus)] == plus
+    ]
 
 # %% ../nbs/04_tasks.ipynb #k022
 def key_groups(tasks: KVTasks,  # from `kv_tasks`
@@ -180,16 +223,30 @@ def subs_rows(tasks: KVTasks, keys: Sequence[str], split: str = "subs_train") ->
 def task_tokenizer(tasks: KVTasks,  # from `kv_tasks`
                    extra: Sequence[str] = (),  # more words (e.g. the marker of another row kind)
                   ) -> PreTrainedTokenizerFast:
-    "A word-level tokenizer: one token per special, operator, key and integer the tasks can produce."
+    """A word-level tokenizer: one token per special, operator, key and integer the tasks can
+    produce."""
     extra = check_strings("extra", extra, allow_empty=True)
     exprs = [e for s in tasks.splits.values() for e in s]
-    n_ops = max((len(e[0]) for e in exprs), default=2); ops = {o for e in exprs for o in e[1]}; top = max(tasks.values.values())
+    n_ops = max((len(e[0]) for e in exprs), default=2)
+    ops = {o for e in exprs for o in e[1]}
+    top = max(tasks.values.values())
     lim = top ** n_ops if "*" in ops else n_ops * top
-    words = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "+", "-", "*", "="] + list(extra) + [str(i) for i in range(-lim, lim + 1)] + tasks.keys
+    words = (
+        ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "+", "-", "*", "="]
+        + list(extra)
+        + [str(i) for i in range(-lim, lim + 1)]
+        + tasks.keys
+    )
     if len(set(words)) != len(words): raise ValueError("extra repeats a word of the vocabulary")
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", bos_token="[BOS]", eos_token="[EOS]", unk_token="[UNK]")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+        unk_token="[UNK]",
+    )
 
 def _rows(tokenizer, pairs, sep, bos):
     "Per pair: (prompt ids with the optional BOS, target ids with EOS)."
@@ -211,12 +268,17 @@ def encode_pairs(tokenizer,  # from `task_tokenizer`, or any causal LM's tokeniz
                  sep: str = "",  # put before each target (" " for a subword tokenizer: `... = 8`)
                  bos: bool = True,  # start rows with the tokenizer's BOS (when it has one)
                 ) -> dict[str, torch.Tensor]:
-    "Right-padded rows `[BOS] prompt target [EOS]`: input_ids, attention_mask, and labels on the target and `[EOS]` only."
+    """Right-padded rows `[BOS] prompt target [EOS]`: input_ids, attention_mask, and labels on the
+    target and `[EOS]` only."""
     rows = _rows(tokenizer, pairs, sep, bos)
     L = max(len(p) + len(t) for p, t in rows)
-    ids = torch.full((len(rows), L), tokenizer.pad_token_id); labels = torch.full_like(ids, -100); mask = torch.zeros_like(ids)
+    ids = torch.full((len(rows), L), tokenizer.pad_token_id)
+    labels = torch.full_like(ids, -100)
+    mask = torch.zeros_like(ids)
     for i, (p, t) in enumerate(rows):
-        ids[i, :len(p) + len(t)] = torch.tensor(p + t); labels[i, len(p):len(p) + len(t)] = torch.tensor(t); mask[i, :len(p) + len(t)] = 1
+        ids[i, : len(p) + len(t)] = torch.tensor(p + t)
+        labels[i, len(p) : len(p) + len(t)] = torch.tensor(t)
+        mask[i, : len(p) + len(t)] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 @torch.no_grad()
@@ -231,12 +293,17 @@ def exact_match(model,  # maps input_ids (b, t) to an output with .logits (b, t,
     "% of pairs whose greedy continuation of `[BOS] prompt` is exactly `target [EOS]`."
     check_positive(batch_size=batch_size)
     dev, hits, groups = next(model.parameters()).device, 0, {}
-    for pair, (p, t) in zip(pairs, _rows(tokenizer, pairs, sep, bos)): groups.setdefault((len(p), len(t)), []).append(pair)
+    for pair, (p, t) in zip(pairs, _rows(tokenizer, pairs, sep, bos)):
+        groups.setdefault((len(p), len(t)), []).append(pair)
     for (n_p, n_t), group in groups.items():
         for i in range(0, len(group), batch_size):
-            ids = encode_pairs(tokenizer, group[i:i + batch_size], sep, bos)["input_ids"].to(dev)  # no padding: one length per group
+            # no padding: one length per group
+            ids = encode_pairs(tokenizer, group[i : i + batch_size], sep, bos)["input_ids"].to(dev)
             out = ids[:, :n_p]
             with autocast_to(dev, autocast):
-                for _ in range(n_t): out = torch.cat([out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], 1)
+                for _ in range(n_t):
+                    out = torch.cat(
+                        [out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], 1
+                    )
             hits += int((out[:, n_p:] == ids[:, n_p:]).all(1).sum())
     return 100.0 * hits / len(pairs)

@@ -30,9 +30,12 @@ __all__ = ['TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teache
 
 # %% ../nbs/21_teacher.ipynb #c006
 class TeacherStep(NamedTuple):
-    "One step of a teacher's output: the token, its log-probability, and the top-k (token, logprob), best first."
+    """One step of a teacher's output: the token, its log-probability, and the top-k (token,
+    logprob), best first."""
     token: str  # the produced (or teacher-forced) token, spelled as the record's `scheme` says
-    logprob: float  # its log-probability; nan when the source gives none (e.g. an echoed first prompt token)
+    # its log-probability; nan when the source gives none (e.g. an echoed first prompt
+    # token)
+    logprob: float
     top: tuple[tuple[str, float], ...]  # the top-k alternatives (token, logprob), highest first
 
 
@@ -45,7 +48,8 @@ class TeacherRecord:
     source: str = ""  # where the record came from, e.g. "responses.jsonl line 3, choices[0]"
 
     def __post_init__(self):
-        if self.scheme not in SCHEMES: raise ValueError(f"scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {self.scheme!r}")
 
     def __len__(self): return len(self.steps)
 
@@ -65,10 +69,14 @@ class TeacherRecord:
         "The largest number of alternatives at any step."
         return max((len(s.top) for s in self.steps), default=0)
 
-    def topk(self, k: int | None = None,  # candidates per step (default: `self.k`); shorter rows are padded
-             decimals: int | None = None,  # round probabilities (Fu et al. kept 4 decimals)
-            ) -> tuple[list[list[str | None]], np.ndarray]:
-        "(n, k) candidate tokens (None pads) and (n, k) probabilities exp(logprob) (0 pads), best first."
+    def topk(
+        # candidates per step (default: `self.k`); shorter rows are padded
+        self,
+        k: int | None = None,
+        decimals: int | None = None,  # round probabilities (Fu et al. kept 4 decimals)
+    ) -> tuple[list[list[str | None]], np.ndarray]:
+        """(n, k) candidate tokens (None pads) and (n, k) probabilities exp(logprob) (0 pads), best
+        first."""
         k = self.k if k is None else k
         check_positive(k=k)
         cands = [[t for t, _ in s.top[:k]] + [None] * (k - len(s.top[:k])) for s in self.steps]
@@ -80,27 +88,47 @@ class TeacherRecord:
 
     def to_dict(self) -> dict:
         "A JSON-ready dict (`from_dict` reads it back)."
-        return {"scheme": self.scheme, "prompt": self.prompt, "source": self.source,
-                "steps": [{"token": s.token, "logprob": None if math.isnan(s.logprob) else s.logprob,
-                           "top": [[t, lp] for t, lp in s.top]} for s in self.steps]}
+        return {
+            "scheme": self.scheme,
+            "prompt": self.prompt,
+            "source": self.source,
+            "steps": [
+                {
+                    "token": s.token,
+                    "logprob": None if math.isnan(s.logprob) else s.logprob,
+                    "top": [[t, lp] for t, lp in s.top],
+                }
+                for s in self.steps
+            ],
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "TeacherRecord":
         "Rebuild a record from `to_dict`'s output."
-        steps = [TeacherStep(s["token"], float("nan") if s["logprob"] is None else float(s["logprob"]),
-                             tuple((t, float(lp)) for t, lp in s["top"])) for s in d["steps"]]
+        steps = [
+            TeacherStep(
+                s["token"],
+                float("nan") if s["logprob"] is None else float(s["logprob"]),
+                tuple((t, float(lp)) for t, lp in s["top"]),
+            )
+            for s in d["steps"]
+        ]
         return cls(steps, d.get("scheme", "plain"), d.get("prompt"), d.get("source", ""))
 
 # %% ../nbs/21_teacher.ipynb #c010
 def write_teacher_records(records: Sequence[TeacherRecord],  # the records
                           path: str | Path,  # a .jsonl file (overwritten)
                          ) -> Path:
-    "Write records as JSONL, one record per line; every record is checked before the old file is replaced."
+    """Write records as JSONL, one record per line; every record is checked before the old file is
+    replaced."""
     path, lines = Path(path), []
     for k, r in enumerate(records):
-        if not isinstance(r, TeacherRecord): raise TypeError(f"records[{k}] must be a TeacherRecord, got {type(r).__name__}")
-        try: lines.append(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
-        except ValueError as e: raise ValueError(f"records[{k}] holds a NaN or infinite logprob ({e})") from e
+        if not isinstance(r, TeacherRecord):
+            raise TypeError(f"records[{k}] must be a TeacherRecord, got {type(r).__name__}")
+        try:
+            lines.append(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
+        except ValueError as e:
+            raise ValueError(f"records[{k}] holds a NaN or infinite logprob ({e})") from e
     with atomic_path(path) as tmp: tmp.write_text("".join(lines), encoding="utf-8")
     return path
 
@@ -109,27 +137,41 @@ def read_teacher_records(path: str | Path) -> list[TeacherRecord]:
     out = []
     for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip(): continue
-        try: out.append(TeacherRecord.from_dict(json.loads(line)))
-        except (KeyError, TypeError, ValueError) as e: raise ValueError(f"{path}: line {i} is not a teacher record ({e})") from e
+        try:
+            out.append(TeacherRecord.from_dict(json.loads(line)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: line {i} is not a teacher record ({e})") from e
     return out
 
-def cached_records(key: Mapping,  # what determines the records (teacher, texts or data, parameters), JSON-able
-                   make: Callable[[], Sequence[TeacherRecord]],  # computes them when the cache has none
-                  ) -> list[TeacherRecord]:
-    "Teacher records computed once per `key` and kept as JSONL under `lingua_nb.assets.cache_dir()` (written atomically)."
-    if not isinstance(key, Mapping) or not key: raise ValueError("key must be a non-empty mapping (teacher, data, parameters)")
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-    d = cached_build(f"teacher_records-{digest}", lambda out: write_teacher_records(make(), out / "records.jsonl"))
+def cached_records(
+    key: Mapping,  # what determines the records (teacher, texts or data, parameters), JSON-able
+    make: Callable[[], Sequence[TeacherRecord]],  # computes them when the cache has none
+) -> list[TeacherRecord]:
+    """Teacher records computed once per `key` and kept as JSONL under
+    `lingua_nb.assets.cache_dir()` (written atomically)."""
+    if not isinstance(key, Mapping) or not key:
+        raise ValueError("key must be a non-empty mapping (teacher, data, parameters)")
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[
+        :16
+    ]
+    d = cached_build(
+        f"teacher_records-{digest}",
+        lambda out: write_teacher_records(make(), out / "records.jsonl"),
+    )
     return read_teacher_records(d / "records.jsonl")
 
 # %% ../nbs/21_teacher.ipynb #c011b
 def record_stats(records: Sequence[TeacherRecord],  # teacher records, e.g. from `teacher_topk`
                 ) -> dict:
-    "Agreement of the records' candidates with the forced tokens, their mass and number, and the first step's probability and choice."
+    """Agreement of the records' candidates with the forced tokens, their mass and number, and the
+    first step's probability and choice."""
     if isinstance(records, TeacherRecord) or not isinstance(records, Sequence) or not records:
         raise ValueError("records must be a non-empty list of TeacherRecord")
-    bad = next((i for i, r in enumerate(records) if not isinstance(r, TeacherRecord) or not len(r)), None)
-    if bad is not None: raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
+    bad = next(
+        (i for i, r in enumerate(records) if not isinstance(r, TeacherRecord) or not len(r)), None
+    )
+    if bad is not None:
+        raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
     steps = [s for r in records for s in r.steps]
     firsts = Counter(r.steps[0].top[0][0] for r in records)
     return {"tokens": len(steps),
@@ -155,20 +197,29 @@ def _token(tok, byts, where: str) -> str:
     "A token string; stray bytes of split characters become lone surrogates."
     if not isinstance(tok, str): raise ValueError(f"{where}.token must be a string, got {tok!r}")
     m = _BYTES_TOKEN.fullmatch(tok)
-    if m: return bytes(int(h, 16) for h in m.group(1).split("\\x")[1:]).decode("utf-8", "surrogateescape")
+    if m:
+        return bytes(int(h, 16) for h in m.group(1).split("\\x")[1:]).decode(
+            "utf-8", "surrogateescape"
+        )
     if byts is not None:
         if not isinstance(byts, list) or not all(isinstance(b, int) and 0 <= b < 256 for b in byts):
-            raise ValueError(f"{where}.bytes must be a list of integers 0-255 or null, got {byts!r}")
+            raise ValueError(
+                f"{where}.bytes must be a list of integers 0-255 or null, got {byts!r}"
+            )
         as_text = bytes(byts).decode("utf-8", "surrogateescape")
         if as_text != tok: return as_text
     return tok
 
 def _get(obj, key, where: str, kind=None):
-    if not isinstance(obj, Mapping): raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
     if key not in obj: raise ValueError(f"{where}.{key} is missing")
     v = obj[key]
     if kind is not None and not isinstance(v, kind):
-        raise ValueError(f"{where}.{key} must be a {kind.__name__ if isinstance(kind, type) else 'list'}, got {type(v).__name__}")
+        raise ValueError(
+            f"{where}.{key} must be a {kind.__name__ if isinstance(kind, type) else 'list'}, got"
+            f" {type(v).__name__}"
+        )
     return v
 
 def _chat_steps(content, where: str) -> list[TeacherStep]:
@@ -181,7 +232,12 @@ def _chat_steps(content, where: str) -> list[TeacherStep]:
         top = []
         for t, alt in enumerate(tops):
             wt = f"{w}.top_logprobs[{t}]"
-            top.append((_token(_get(alt, "token", wt), alt.get("bytes"), wt), _logprob(alt.get("logprob"), f"{wt}.logprob")))
+            top.append(
+                (
+                    _token(_get(alt, "token", wt), alt.get("bytes"), wt),
+                    _logprob(alt.get("logprob"), f"{wt}.logprob"),
+                )
+            )
         steps.append(TeacherStep(tok, lp, tuple(sorted(top, key=lambda x: -x[1]))))
     return steps
 
@@ -189,70 +245,121 @@ def _completion_steps(lp, where: str) -> list[TeacherStep]:
     tokens = _get(lp, "tokens", where, list)
     token_lps = _get(lp, "token_logprobs", where, list)
     tops = lp.get("top_logprobs")
-    if tops is None: raise ValueError(f"{where}.top_logprobs is null: request the completion with logprobs=k")
-    if not isinstance(tops, list): raise ValueError(f"{where}.top_logprobs must be a list, got {type(tops).__name__}")
+    if tops is None:
+        raise ValueError(f"{where}.top_logprobs is null: request the completion with logprobs=k")
+    if not isinstance(tops, list):
+        raise ValueError(f"{where}.top_logprobs must be a list, got {type(tops).__name__}")
     if not (len(tokens) == len(token_lps) == len(tops)):
-        raise ValueError(f"{where}: tokens, token_logprobs and top_logprobs must have equal lengths, "
-                         f"got {len(tokens)}, {len(token_lps)}, {len(tops)}")
+        raise ValueError(
+            f"{where}: tokens, token_logprobs and top_logprobs must have equal lengths, "
+            f"got {len(tokens)}, {len(token_lps)}, {len(tops)}"
+        )
     steps = []
     for j, (tok, tlp, top) in enumerate(zip(tokens, token_lps, tops)):
         tok = _token(tok, None, f"{where}.tokens[{j}]")
         tlp = _logprob(tlp, f"{where}.token_logprobs[{j}]", nullable=True)
         if top is None: alts = ()
         elif isinstance(top, Mapping):
-            alts = tuple(sorted(((_token(t, None, f"{where}.top_logprobs[{j}]"), _logprob(v, f"{where}.top_logprobs[{j}][{t!r}]"))
-                                 for t, v in top.items()), key=lambda x: -x[1]))
-        else: raise ValueError(f"{where}.top_logprobs[{j}] must be an object of token → logprob or null, got {type(top).__name__}")
+            alts = tuple(
+                sorted(
+                    (
+                        (
+                            _token(t, None, f"{where}.top_logprobs[{j}]"),
+                            _logprob(v, f"{where}.top_logprobs[{j}][{t!r}]"),
+                        )
+                        for t, v in top.items()
+                    ),
+                    key=lambda x: -x[1],
+                )
+            )
+        else:
+            raise ValueError(
+                f"{where}.top_logprobs[{j}] must be an object of token → logprob or null, got"
+                f" {type(top).__name__}"
+            )
         steps.append(TeacherStep(tok, tlp, alts))
     return steps
 
 # %% ../nbs/21_teacher.ipynb #c013b
-def records_from_response(response: Mapping,  # one parsed chat or completions response (or a Batch API output line)
-                          where: str = "response",  # how errors and `TeacherRecord.source` name this response
-                          scheme: str = "auto",  # token spelling, or "auto" to guess it from the tokens
-                         ) -> list[TeacherRecord]:
+def records_from_response(
+    response: Mapping,  # one parsed chat or completions response (or a Batch API output line)
+    where: str = "response",  # how errors and `TeacherRecord.source` name this response
+    scheme: str = "auto",  # token spelling, or "auto" to guess it from the tokens
+) -> list[TeacherRecord]:
     "One `TeacherRecord` per choice of an OpenAI-compatible response with logprobs."
     prefix = ""
-    if isinstance(response, Mapping) and isinstance(response.get("response"), Mapping) and "body" in response["response"]:
+    if (
+        isinstance(response, Mapping)
+        and isinstance(response.get("response"), Mapping)
+        and "body" in response["response"]
+    ):
         response, prefix = response["response"]["body"], "response.body."
-    if not isinstance(response, Mapping): raise ValueError(f"{where}: {prefix or 'the response'} must be a JSON object, got {type(response).__name__}")
+    if not isinstance(response, Mapping):
+        raise ValueError(
+            f"{where}: {prefix or 'the response'} must be a JSON object, got"
+            f" {type(response).__name__}"
+        )
     if "choices" not in response: raise ValueError(f"{where}: {prefix}choices is missing")
     choices = response["choices"]
-    if not isinstance(choices, list) or not choices: raise ValueError(f"{where}: {prefix}choices must be a non-empty list, got {choices!r:.60}")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError(f"{where}: {prefix}choices must be a non-empty list, got {choices!r:.60}")
     out = []
     for i, ch in enumerate(choices):
         w = f"{where}: {prefix}choices[{i}]"
         lp = _get(ch, "logprobs", w)
-        if lp is None: raise ValueError(f"{w}.logprobs is null: request logprobs (chat: logprobs=true, top_logprobs=k; completions: logprobs=k)")
-        if not isinstance(lp, Mapping): raise ValueError(f"{w}.logprobs must be an object, got {type(lp).__name__}")
+        if lp is None:
+            raise ValueError(
+                f"{w}.logprobs is null: request logprobs (chat: logprobs=true, top_logprobs=k;"
+                " completions: logprobs=k)"
+            )
+        if not isinstance(lp, Mapping):
+            raise ValueError(f"{w}.logprobs must be an object, got {type(lp).__name__}")
         if "content" in lp:
             content = lp["content"]
-            if not isinstance(content, list): raise ValueError(f"{w}.logprobs.content must be a list, got {type(content).__name__}")
+            if not isinstance(content, list):
+                raise ValueError(
+                    f"{w}.logprobs.content must be a list, got {type(content).__name__}"
+                )
             steps = _chat_steps(content, f"{w}.logprobs.content")
         elif "tokens" in lp: steps = _completion_steps(lp, f"{w}.logprobs")
         else: raise ValueError(f"{w}.logprobs has neither content (chat) nor tokens (completions)")
         sch = scheme
         if sch == "auto":
-            sch = guess_scheme([s.token for s in steps] + [t for s in steps for t, _ in s.top]) if steps else "plain"
+            sch = (
+                guess_scheme([s.token for s in steps] + [t for s in steps for t, _ in s.top])
+                if steps
+                else "plain"
+            )
         out.append(TeacherRecord(steps, sch, None, f"{where}, choices[{i}]"))
     return out
 
-def read_openai_logprobs(path: str | Path,  # a .json file (a response or a list of responses) or a .jsonl file (one per line)
-                         scheme: str = "auto",  # token spelling, or "auto" to guess it per record
-                        ) -> list[TeacherRecord]:
-    "Read OpenAI-compatible responses with logprobs (chat or legacy completions) from JSON or JSONL."
+def read_openai_logprobs(
+    # a .json file (a response or a list of responses) or a .jsonl file (one per line)
+    path: str | Path,
+    scheme: str = "auto",  # token spelling, or "auto" to guess it per record
+) -> list[TeacherRecord]:
+    """Read OpenAI-compatible responses with logprobs (chat or legacy completions) from JSON or
+    JSONL."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         items = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip(): continue
-            try: items.append((json.loads(line), f"{path.name} line {n}"))
-            except json.JSONDecodeError as e: raise ValueError(f"{path.name} line {n}: not valid JSON ({e.msg})") from e
+            try:
+                items.append((json.loads(line), f"{path.name} line {n}"))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path.name} line {n}: not valid JSON ({e.msg})") from e
     else:
-        try: obj = json.loads(text)
-        except json.JSONDecodeError as e: raise ValueError(f"{path.name}: not valid JSON ({e.msg} at line {e.lineno})") from e
-        items = [(o, f"{path.name} record {n}") for n, o in enumerate(obj)] if isinstance(obj, list) else [(obj, path.name)]
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path.name}: not valid JSON ({e.msg} at line {e.lineno})") from e
+        items = (
+            [(o, f"{path.name} record {n}") for n, o in enumerate(obj)]
+            if isinstance(obj, list)
+            else [(obj, path.name)]
+        )
     return [r for obj, where in items for r in records_from_response(obj, where, scheme)]
 
 # %% ../nbs/21_teacher.ipynb #c021
@@ -260,7 +367,8 @@ def _check_texts(name: str, texts) -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
         raise ValueError(f"{name} must be a non-empty list of strings, got {type(texts).__name__}")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None: raise ValueError(f"{name}[{bad}] must be a string, got {type(texts[bad]).__name__}")
+    if bad is not None:
+        raise ValueError(f"{name}[{bad}] must be a string, got {type(texts[bad]).__name__}")
     return list(texts)
 
 def _check_k(k, vocab_size: int) -> int:
@@ -272,7 +380,9 @@ def _scheme_of(tokenizer) -> str:
     try: return detect_scheme(tokenizer)
     except ValueError: return "plain"
 
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _left_pad(
+    seqs: Sequence[Sequence[int]], pad_id: int, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Left-padded (ids, attention mask, position ids), positions counted over real tokens only."
     L = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
@@ -287,67 +397,98 @@ def _check_vocab(model, tokenizer, name: str, seqs):
     rows = model.get_input_embeddings().weight.shape[0]
     top = max((max(s) for s in seqs if len(s)), default=-1)
     if top >= rows:
-        raise ValueError(f"{name}: the tokenizer ({len(tokenizer)} tokens) gives id {top}, beyond the model's vocabulary "
-                         f"({rows} embeddings); is it the model's own tokenizer?")
+        raise ValueError(
+            f"{name}: the tokenizer ({len(tokenizer)} tokens) gives id {top}, beyond the model's"
+            f" vocabulary ({rows} embeddings); is it the model's own tokenizer?"
+        )
 
 def _pad_id(tokenizer) -> int:
     for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
         if t is not None: return int(t)
 
 def _steps(tokenizer, ids, lps, top_lp, top_ix) -> list[TeacherStep]:
-    "Steps from (n,) ids and logprobs and (n, k) top logprobs and ids; candidate ids < 0 are unused slots."
+    """Steps from (n,) ids and logprobs and (n, k) top logprobs and ids; candidate ids < 0 are
+    unused slots."""
     toks = tokenizer.convert_ids_to_tokens(ids)
     cands = iter(tokenizer.convert_ids_to_tokens([i for row in top_ix for i in row if i >= 0]))
-    return [TeacherStep(t, float(lp), tuple((next(cands), float(l)) for i, l in zip(ix, tl) if i >= 0))
-            for t, lp, tl, ix in zip(toks, lps, top_lp, top_ix)]
+    return [
+        TeacherStep(t, float(lp), tuple((next(cands), float(l)) for i, l in zip(ix, tl) if i >= 0))
+        for t, lp, tl, ix in zip(toks, lps, top_lp, top_ix)
+    ]
 
-def sparse_sample(logp: torch.Tensor,  # (..., V) log-probabilities, e.g. a teacher's next-token distributions
-                  n: int,  # draws per row, with replacement
-                  generator: torch.Generator | None = None,  # the draws' random stream
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Unbiased sparse targets: per row the distinct tokens of `n` draws and log(count / n), most drawn first; (..., n) log-weights (-inf unused) and ids (-1 unused)."
+def sparse_sample(
+    logp: torch.Tensor,  # (..., V) log-probabilities, e.g. a teacher's next-token distributions
+    n: int,  # draws per row, with replacement
+    generator: torch.Generator | None = None,  # the draws' random stream
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unbiased sparse targets: per row the distinct tokens of `n` draws and log(count / n), most
+    drawn first; (..., n) log-weights (-inf unused) and ids (-1 unused)."""
     check_positive(n=n)
     flat = logp.detach().reshape(-1, logp.shape[-1]).float()
-    draws = torch.multinomial(flat.exp(), n, replacement=True, generator=generator).sort(-1).values  # (R, n)
+    # (R, n)
+    draws = torch.multinomial(flat.exp(), n, replacement=True, generator=generator).sort(-1).values
     first = torch.ones_like(draws, dtype=torch.bool); first[:, 1:] = draws[:, 1:] != draws[:, :-1]
     run = first.long().cumsum(-1) - 1  # (R, n): which distinct token each draw is
     counts = torch.zeros_like(draws).scatter_add_(1, run, torch.ones_like(draws))
     ids = torch.full_like(draws, -1).scatter_(1, run, draws)
     counts, order = counts.sort(dim=-1, descending=True, stable=True)
-    lw = torch.where(counts > 0, (counts.float() / n).log(), torch.full(counts.shape, float("-inf"), device=counts.device))
+    lw = torch.where(
+        counts > 0,
+        (counts.float() / n).log(),
+        torch.full(counts.shape, float("-inf"), device=counts.device),
+    )
     return lw.reshape(*logp.shape[:-1], n), ids.gather(1, order).reshape(*logp.shape[:-1], n)
 
 # %% ../nbs/21_teacher.ipynb #c022
 @torch.no_grad()
-def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
-                 tokenizer,  # its tokenizer
-                 texts: Sequence[str],  # texts to teacher-force, e.g. gold chains of thought
-                 k: int = 5,  # alternatives recorded per token (Fu et al.: 5)
-                 prompts: Sequence[str] | None = None,  # context before each text (e.g. a chat prompt); None: the BOS token
-                 batch_size: int = 8,  # texts per forward pass
-                 max_tokens: int | None = None,  # keep at most this many tokens of each text
-                 rs_samples: int | None = None,  # record the distinct tokens of this many draws per step instead of the top-k (RS-KD)
-                 seed: int = 0,  # the draws' seed (with `rs_samples`)
-                 progress: bool = True,  # show a tqdm bar
-                ) -> list[TeacherRecord]:
-    "Teacher forcing: per token of each text, its log-probability and the model's top-k (or sampled) (token, logprob)."
+def teacher_topk(
+    model,  # a causal LM (`transformers` `*ForCausalLM`)
+    tokenizer,  # its tokenizer
+    texts: Sequence[str],  # texts to teacher-force, e.g. gold chains of thought
+    k: int = 5,  # alternatives recorded per token (Fu et al.: 5)
+    # context before each text (e.g. a chat prompt); None: the BOS token
+    prompts: Sequence[str] | None = None,
+    batch_size: int = 8,  # texts per forward pass
+    max_tokens: int | None = None,  # keep at most this many tokens of each text
+    # record the distinct tokens of this many draws per step instead of the
+    # top-k (RS-KD)
+    rs_samples: int | None = None,
+    seed: int = 0,  # the draws' seed (with `rs_samples`)
+    progress: bool = True,  # show a tqdm bar
+) -> list[TeacherRecord]:
+    """Teacher forcing: per token of each text, its log-probability and the model's top-k (or
+    sampled) (token, logprob)."""
     texts = _check_texts("texts", texts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
-    check_positive(batch_size=batch_size); check_positive(allow_none=True, max_tokens=max_tokens, rs_samples=rs_samples)
+    check_positive(batch_size=batch_size)
+    check_positive(allow_none=True, max_tokens=max_tokens, rs_samples=rs_samples)
     text_ids = [ids[:max_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     _check_vocab(model, tokenizer, "texts", text_ids)
     empty = next((i for i, t in enumerate(text_ids) if not t), None)
     if empty is not None: raise ValueError(f"texts[{empty}] has no tokens")
     bos = tokenizer.bos_token_id
     if prompts is None:
-        if bos is None: raise ValueError("prompts=None needs a tokenizer with a BOS token to predict the first token from; pass prompts")
+        if bos is None:
+            raise ValueError(
+                "prompts=None needs a tokenizer with a BOS token to predict the first token from;"
+                " pass prompts"
+            )
         prompt_ids = [[bos]] * len(texts)
     else:
         prompts = _check_texts("prompts", prompts)
-        if len(prompts) != len(texts): raise ValueError(f"prompts must have one entry per text ({len(texts)}), got {len(prompts)}")
-        prompt_ids = [p or ([bos] if bos is not None else []) for p in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        if len(prompts) != len(texts):
+            raise ValueError(
+                f"prompts must have one entry per text ({len(texts)}), got {len(prompts)}"
+            )
+        prompt_ids = [
+            p or ([bos] if bos is not None else [])
+            for p in tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        ]
         empty = next((i for i, p in enumerate(prompt_ids) if not p), None)
-        if empty is not None: raise ValueError(f"prompts[{empty}] is empty and the tokenizer has no BOS token to start from")
+        if empty is not None:
+            raise ValueError(
+                f"prompts[{empty}] is empty and the tokenizer has no BOS token to start from"
+            )
     _check_vocab(model, tokenizer, "prompts", prompt_ids)
     dev, scheme, pad = next(model.parameters()).device, _scheme_of(tokenizer), _pad_id(tokenizer)
     order = sorted(range(len(texts)), key=lambda i: -(len(prompt_ids[i]) + len(text_ids[i])))
@@ -358,81 +499,155 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
         rows = order[b0:b0 + batch_size]
         ids, mask, pos = _left_pad([prompt_ids[i] + text_ids[i] for i in rows], pad, dev)
         nt = max(len(text_ids[i]) for i in rows)
-        try: logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=nt + 1).logits
-        except TypeError: logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -(nt + 1):]
+        try:
+            logits = model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=nt + 1
+            ).logits
+        except TypeError:
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[
+                :, -(nt + 1) :
+            ]
         logp = logits[:, :-1].float().log_softmax(-1)  # (b, nt, V): row j predicts token L - nt + j
-        top_lp, top_ix = sparse_sample(logp, rs_samples, gen) if rs_samples else logp.topk(k, dim=-1)  # (b, nt, k)
+        # (b, nt, k)
+        top_lp, top_ix = (
+            sparse_sample(logp, rs_samples, gen) if rs_samples else logp.topk(k, dim=-1)
+        )
         forced = ids[:, -nt:]  # (b, nt)
         tok_lp = logp.gather(-1, forced.unsqueeze(-1)).squeeze(-1)  # (b, nt)
         for r, i in enumerate(rows):
             n = len(text_ids[i])
-            steps = _steps(tokenizer, text_ids[i], tok_lp[r, -n:].tolist(), top_lp[r, -n:].tolist(), top_ix[r, -n:].tolist())
-            out[i] = TeacherRecord(steps, scheme, None if prompts is None else prompts[i], f"text {i}")
+            steps = _steps(
+                tokenizer,
+                text_ids[i],
+                tok_lp[r, -n:].tolist(),
+                top_lp[r, -n:].tolist(),
+                top_ix[r, -n:].tolist(),
+            )
+            out[i] = TeacherRecord(
+                steps, scheme, None if prompts is None else prompts[i], f"text {i}"
+            )
         bar.update(len(rows))
     bar.close()
     return out
 
 # %% ../nbs/21_teacher.ipynb #c024b
-def cached_teacher_topk(model,  # a causal LM
-                        tokenizer,  # its tokenizer
-                        texts: Sequence[str],  # texts to teacher-force
-                        prompts: Sequence[str],  # context before each text
-                        key: Mapping,  # what else determines the records (e.g. the teacher's name, its precision), JSON-able
-                        k: int = 5,  # alternatives recorded per token
-                        rs_samples: int | None = None,  # RS-KD draws per token instead of the top-k
-                        seed: int = 0,  # the draws' seed (with `rs_samples`)
-                        batch_size: int = 8,  # texts per forward pass
-                        progress: bool = True,  # show a tqdm bar
-                       ) -> list[TeacherRecord]:
-    "`teacher_topk` computed once per teacher, texts, prompts and sampling parameters, and read back from the cache afterwards."
-    if not isinstance(key, Mapping) or not key: raise ValueError("key must be a non-empty mapping (the teacher's name, ...)")
-    full = dict(key) | {"prompts": list(prompts), "texts": list(texts)} | ({"rs_samples": rs_samples, "seed": seed} if rs_samples else {"k": k})
-    return cached_records(full, lambda: teacher_topk(model, tokenizer, texts, k=k, prompts=prompts, batch_size=batch_size,
-                                                     rs_samples=rs_samples, seed=seed, progress=progress))
+def cached_teacher_topk(
+    model,  # a causal LM
+    tokenizer,  # its tokenizer
+    texts: Sequence[str],  # texts to teacher-force
+    prompts: Sequence[str],  # context before each text
+    # what else determines the records (e.g. the teacher's name, its
+    # precision), JSON-able
+    key: Mapping,
+    k: int = 5,  # alternatives recorded per token
+    rs_samples: int | None = None,  # RS-KD draws per token instead of the top-k
+    seed: int = 0,  # the draws' seed (with `rs_samples`)
+    batch_size: int = 8,  # texts per forward pass
+    progress: bool = True,  # show a tqdm bar
+) -> list[TeacherRecord]:
+    """`teacher_topk` computed once per teacher, texts, prompts and sampling parameters, and read
+    back from the cache afterwards."""
+    if not isinstance(key, Mapping) or not key:
+        raise ValueError("key must be a non-empty mapping (the teacher's name, ...)")
+    full = (
+        dict(key)
+        | {"prompts": list(prompts), "texts": list(texts)}
+        | ({"rs_samples": rs_samples, "seed": seed} if rs_samples else {"k": k})
+    )
+    return cached_records(
+        full,
+        lambda: teacher_topk(
+            model,
+            tokenizer,
+            texts,
+            k=k,
+            prompts=prompts,
+            batch_size=batch_size,
+            rs_samples=rs_samples,
+            seed=seed,
+            progress=progress,
+        ),
+    )
 
 # %% ../nbs/21_teacher.ipynb #c025
 @torch.no_grad()
-def sample_teacher_topk(model,  # a causal LM
-                        tokenizer,  # its tokenizer
-                        prompts: Sequence[str],  # prompts to continue (e.g. chat prompts ending with the assistant turn)
-                        k: int = 5,  # alternatives recorded per step (Fu et al.: 5)
-                        temperature: float = 0.5,  # sampling temperature (Fu et al.: 0.5); 0 samples greedily
-                        max_new_tokens: int = 256,  # steps at most (Fu et al.: 256)
-                        batch_size: int = 8,  # prompts per `generate` call
-                        seed: int = 0,  # sampling seed (the global RNG state is restored afterwards)
-                        tempered: bool = False,  # record the top-k of the tempered distribution instead of the model's own
-                        progress: bool = True,  # show a tqdm bar
-                       ) -> list[TeacherRecord]:
-    "Sample continuations and record per step the sampled token and the top-k (token, logprob), up to end-of-sequence."
+def sample_teacher_topk(
+    model,  # a causal LM
+    tokenizer,  # its tokenizer
+    # prompts to continue (e.g. chat prompts ending with the assistant
+    # turn)
+    prompts: Sequence[str],
+    k: int = 5,  # alternatives recorded per step (Fu et al.: 5)
+    temperature: float = 0.5,  # sampling temperature (Fu et al.: 0.5); 0 samples greedily
+    max_new_tokens: int = 256,  # steps at most (Fu et al.: 256)
+    batch_size: int = 8,  # prompts per `generate` call
+    seed: int = 0,  # sampling seed (the global RNG state is restored afterwards)
+    # record the top-k of the tempered distribution instead of the
+    # model's own
+    tempered: bool = False,
+    progress: bool = True,  # show a tqdm bar
+) -> list[TeacherRecord]:
+    """Sample continuations and record per step the sampled token and the top-k (token, logprob), up
+    to end-of-sequence."""
     prompts = _check_texts("prompts", prompts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
-    if not _is_num(temperature) or temperature < 0: raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if not _is_num(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
     check_positive(max_new_tokens=max_new_tokens)
     dev, scheme, pad = next(model.parameters()).device, _scheme_of(tokenizer), _pad_id(tokenizer)
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     empty = next((i for i, p in enumerate(prompt_ids) if not p), None)
     if empty is not None: raise ValueError(f"prompts[{empty}] has no tokens")
     _check_vocab(model, tokenizer, "prompts", prompt_ids)
-    eos = model.generation_config.eos_token_id if model.generation_config.eos_token_id is not None else tokenizer.eos_token_id
+    eos = (
+        model.generation_config.eos_token_id
+        if model.generation_config.eos_token_id is not None
+        else tokenizer.eos_token_id
+    )
     eos = set([eos] if isinstance(eos, int) else (eos or []))
-    out, bar = [], tqdm(total=len(prompts), disable=not progress, desc="teacher samples", mininterval=2)
+    out, bar = [], tqdm(
+        total=len(prompts), disable=not progress, desc="teacher samples", mininterval=2
+    )
     devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for b0 in range(0, len(prompts), batch_size):
             rows = list(range(b0, min(b0 + batch_size, len(prompts))))
             ids, mask, _ = _left_pad([prompt_ids[i] for i in rows], pad, dev)
-            sample = dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
-            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
-                                 return_dict_in_generate=True, output_logits=not tempered, output_scores=tempered, **sample)
+            sample = (
+                dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
+                if temperature > 0
+                else dict(do_sample=False)
+            )
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad,
+                return_dict_in_generate=True,
+                output_logits=not tempered,
+                output_scores=tempered,
+                **sample
+            )
             new = gen.sequences[:, ids.shape[1]:]  # (b, s)
-            logp = torch.stack(gen.scores if tempered else gen.logits, 1).float().log_softmax(-1)  # (b, s, V)
+            # (b, s, V)
+            logp = torch.stack(gen.scores if tempered else gen.logits, 1).float().log_softmax(-1)
             top_lp, top_ix = logp.topk(k, dim=-1)
             tok_lp = logp.gather(-1, new.unsqueeze(-1)).squeeze(-1)
             for r, i in enumerate(rows):
                 seq = new[r].tolist()
                 n = next((j for j, t in enumerate(seq) if t in eos), len(seq))
-                steps = _steps(tokenizer, seq[:n], tok_lp[r, :n].tolist(), top_lp[r, :n].tolist(), top_ix[r, :n].tolist()) if n else []
+                steps = (
+                    _steps(
+                        tokenizer,
+                        seq[:n],
+                        tok_lp[r, :n].tolist(),
+                        top_lp[r, :n].tolist(),
+                        top_ix[r, :n].tolist(),
+                    )
+                    if n
+                    else []
+                )
                 out.append(TeacherRecord(steps, scheme, prompts[i], f"sample {i}"))
             bar.update(len(rows))
     bar.close()

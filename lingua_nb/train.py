@@ -46,10 +46,12 @@ def lr_factor(step: int,  # 0-based optimiser step
 class History:
     "Per-step record of a training run."
     step: list[int] = field(default_factory=list)  # optimiser steps
-    loss: list[float] = field(default_factory=list)  # this process's loss (mean over accumulated micro-batches)
+    # this process's loss (mean over accumulated micro-batches)
+    loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # learning rate of the first parameter group
     extras: dict[str, list] = field(default_factory=dict)  # other values the loss function returned
-    evals: list[dict] = field(default_factory=list)  # `eval_fn`'s metrics, each with "step" (steps done so far)
+    # `eval_fn`'s metrics, each with "step" (steps done so far)
+    evals: list[dict] = field(default_factory=list)
 
     def add(self, step: int, loss: float, lr: float, extras: dict):
         self.step.append(step); self.loss.append(loss); self.lr.append(lr)
@@ -63,7 +65,8 @@ def _batches(batches: Iterable, acc: Accelerator) -> Iterable:
 
 # %% ../nbs/03_train.ipynb #t013
 def _groups(model: nn.Module, param_groups, lr: float, weight_decay: float) -> list[dict]:
-    "AdamW groups: the given ones (lists of parameters or dicts), or every trainable parameter of `model`."
+    """AdamW groups: the given ones (lists of parameters or dicts), or every trainable parameter of
+    `model`."""
     if param_groups is None: param_groups = [[p for p in model.parameters() if p.requires_grad]]
     groups = [dict(g) if isinstance(g, dict) else {"params": list(g)} for g in param_groups]
     for i, g in enumerate(groups):
@@ -71,14 +74,19 @@ def _groups(model: nn.Module, param_groups, lr: float, weight_decay: float) -> l
         check_positive(kind=float, **{f"param_groups[{i}]['lr']": g.get("lr", lr)})
         decay = g.get("weight_decay", weight_decay)
         check_range(0, **{f"param_groups[{i}]['weight_decay']": decay})
-        g["params"] = list(g["params"]); g.setdefault("lr", lr); g.setdefault("weight_decay", weight_decay)
+        g["params"] = list(g["params"])
+        g.setdefault("lr", lr)
+        g.setdefault("weight_decay", weight_decay)
     if not any(g["params"] for g in groups): raise ValueError("model has no trainable parameters")
     return [g for g in groups if g["params"]]
 
 def _mixed_precision(mixed_precision: str, cpu: bool) -> str:
-    "accelerate's setting: 'auto' is 'bf16' where the device runs it fast (`resolve_precision`), else 'no'."
+    """accelerate's setting: 'auto' is 'bf16' where the device runs it fast (`resolve_precision`),
+    else 'no'."""
     if mixed_precision not in ("no", "bf16", "fp16", "auto"):
-        raise ValueError(f"mixed_precision must be 'no', 'bf16', 'fp16' or 'auto', got {mixed_precision!r}")
+        raise ValueError(
+            f"mixed_precision must be 'no', 'bf16', 'fp16' or 'auto', got {mixed_precision!r}"
+        )
     if mixed_precision != "auto":
         return mixed_precision
     return "bf16" if resolve_precision("auto", "cpu" if cpu else "auto") == "bf16" else "no"
@@ -91,7 +99,8 @@ def _accelerator(mixed_precision: str, cpu: bool | None) -> Accelerator:
 
 # %% ../nbs/03_train.ipynb #t014
 def _step_loss(model, batches, loss_fn, prepare_batch, acc, grad_accum: int, step: int):
-    "Forward and backward over `grad_accum` micro-batches; return the mean loss and the extras of the last."
+    """Forward and backward over `grad_accum` micro-batches; return the mean loss and the extras of
+    the last."""
     total, extras = 0.0, {}
     for micro in range(grad_accum):
         batch = to_device(prepare_batch(next(batches)), acc.device)
@@ -110,31 +119,38 @@ class _nullcontext:
     def __exit__(self, *a): return False
 
 # %% ../nbs/03_train.ipynb #t015
-def train_loop(model: nn.Module,  # the model; trained in place
-               batches: Iterable,  # a DataLoader (sharded per process) or an iterable of batches (see above)
-               loss_fn: Callable,  # (model, batch) -> loss or (loss, extras dict)
-               steps: int = 100,  # optimiser steps
-               param_groups: Sequence | None = None,  # AdamW groups (lists or dicts); default every trainable parameter
-               lr: float = 1e-3,  # peak lr of groups that name none
-               weight_decay: float = 0.0,  # of groups that name none
-               warmup: int = 0,  # linear warm-up steps
-               schedule: str | Callable[[int], float] = "cosine",  # see `lr_factor`, or step -> factor
-               min_ratio: float = 0.0,  # where the cosine or linear decay ends
-               max_grad_norm: float | None = 1.0,  # clip the global gradient norm (None: no clipping)
-               grad_accum: int = 1,  # micro-batches per optimiser step
-               mixed_precision: str = "no",  # "no", "bf16", "fp16" or "auto" (bf16 where the device runs it fast)
-               seed: int = 0,  # seeds python, numpy and torch (dropout)
-               prepare_batch: Callable | None = None,  # batch -> batch, before moving tensors to the device
-               train_mode: Callable[[nn.Module], None] | None = None,  # sets training mode (default `.train()`)
-               log: Callable[[dict], None] | None = None,  # called with each step's record
-               eval_fn: Callable[[nn.Module, int], dict] | None = None,  # (unwrapped model in eval mode, steps done) -> metrics
-               eval_every: int = 0,  # steps between evaluations (0: at the start and the end only)
-               first_step: int = 0,  # the number of the first step (in history and errors)
-               progress: bool = True,  # tqdm bar
-               desc: str = "train",  # its label
-               accelerator: Accelerator | None = None,  # default: a fresh one (cpu without CUDA)
-               cpu: bool | None = None,  # force the CPU (default: CPU only without CUDA)
-              ) -> History:
+def train_loop(
+    model: nn.Module,  # the model; trained in place
+    # a DataLoader (sharded per process) or an iterable of batches (see above)
+    batches: Iterable,
+    loss_fn: Callable,  # (model, batch) -> loss or (loss, extras dict)
+    steps: int = 100,  # optimiser steps
+    # AdamW groups (lists or dicts); default every trainable parameter
+    param_groups: Sequence | None = None,
+    lr: float = 1e-3,  # peak lr of groups that name none
+    weight_decay: float = 0.0,  # of groups that name none
+    warmup: int = 0,  # linear warm-up steps
+    schedule: str | Callable[[int], float] = "cosine",  # see `lr_factor`, or step -> factor
+    min_ratio: float = 0.0,  # where the cosine or linear decay ends
+    max_grad_norm: float | None = 1.0,  # clip the global gradient norm (None: no clipping)
+    grad_accum: int = 1,  # micro-batches per optimiser step
+    # "no", "bf16", "fp16" or "auto" (bf16 where the device runs it fast)
+    mixed_precision: str = "no",
+    seed: int = 0,  # seeds python, numpy and torch (dropout)
+    # batch -> batch, before moving tensors to the device
+    prepare_batch: Callable | None = None,
+    # sets training mode (default `.train()`)
+    train_mode: Callable[[nn.Module], None] | None = None,
+    log: Callable[[dict], None] | None = None,  # called with each step's record
+    # (unwrapped model in eval mode, steps done) -> metrics
+    eval_fn: Callable[[nn.Module, int], dict] | None = None,
+    eval_every: int = 0,  # steps between evaluations (0: at the start and the end only)
+    first_step: int = 0,  # the number of the first step (in history and errors)
+    progress: bool = True,  # tqdm bar
+    desc: str = "train",  # its label
+    accelerator: Accelerator | None = None,  # default: a fresh one (cpu without CUDA)
+    cpu: bool | None = None,  # force the CPU (default: CPU only without CUDA)
+) -> History:
     "Train `model` with AdamW on `loss_fn` over `batches`; return the per-step `History`."
     check_positive(steps=steps, grad_accum=grad_accum)
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
@@ -159,7 +175,11 @@ def train_loop(model: nn.Module,  # the model; trained in place
     groups = _groups(model, param_groups, lr, weight_decay)
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups)
-    factor = schedule if callable(schedule) else (lambda s: lr_factor(s, steps, warmup, schedule, min_ratio))
+    factor = (
+        schedule
+        if callable(schedule)
+        else (lambda s: lr_factor(s, steps, warmup, schedule, min_ratio))
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     wrapped, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(wrapped)
@@ -172,10 +192,16 @@ def train_loop(model: nn.Module,  # the model; trained in place
         with torch.no_grad(): hist.evals.append({"step": done, **eval_fn(raw, done)})
         wrapped.train(); (train_mode or (lambda m: m.train()))(raw)
     evaluate(first_step)
-    bar = tqdm(range(first_step, first_step + steps), disable=not progress or not acc.is_main_process,
-               desc=desc, mininterval=2)
+    bar = tqdm(
+        range(first_step, first_step + steps),
+        disable=not progress or not acc.is_main_process,
+        desc=desc,
+        mininterval=2,
+    )
     for step in bar:
-        loss, extras = _step_loss(wrapped, it, loss_fn, prepare_batch or (lambda b: b), acc, grad_accum, step)
+        loss, extras = _step_loss(
+            wrapped, it, loss_fn, prepare_batch or (lambda b: b), acc, grad_accum, step
+        )
         if max_grad_norm is not None: acc.clip_grad_norm_(params, max_grad_norm)
         lr_now = opt.param_groups[0]["lr"]
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
@@ -183,6 +209,7 @@ def train_loop(model: nn.Module,  # the model; trained in place
         if log is not None: log({"step": step, "loss": loss, "lr": lr_now, **extras})
         bar.set_postfix(loss=f"{loss:.3f}")
         done = step + 1
-        if (eval_every and (done - first_step) % eval_every == 0) or done == first_step + steps: evaluate(done)
+        if (eval_every and (done - first_step) % eval_every == 0) or done == first_step + steps:
+            evaluate(done)
     raw.eval()
     return hist

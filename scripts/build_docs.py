@@ -33,11 +33,13 @@ LIBRARY_NB = re.compile(r"^\d\d\w*\.ipynb$")
 WARNING = re.compile(r"(?:/[\w.-]+)+\.py:\d+: \w*Warning\b")
 PROGRESS = re.compile(r"\d+%\|")
 FAILED = []  # library notebook cells that raised in the build
-_exec_all = False  # set per notebook by the patched exec_show_docs.begin (each worker processes one at a time)
+# set per notebook by the patched exec_show_docs.begin (each worker processes one at a time)
+_exec_all = False
 
 
 def execute_library_notebooks():
-    "Make nbdev's exec_show_docs run every code cell of library notebooks (tst_flags and eval: false skipped)."
+    """Make nbdev's exec_show_docs run every code cell of library notebooks (tst_flags and eval:
+    false skipped)."""
     import nbdev.processors as procs
     from nbdev.config import get_config
 
@@ -46,7 +48,8 @@ def execute_library_notebooks():
 
     def do_eval(cell):
         if show_docs_only(cell) or not _exec_all: return show_docs_only(cell)
-        if cell.cell_type != "code" or not cell.source.strip() or skip & set(cell.directives_): return None
+        if cell.cell_type != "code" or not cell.source.strip() or skip & set(cell.directives_):
+            return None
         return cell.directives_.get("eval:", [""])[0].lower() != "false"
 
     def begin_(self):
@@ -57,7 +60,8 @@ def execute_library_notebooks():
     call = procs.exec_show_docs.__call__
 
     def call_(self, cell):
-        "A failing example or test cell is reported (and fails the build at the end); the page is still made."
+        """A failing example or test cell is reported (and fails the build at the end); the page is
+        still made."""
         try: call(self, cell)
         except Exception as e:
             if not _exec_all or show_docs_only(cell): raise
@@ -67,18 +71,23 @@ def execute_library_notebooks():
             print(f"docs: FAILED {FAILED[-1]}", file=sys.stderr)
             self.k.exc = None
 
-    procs._do_eval, procs.exec_show_docs.begin, procs.exec_show_docs.__call__ = do_eval, begin_, call_
+    procs._do_eval, procs.exec_show_docs.begin, procs.exec_show_docs.__call__ = (
+        do_eval,
+        begin_,
+        call_,
+    )
 
 
 def tidy_text(text: str) -> str:
-    "Stream text as a terminal shows it: the last state of each `\\r`-rewritten line, no warnings, no local paths."
+    "Stream text as a terminal shows it: each `\\r`-rewritten line's last state, no warnings."
     lines, skip_next = [], False
     for line in text.split("\n"):
         line = line.split("\r")[-1]
         if skip_next and line.startswith(" "): skip_next = False; continue
         warning = WARNING.search(line)
         skip_next = warning is not None
-        if warning:  # a warning may start in the middle of a progress bar's line; the bar goes on below
+        # a warning may start in the middle of a progress bar's line; the bar goes on below
+        if warning:
             line = line[:warning.start()]
             if not line.strip() or PROGRESS.search(line): continue
         lines.append(line)
@@ -92,12 +101,18 @@ def strip_paths(text: str) -> str:
 
 
 def tidy_outputs(nb):
-    "Merge consecutive stream outputs, tidy their text (see `tidy_text`), drop empty ones; strip paths elsewhere."
+    """Merge consecutive stream outputs, tidy their text (see `tidy_text`), drop empty ones; strip
+    paths elsewhere."""
     for cell in nb.cells:
         if cell.cell_type != "code": continue
         outs = []
         for o in cell.get("outputs", []):
-            if o.output_type == "stream" and outs and outs[-1].output_type == "stream" and outs[-1].name == o.name:
+            if (
+                o.output_type == "stream"
+                and outs
+                and outs[-1].output_type == "stream"
+                and outs[-1].name == o.name
+            ):
                 outs[-1].text += o.text
             else: outs.append(o)
         for o in outs:
@@ -109,7 +124,8 @@ def tidy_outputs(nb):
 
 
 def add_headline(nb, results: dict):
-    "Open an executed experiment page with the three lines of its results-table row, after the title block."
+    """Open an executed experiment page with the three lines of its results-table row, after the
+    title block."""
     import nbformat
     from lingua_nb.experiment import headline_markdown
 
@@ -327,13 +343,22 @@ def main():
     if shutil.which("quarto"):
         subprocess.run(["quarto", "render", str(proc)], check=True)
     else:
-        subprocess.run([str(Path(sys.executable).parent / "smalldocs"), "render", "--quiet", str(proc)], check=True)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "smalldocs"), "render", "--quiet", str(proc)],
+            check=True,
+        )
     doc_path = Path(cfg.doc_path)
     if doc_path.exists(): shutil.rmtree(doc_path)
     shutil.move(str(out), str(doc_path))
-    print(f"docs: site in {doc_path.relative_to(ROOT)}/ ({sum(1 for _ in doc_path.rglob('*.html'))} pages)")
+    print(
+        f"docs: site in {doc_path.relative_to(ROOT)}/ ({sum(1 for _ in doc_path.rglob('*.html'))}"
+        " pages)"
+    )
     if FAILED:
-        print(f"docs: {len(FAILED)} library notebook cell(s) failed (their pages show the error):", file=sys.stderr)
+        print(
+            f"docs: {len(FAILED)} library notebook cell(s) failed (their pages show the error):",
+            file=sys.stderr,
+        )
         for f in FAILED: print(f"  {f}", file=sys.stderr)
         return 1
     return 0

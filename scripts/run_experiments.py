@@ -1,7 +1,8 @@
 """Run experiment notebooks with papermill into runs/<name>/<name>.ipynb.
 
-    python scripts/run_experiments.py                        # every notebook in nbs/experiments, default parameters
-    python scripts/run_experiments.py e1_alignment -p seed 1 # one notebook, with parameters (as papermill's -p)
+    python scripts/run_experiments.py                        # every notebook in nbs/experiments,
+    default parameters python scripts/run_experiments.py e1_alignment -p seed 1 # one notebook, with
+    parameters (as papermill's -p)
 
 Parameters are parsed (YAML, as papermill's -p) and checked against each notebook's `parameters`
 cell before any kernel starts: an unknown name, a value that is not valid YAML or not of the
@@ -47,7 +48,10 @@ def unknown_parameters(nbs: list[Path], params: dict) -> list[str]:
     for nb in nbs:
         declared = declared_parameters(nb)
         unknown = [k for k in params if k not in declared]
-        if unknown: out.append(f"{nb.stem} has no parameter(s) {unknown}; its parameters: {', '.join(declared)}")
+        if unknown:
+            out.append(
+                f"{nb.stem} has no parameter(s) {unknown}; its parameters: {', '.join(declared)}"
+            )
     return out
 
 
@@ -122,25 +126,41 @@ def runs_root(runs: str) -> Path:
 
 
 def cell_labels(nb: Path) -> list[str]:
-    "A label per cell of the notebook papermill will run (the injected cell included): its section heading."
+    """A label per cell of the notebook papermill will run (the injected cell included): its section
+    heading."""
     cells = nbformat.read(nb, as_version=4).cells
     labels, section = [], "set-up"
     for c in cells:
         if c.cell_type == "markdown":
-            heading = next((l.lstrip("#").strip() for l in c.source.splitlines() if l.startswith("## ")), None)
+            heading = next(
+                (l.lstrip("#").strip() for l in c.source.splitlines() if l.startswith("## ")), None
+            )
             if heading: section = heading
         labels.append(section)
-        if "parameters" in c.metadata.get("tags", []): labels.append(section)  # papermill's injected cell
+        # papermill's injected cell
+        if "parameters" in c.metadata.get("tags", []):
+            labels.append(section)
     return labels
 
 
 class Progress:
-    "What the terminal shows of one running notebook: a bar over its cells (on a TTY) or plain log lines."
+    """What the terminal shows of one running notebook: a bar over its cells (on a TTY) or plain log
+    lines."""
     def __init__(self, name, labels, tty, every=30.0):
         self.name, self.labels, self.section, self.every, self.last = name, labels, None, every, 0.0
         fmt = "{desc}: {percentage:3.0f}%|{bar:16}| {n}/{total} [{elapsed}<{remaining}]{postfix}"
-        self.bar = tqdm(total=len(labels), desc=name, bar_format=fmt, file=sys.stdout, dynamic_ncols=True,
-                        mininterval=0.5) if tty else None
+        self.bar = (
+            tqdm(
+                total=len(labels),
+                desc=name,
+                bar_format=fmt,
+                file=sys.stdout,
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
+            if tty
+            else None
+        )
 
     def line(self, text):
         if self.bar is not None: self.bar.write(text)
@@ -158,8 +178,11 @@ class Progress:
             self.bar.update(i - self.bar.n)
 
     def inner(self, state):
-        "The notebook's own progress bar (a training loop): at the end of ours, or every `every` s as a line."
-        if self.bar is not None: self.bar.set_postfix_str(state[:70], refresh=False); self.bar.refresh()
+        """The notebook's own progress bar (a training loop): at the end of ours, or every `every` s
+        as a line."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(state[:70], refresh=False)
+            self.bar.refresh()
         elif time.time() - self.last >= self.every:
             self.last = time.time()
             self.line(f"   {state}")
@@ -182,7 +205,8 @@ class CellLog(logging.Handler):
 
 
 class Stream:
-    "A file for papermill's stdout/stderr: lines go to the terminal, progress-bar refreshes to `Progress.inner`."
+    """A file for papermill's stdout/stderr: lines go to the terminal, progress-bar refreshes to
+    `Progress.inner`."""
     def __init__(self, progress):
         self.progress, self.buf = progress, ""
 
@@ -207,9 +231,17 @@ def run_one(nb: Path, out_dir: Path, params: dict) -> tuple[bool, str]:
     rel = out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir
     ok = False
     try:
-        pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters={"out_dir": str(rel), **params},
-                            cwd=str(ROOT), kernel_name="python3", progress_bar=False, log_output=True,
-                            stdout_file=Stream(progress), stderr_file=Stream(progress))
+        pm.execute_notebook(
+            str(nb),
+            str(out_dir / nb.name),
+            parameters={"out_dir": str(rel), **params},
+            cwd=str(ROOT),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=True,
+            stdout_file=Stream(progress),
+            stderr_file=Stream(progress),
+        )
         ok = True
         return True, "done"
     except pm.PapermillExecutionError as e:
@@ -224,7 +256,9 @@ def run_one(nb: Path, out_dir: Path, params: dict) -> tuple[bool, str]:
 def summary(rows: list[dict]) -> str:
     "A plain-text table: experiment, status, wall time, target met, results path."
     head = ("experiment", "status", "wall time", "target met", "results")
-    table = [head] + [tuple(str(r[k]) for k in ("name", "status", "wall", "met", "results")) for r in rows]
+    table = [head] + [
+        tuple(str(r[k]) for k in ("name", "status", "wall", "met", "results")) for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])
@@ -233,8 +267,13 @@ def summary(rows: list[dict]) -> str:
 def result_row(nb: Path, out_dir: Path, ok: bool, seconds: float, started: float) -> dict:
     "The summary row of one notebook, from its fresh results.json when there is one."
     res = out_dir / "results.json"
-    row = {"name": nb.stem, "status": "ok" if ok else "FAILED", "wall": f"{seconds:.0f} s", "met": "—",
-           "results": "—"}
+    row = {
+        "name": nb.stem,
+        "status": "ok" if ok else "FAILED",
+        "wall": f"{seconds:.0f} s",
+        "met": "—",
+        "results": "—",
+    }
     if res.exists() and res.stat().st_mtime >= started:
         c = claim_row(json.loads(res.read_text()))
         met = {True: "yes", False: "no", None: "—"}[c["met"]]
@@ -244,10 +283,21 @@ def result_row(nb: Path, out_dir: Path, ok: bool, seconds: float, started: float
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("names", nargs="*", help="experiment names (default: all of nbs/experiments/*.ipynb)")
-    ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                    help="a parameter, its value parsed as YAML like papermill's -p")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "names", nargs="*", help="experiment names (default: all of nbs/experiments/*.ipynb)"
+    )
+    ap.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter, its value parsed as YAML like papermill's -p",
+    )
     ap.add_argument("--runs", default="runs", help="root of the run directories")
     ap.add_argument("--publish", action="store_true",
                     help="copy each finished default run into results/<name>/ (publish_results.py)")
@@ -270,7 +320,10 @@ def main(argv=None):
             failed.append(f"{nb.stem} (publish)")
     print("\n" + summary(rows), flush=True)
     if failed:
-        print(f"failed: {failed} (executed notebooks with the traceback in {args.runs}/<name>/)", file=sys.stderr)
+        print(
+            f"failed: {failed} (executed notebooks with the traceback in {args.runs}/<name>/)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

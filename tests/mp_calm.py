@@ -8,8 +8,14 @@ from mp_util import digest, trainable
 
 def check(acc):
     torch.manual_seed(0)
-    anchor, augment = tiny_llama(layers=2, hidden=16, vocab=50), tiny_llama(layers=2, hidden=16, vocab=50)
-    model = CALMModel(CALMConfig(anchor.config, [augment.config], k=1, num_heads=2), anchor=anchor, augments=[augment])
+    anchor, augment = tiny_llama(layers=2, hidden=16, vocab=50), tiny_llama(
+        layers=2, hidden=16, vocab=50
+    )
+    model = CALMModel(
+        CALMConfig(anchor.config, [augment.config], k=1, num_heads=2),
+        anchor=anchor,
+        augments=[augment],
+    )
     rows = torch.randint(3, 50, (32, 8), generator=torch.Generator().manual_seed(0))
     seen, forward = [], model.forward
     def spy(*args, **kwargs):

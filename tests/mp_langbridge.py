@@ -11,17 +11,35 @@ from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeM
 
 
 def tokenizer(n=50):
-    t = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, **{f"w{i}": i for i in range(2, n)}}, unk_token="[UNK]"))
+    t = Tokenizer(
+        models.WordLevel(
+            {"[PAD]": 0, "[UNK]": 1, **{f"w{i}": i for i in range(2, n)}}, unk_token="[UNK]"
+        )
+    )
     t.pre_tokenizer = pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=t, pad_token="[PAD]", unk_token="[UNK]", eos_token="w49")
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=t, pad_token="[PAD]", unk_token="[UNK]", eos_token="w49"
+    )
 
 
 def check(acc):
     torch.manual_seed(0)
-    enc = transformers.BertModel(transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
-                                                         num_attention_heads=2, intermediate_size=32))
-    lb = LangBridgeModel(LangBridgeConfig(), encoder=enc, lm=tiny_llama(layers=1, hidden=16, vocab=50))
-    data = [{"input": " ".join(f"w{random.Random(i * 3 + j).randint(3, 40)}" for j in range(3))} for i in range(32)]
+    enc = transformers.BertModel(
+        transformers.BertConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    )
+    lb = LangBridgeModel(
+        LangBridgeConfig(), encoder=enc, lm=tiny_llama(layers=1, hidden=16, vocab=50)
+    )
+    data = [
+        {"input": " ".join(f"w{random.Random(i * 3 + j).randint(3, 40)}" for j in range(3))}
+        for i in range(32)
+    ]
     for d in data: d["output"] = d["input"]
     collate, seen = LabelledCollator(tokenizer(), tokenizer()), []
     def spy(examples):

@@ -10,7 +10,9 @@ def check(acc):
     lm = tiny_llama(layers=1, hidden=16, vocab=50)
     g = torch.Generator().manual_seed(0)
     data = [{"input_ids": torch.randint(0, 50, (12,), generator=g)} for _ in range(32)]
-    loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     seen = []
     def loss_fn(model, batch):
         seen.append(batch["input_ids"])

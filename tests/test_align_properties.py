@@ -1,22 +1,36 @@
-"""Property tests for `lingua_nb.align` on generated inputs (no tokenizer downloads): the full-matrix DP equals the
-plain recurrence, every DP and offset path covers both sides monotonically, batches equal single calls, identical
+"""Property tests for `lingua_nb.align` on generated inputs (no tokenizer downloads): the
+full-matrix DP equals the
+plain recurrence, every DP and offset path covers both sides monotonically, batches equal single
+calls, identical
 tokenizations give the identity, and the projection keeps the teacher's probabilities as given."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lingua_nb.align import (Tokenized, dp_align, dp_align_batch, normalize_tokens, offset_align, offset_align_batch,
-                             project_topk, reference_dtw)
+from lingua_nb.align import (
+    Tokenized,
+    dp_align,
+    dp_align_batch,
+    normalize_tokens,
+    offset_align,
+    offset_align_batch,
+    project_topk,
+    reference_dtw,
+)
 
-FAST = settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 token = st.text(alphabet="ab1 .é한😀\n", min_size=0, max_size=4)
 tokens = st.lists(token, min_size=1, max_size=25)
 
 
 def covers(al, n, m):
     al.check()
-    return set(al.links[:, 0].tolist()) == set(range(n)) and set(al.links[:, 1].tolist()) == set(range(m))
+    return set(al.links[:, 0].tolist()) == set(range(n)) and set(al.links[:, 1].tolist()) == set(
+        range(m)
+    )
 
 
 @FAST
@@ -50,16 +64,25 @@ def test_identical_tokenizations_give_the_identity(s):
 
 @st.composite
 def tokenized_text(draw):
-    "A text and two tokenizations of it; either may drop whitespace-only tokens, as SentencePiece drops newlines."
+    """A text and two tokenizations of it; either may drop whitespace-only tokens, as SentencePiece
+    drops newlines."""
     text = draw(st.text(alphabet="ab \n.한😀", min_size=1, max_size=40))
     sides = []
     for _ in range(2):
-        cuts = sorted(draw(st.sets(st.integers(1, max(len(text) - 1, 1)), max_size=len(text))) - {len(text)})
+        cuts = sorted(
+            draw(st.sets(st.integers(1, max(len(text) - 1, 1)), max_size=len(text))) - {len(text)}
+        )
         bounds = [0, *cuts, len(text)]
         spans = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if a < b]
         drop = draw(st.booleans())
         spans = [(a, b) for a, b in spans if not (drop and text[a:b].isspace())] or spans[:1]
-        sides.append(Tokenized([text[a:b] for a, b in spans], np.array(spans, dtype=np.int64).reshape(-1, 2), "plain"))
+        sides.append(
+            Tokenized(
+                [text[a:b] for a, b in spans],
+                np.array(spans, dtype=np.int64).reshape(-1, 2),
+                "plain",
+            )
+        )
     return text, sides[0], sides[1]
 
 
@@ -88,13 +111,23 @@ def test_offset_links_join_tokens_sharing_a_character(case):
 @given(st.lists(st.floats(0, 1), min_size=3, max_size=3))
 def test_projection_keeps_probabilities_as_given(p):
     total = sum(p)
-    if total > 1: p = [x / total / (1 + 1e-9) for x in p]  # a top-k row is part of a distribution: it sums to <= 1
+    # a top-k row is part of a distribution: it sums to <= 1
+    if total > 1:
+        p = [x / total / (1 + 1e-9) for x in p]
     al = dp_align(["a", "b"], ["a", "b"], "plain", "plain")
     vocab = {"a": 0, "b": 1, "c": 2}
-    tg = project_topk(al, [["a", "c", "x"], ["b", "a", "c"]], [p, p], [0, 1], vocab, teacher_scheme="plain",
-                      student_scheme="plain")
+    tg = project_topk(
+        al,
+        [["a", "c", "x"], ["b", "a", "c"]],
+        [p, p],
+        [0, 1],
+        vocab,
+        teacher_scheme="plain",
+        student_scheme="plain",
+    )
     assert tg.from_teacher.tolist() == [True, True]
-    np.testing.assert_allclose(tg.probs[0, :2], np.float32(p[:2]))          # "x" is not a student token: dropped
+    # "x" is not a student token: dropped
+    np.testing.assert_allclose(tg.probs[0, :2], np.float32(p[:2]))
     np.testing.assert_allclose(tg.probs[1], np.float32(p))
 
 
@@ -103,5 +136,12 @@ def test_projection_keeps_probabilities_as_given(p):
 def test_projection_rejects_rows_above_one(p):
     al = dp_align(["a", "b"], ["a", "b"], "plain", "plain")
     with pytest.raises(ValueError, match="topk_probs rows must sum to at most 1"):
-        project_topk(al, [["a", "c", "x"], ["b", "a", "c"]], [p, p], [0, 1], {"a": 0, "b": 1, "c": 2},
-                     teacher_scheme="plain", student_scheme="plain")
+        project_topk(
+            al,
+            [["a", "c", "x"], ["b", "a", "c"]],
+            [p, p],
+            [0, 1],
+            {"a": 0, "b": 1, "c": 2},
+            teacher_scheme="plain",
+            student_scheme="plain",
+        )

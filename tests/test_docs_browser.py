@@ -42,16 +42,33 @@ def page(name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-    chrome = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
+    )
+    chrome = next(
+        (
+            shutil.which(n)
+            for n in ("chromium", "chromium-browser", "google-chrome")
+            if shutil.which(n)
+        ),
+        None,
+    )
     driver = shutil.which("chromedriver")
     if not chrome or not driver:
-        pytest.skip("no Chromium/chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "no Chromium/chromedriver on PATH (Debian: apt-get install chromium chromium-driver)"
+        )
     if not (DOCS / "index.html").exists():
         pytest.skip("no _docs/index.html: build the site first (python scripts/build_docs.py)")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chrome
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+    ):
         opts.add_argument(arg)
     b = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver))
     b.set_page_load_timeout(60)
@@ -60,10 +77,12 @@ def browser():
 
 
 def open_page(b, page: Path, shot: str):
-    "Load `page`, wait for every image, save a full-page screenshot; return [(src, naturalWidth)] of its images."
+    """Load `page`, wait for every image, save a full-page screenshot; return [(src, naturalWidth)]
+    of its images."""
     b.get(page.as_uri())
     b.execute_async_script("""const done = arguments[arguments.length - 1];
-        Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))
+        Promise.all([...document.images].map(
+            i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))
                .then(() => done());""")
     out = Path(os.environ.get("LINGUA_NB_SCREENSHOTS") or DOCS.parent / "_proc" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
@@ -71,12 +90,16 @@ def open_page(b, page: Path, shot: str):
     b.set_window_size(1280, min(max(height, 800), 12000))
     b.save_screenshot(str(out / f"{shot}.png"))
     b.set_window_size(1280, 1000)
-    return b.execute_script("return [...document.images].map(i => [i.src.slice(0, 120), i.naturalWidth])")
+    return b.execute_script(
+        "return [...document.images].map(i => [i.src.slice(0, 120), i.naturalWidth])"
+    )
 
 
 def test_index_has_results_table(browser):
     images = open_page(browser, DOCS / "index.html", "index")
-    assert all(w > 0 for _, w in images), f"images that did not load: {[s for s, w in images if w == 0]}"
+    assert all(
+        w > 0 for _, w in images
+    ), f"images that did not load: {[s for s, w in images if w == 0]}"
     heads = browser.execute_script("""return [...document.querySelectorAll('table')].map(
         t => [...t.querySelectorAll('th')].map(th => th.textContent.trim().toLowerCase()))""")
     if executed_pages():
@@ -96,12 +119,18 @@ def test_executed_experiment_pages_show_their_figures(browser):
         images = open_page(browser, DOCS / "experiments" / f"{name}.html", name)
         res = results_of(name)
         loaded = [s for s, w in images if w > 0]
-        assert len(loaded) == len(images), f"{name}: images that did not load: {[s for s, w in images if w == 0]}"
+        assert len(loaded) == len(
+            images
+        ), f"{name}: images that did not load: {[s for s, w in images if w == 0]}"
         figures = res.get("figures", [])
         assert len(loaded) >= len(figures), f"{name}: {len(figures)} figures, {len(loaded)} shown"
         text = browser.find_element("tag name", "body").text
-        assert "Paper:" in text and "Ours:" in text and "Target:" in text, f"{name}: no headline lines"
-        assert str(ROOT) not in browser.page_source, f"{name}: the page shows this checkout's absolute path"
+        assert (
+            "Paper:" in text and "Ours:" in text and "Target:" in text
+        ), f"{name}: no headline lines"
+        assert (
+            str(ROOT) not in browser.page_source
+        ), f"{name}: the page shows this checkout's absolute path"
         commit = (res.get("versions") or {}).get("git_commit")
         if commit: assert f"Produced by commit {commit[:10]}" in text, f"{name}: no provenance line"
 

@@ -1,4 +1,5 @@
-"""Every library notebook runs under nbdev's own test runner (cells flagged `slow`/`notest` skipped), one test each;
+"""Every library notebook runs under nbdev's own test runner (cells flagged `slow`/`notest`
+skipped), one test each;
 every experiment notebook runs end to end through papermill in smoke mode."""
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def test_library_notebook(nb):
 @pytest.mark.parametrize("nb", EXPERIMENT_NBS, ids=[p.stem for p in EXPERIMENT_NBS])
 def test_experiment_smoke(nb, tmp_path):
     out_dir = tmp_path / nb.stem
-    pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters={"smoke": True, "out_dir": str(out_dir)},
-                        cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+    pm.execute_notebook(
+        str(nb),
+        str(tmp_path / nb.name),
+        parameters={"smoke": True, "out_dir": str(out_dir)},
+        cwd=str(ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+    )
     assert (out_dir / "results.json").exists(), "an experiment must write results.json"

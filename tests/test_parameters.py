@@ -1,5 +1,7 @@
-"""Experiment parameters as papermill sees them: `papermill --help-notebook` lists every parameter with its type,
-default and comment, and an unknown `-p` name fails fast, through scripts/run_experiments.py and through papermill."""
+"""Experiment parameters as papermill sees them: `papermill --help-notebook` lists every parameter
+with its type,
+default and comment, and an unknown `-p` name fails fast, through scripts/run_experiments.py and
+through papermill."""
 import ast
 import subprocess
 import sys
@@ -15,12 +17,17 @@ PAPERMILL = Path(sys.executable).parent / "papermill"
 sys.path.insert(0, str(ROOT / "scripts"))
 import run_experiments  # noqa: E402
 
-# Parameters cells still without type annotations (`name: int = 3  # comment`); remove a name once annotated.
+# Parameters cells still without type annotations (`name: int = 3  # comment`); remove a name once
+# annotated.
 UNANNOTATED: set[str] = set()
 
 
 def parameters_cell(nb: Path) -> str:
-    return next(c.source for c in nbformat.read(nb, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    return next(
+        c.source
+        for c in nbformat.read(nb, as_version=4).cells
+        if "parameters" in c.metadata.get("tags", [])
+    )
 
 
 def assigned(source: str) -> dict[str, str]:
@@ -33,20 +40,38 @@ def assigned(source: str) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("nb", [pytest.param(p, marks=pytest.mark.xfail(reason="parameters cell not annotated yet"))
-                                if p.stem in UNANNOTATED else p for p in EXPERIMENT_NBS],
-                         ids=[p.stem for p in EXPERIMENT_NBS])
+@pytest.mark.parametrize(
+    "nb",
+    [
+        (
+            pytest.param(p, marks=pytest.mark.xfail(reason="parameters cell not annotated yet"))
+            if p.stem in UNANNOTATED
+            else p
+        )
+        for p in EXPERIMENT_NBS
+    ],
+    ids=[p.stem for p in EXPERIMENT_NBS],
+)
 def test_help_notebook_lists_every_parameter(nb):
     declared = assigned(parameters_cell(nb))
-    res = subprocess.run([str(PAPERMILL), "--help-notebook", str(nb)], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [str(PAPERMILL), "--help-notebook", str(nb)], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert "Unable to parse" not in res.stdout + res.stderr, res.stdout + res.stderr
     inspected = pm.inspect_notebook(str(nb))
-    assert list(inspected) == list(declared), "papermill reads other names than the parameters cell assigns"
+    assert list(inspected) == list(
+        declared
+    ), "papermill reads other names than the parameters cell assigns"
     for name, default in declared.items():
         p = inspected[name]
-        assert p["inferred_type_name"] not in ("None", ""), f"{nb.stem}: {name} has no type annotation"
-        assert p["default"] == default, f"{nb.stem}: {name} default {p['default']!r}, cell says {default!r}"
+        assert p["inferred_type_name"] not in (
+            "None",
+            "",
+        ), f"{nb.stem}: {name} has no type annotation"
+        assert (
+            p["default"] == default
+        ), f"{nb.stem}: {name} default {p['default']!r}, cell says {default!r}"
         assert p["help"], f"{nb.stem}: {name} has no comment"
         assert f"{name}: {p['inferred_type_name']} (default {default})" in res.stdout
 
@@ -62,9 +87,14 @@ def test_run_experiments_rejects_unknown_parameter(capsys):
 def test_papermill_rejects_unknown_parameter(tmp_path):
     nb = ROOT / "nbs" / "experiments" / "e4_calm_kv.ipynb"
     with pytest.raises(pm.PapermillExecutionError) as e:
-        pm.execute_notebook(str(nb), str(tmp_path / nb.name), cwd=str(ROOT), kernel_name="python3",
-                            parameters={"steps": -3, "smoke": True, "out_dir": str(tmp_path / "run")},
-                            progress_bar=False)
+        pm.execute_notebook(
+            str(nb),
+            str(tmp_path / nb.name),
+            cwd=str(ROOT),
+            kernel_name="python3",
+            parameters={"steps": -3, "smoke": True, "out_dir": str(tmp_path / "run")},
+            progress_bar=False,
+        )
     assert e.value.ename == "ValueError"
     assert "unknown parameter(s) ['steps']; the parameters of e4_calm_kv are:" in e.value.evalue
     assert not (tmp_path / "run").exists(), "the check must come before the run directory is made"
