@@ -36,7 +36,8 @@ from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeM
 from lingua_nb.align import (Alignment, TokenBatch, align, align_batch, dp_align, dp_align_batch,
                              offset_align_batch)
 from lingua_nb.align_engine import edit_distance, myers, pair_cost
-from lingua_nb.assets import load_tokenizer
+from lingua_nb.assets import (cached_build, join_gguf, load_causal_lm, load_encoder,
+                              load_tokenizer)
 from lingua_nb.calm import encode_across, generate_across
 from lingua_nb.contrastive import ContrastiveModel, layer_cosines, retrieval_at_1, train_contrastive
 from lingua_nb.core import (atomic_path, batched, check_ids, check_strings, check_tensor, get_dtype,
@@ -1193,4 +1194,182 @@ def test_writer_killed_at_each_stage_leaves_old_or_new(tmp_path, writer):
     for s in stages:
         assert s["signal"] == 9, f"the writer was not killed at {s['stage']}: {s}"
         assert s["loaded"] == KILL_EXPECTED[s["stage"]], s
+    assert left == [], f"leftovers after the next save: {left}"
+
+
+# -------------------------------------------- assets, teacher, distill, corpora
+def ok_build(p):
+    (p / "weights.bin").write_text("full")
+
+
+def tokenizer_dir_cut_short(ctx):
+    d = ctx.tmp / "tok_cut"
+    if not d.exists():
+        tiny_tokenizer().save_pretrained(d)
+        w = d / "tokenizer.json"
+        w.write_bytes(w.read_bytes()[:200])
+    return d
+
+
+def tiny_gguf_spec():
+    from lingua_nb.assets import GGUFParts
+    return GGUFParts("t.gguf", "1", (("a", "p0", "0" * 64),), "0" * 64, 1)
+
+
+ASSETS_CASES = [
+    (
+        "assets cached_build outside the cache",
+        "data loss",
+        lambda c: cached_build("../x", ok_build),
+        ValueError,
+        "key must be one directory name",
+    ),
+    (
+        "assets cached_build key not a string",
+        "cryptic",
+        lambda c: cached_build(3, ok_build),
+        TypeError,
+        "key must be a string",
+    ),
+    (
+        "assets cached_build build not callable",
+        "cryptic",
+        lambda c: cached_build("x", "build"),
+        TypeError,
+        "build must be callable",
+    ),
+    (
+        "assets join_gguf one path",
+        "cryptic",
+        lambda c: join_gguf(tiny_gguf_spec(), c.tmp / "t.gguf", str(c.tmp / "a_file")),
+        TypeError,
+        "paths must be a list",
+    ),
+    (
+        "assets join_gguf chunk 0",
+        "silent",
+        lambda c: join_gguf(tiny_gguf_spec(), c.tmp / "t.gguf", [c.tmp / "a_file"], chunk=0),
+        ValueError,
+        "chunk must be a positive",
+    ),
+    (
+        "assets join_gguf spec",
+        "cryptic",
+        lambda c: join_gguf("t.gguf", c.tmp / "t.gguf"),
+        TypeError,
+        "spec must be a GGUFParts",
+    ),
+    (
+        "assets causal LM from an encoder",
+        "silent",
+        lambda c: load_causal_lm(c.tmp / "enc"),
+        ValueError,
+        "not a causal LM",
+    ),
+    (
+        "assets encoder safetensors cut short",
+        "cryptic",
+        lambda c: load_encoder(spoiled_copy(c, "enc", truncated)),
+        ValueError,
+        "model.safetensors is not a whole safetensors file",
+    ),
+    (
+        "assets tokenizer.json cut short",
+        "cryptic",
+        lambda c: load_tokenizer(tokenizer_dir_cut_short(c)),
+        ValueError,
+        "tokenizer.json",
+    ),
+]
+NEW_MODULE_CASES = ASSETS_CASES
+
+
+@pytest.mark.parametrize(
+    "call,exc,contains",
+    [c[2:] for c in NEW_MODULE_CASES],
+    ids=[c[0] for c in NEW_MODULE_CASES],
+)
+def test_new_module_bad_input(ctx, call, exc, contains):
+    with pytest.raises(exc) as info:
+        call(ctx)
+    assert type(info.value) is exc, (
+        f"expected {exc.__name__}, got {type(info.value).__name__}: {info.value}"
+    )
+    assert contains in str(info.value), f"{contains!r} not in {str(info.value)!r}"
+
+
+def test_new_module_tables_cover_each_module():
+    modules = {c[0].split()[0] for c in NEW_MODULE_CASES}
+    assert {"assets"} <= modules, modules
+
+
+def test_cache_entry_failing_its_manifest_is_rebuilt(tmp_path, monkeypatch):
+    "A vanished tokenizer_config.json, a file cut short, an entry from before manifests: rebuilt."
+    monkeypatch.setenv("LINGUA_NB_CACHE", str(tmp_path))
+    builds = []
+
+    def build(p):
+        builds.append(1)
+        tiny_tokenizer().save_pretrained(p)
+
+    entry = cached_build("tok", build)
+    eos_before = transformers.AutoTokenizer.from_pretrained(entry).pad_token
+    (entry / "tokenizer_config.json").unlink()
+    assert cached_build("tok", build) == entry and len(builds) == 2
+    assert transformers.AutoTokenizer.from_pretrained(entry).pad_token == eos_before == "[PAD]"
+    w = entry / "tokenizer.json"
+    w.write_bytes(w.read_bytes()[:100])
+    cached_build("tok", build)
+    assert len(builds) == 3 and json.loads(w.read_text())
+    (entry / "manifest.json").unlink()  # written before manifests existed: rebuilt once
+    cached_build("tok", build)
+    cached_build("tok", build)
+    assert len(builds) == 4 and (entry / "manifest.json").exists()
+    assert sorted(os.listdir(tmp_path)) == ["tok"]
+
+
+def test_join_gguf_keeps_a_good_output_when_a_part_is_corrupt(tmp_path):
+    import hashlib
+    from lingua_nb.assets import GGUFParts
+    parts = [tmp_path / f"p{i}" for i in range(3)]
+    for i, p in enumerate(parts):
+        p.write_bytes(bytes([i]) * 1000)
+    sums = [hashlib.sha256(p.read_bytes()).hexdigest() for p in parts]
+    whole = b"".join(p.read_bytes() for p in parts)
+    spec = GGUFParts("t.gguf", "1", tuple((f"k{i}", p.name, s) for i, (p, s) in
+                                          enumerate(zip(parts, sums))),
+                     hashlib.sha256(whole).hexdigest(), len(whole))
+    out = join_gguf(spec, tmp_path / "t.gguf", parts)
+    parts[2].write_bytes(b"\x09" * 1000)
+    with pytest.raises(ValueError, match="has sha256"):
+        join_gguf(spec, out, parts)
+    assert out.read_bytes() == whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p0", "p1", "p2", "t.gguf"]
+
+
+KILL_EXPECTED_NEW = {
+    "gguf": {"replace-before": "old", "replace-after": "new"},
+    "cache": {"exchange-before": "rebuilt", "exchange-after": "new", "rename-1": "rebuilt",
+              "rename-2": "rebuilt", "remove-old": "new", "build": "rebuilt"},
+}
+
+
+@pytest.mark.parametrize("writer", ["gguf", "cache"])
+def test_asset_writer_killed_at_each_stage_leaves_old_new_or_rebuilt(tmp_path, writer):
+    "SIGKILL at each stage of join_gguf or of a cache build: never a spoiled file or entry."
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "kill_writers.py"), writer, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    stages, left = lines[:-1], lines[-1]["left"]
+    assert [s["stage"] for s in stages] == list(KILL_EXPECTED_NEW[writer]), r.stdout
+    for s in stages:
+        assert s["signal"] == 9, f"the writer was not killed at {s['stage']}: {s}"
+        assert s["loaded"] == KILL_EXPECTED_NEW[writer][s["stage"]], s
     assert left == [], f"leftovers after the next save: {left}"
