@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,8 @@ from tqdm.auto import tqdm
 
 from .align import SCHEMES, detect_scheme, guess_scheme, token_surface
 from .assets import cached_build
-from .core import atomic_path, check_positive, positions_from_mask
+from .core import (atomic_path, check_choice, check_positive, check_range, check_tensor,
+                            positions_from_mask)
 
 # %% auto #0
 __all__ = ['TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'cached_records', 'record_stats',
@@ -92,25 +94,39 @@ class TeacherRecord:
         return cls(steps, d.get("scheme", "plain"), d.get("prompt"), d.get("source", ""))
 
 # %% ../nbs/21_teacher.ipynb #c010
+_COUNT = "teacher_records"  # the key of the first line, which holds how many records follow
+
 def write_teacher_records(records: Sequence[TeacherRecord],  # the records
                           path: str | Path,  # a .jsonl file (overwritten)
                          ) -> Path:
-    "Write records as JSONL, one record per line; every record is checked before the old file is replaced."
+    "Write records as JSONL after a line holding their count; every record is checked before the old file is replaced."
+    if isinstance(records, (str, bytes, Mapping, TeacherRecord)):
+        raise TypeError(f"records must be a list of TeacherRecord, got {type(records).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
     path, lines = Path(path), []
     for k, r in enumerate(records):
         if not isinstance(r, TeacherRecord): raise TypeError(f"records[{k}] must be a TeacherRecord, got {type(r).__name__}")
         try: lines.append(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
         except ValueError as e: raise ValueError(f"records[{k}] holds a NaN or infinite logprob ({e})") from e
-    with atomic_path(path) as tmp: tmp.write_text("".join(lines), encoding="utf-8")
+    head = json.dumps({_COUNT: len(lines)}) + "\n"
+    with atomic_path(path) as tmp: tmp.write_text(head + "".join(lines), encoding="utf-8")
     return path
 
 def read_teacher_records(path: str | Path) -> list[TeacherRecord]:
-    "Read records written by `write_teacher_records`."
-    out = []
+    "Read records written by `write_teacher_records`; a file holding fewer records than its count is an error."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    out, count = [], None
     for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip(): continue
-        try: out.append(TeacherRecord.from_dict(json.loads(line)))
+        try: d = json.loads(line)
+        except ValueError as e: raise ValueError(f"{path}: line {i} is not a teacher record ({e})") from e
+        if i == 1 and isinstance(d, dict) and set(d) == {_COUNT}: count = d[_COUNT]; continue
+        try: out.append(TeacherRecord.from_dict(d))
         except (KeyError, TypeError, ValueError) as e: raise ValueError(f"{path}: line {i} is not a teacher record ({e})") from e
+    if count is not None and count != len(out):
+        raise ValueError(f"{path}: holds {len(out)} records, its first line says {count}: the file is cut short")
     return out
 
 def cached_records(key: Mapping,  # what determines the records (teacher, texts or data, parameters), JSON-able
@@ -212,6 +228,8 @@ def records_from_response(response: Mapping,  # one parsed chat or completions r
                           scheme: str = "auto",  # token spelling, or "auto" to guess it from the tokens
                          ) -> list[TeacherRecord]:
     "One `TeacherRecord` per choice of an OpenAI-compatible response with logprobs."
+    if not isinstance(where, str): raise TypeError(f"where must be a string, got {type(where).__name__}")
+    check_choice("scheme", scheme, ("auto", *SCHEMES))
     prefix = ""
     if isinstance(response, Mapping) and isinstance(response.get("response"), Mapping) and "body" in response["response"]:
         response, prefix = response["response"]["body"], "response.body."
@@ -241,6 +259,9 @@ def read_openai_logprobs(path: str | Path,  # a .json file (a response or a list
                          scheme: str = "auto",  # token spelling, or "auto" to guess it per record
                         ) -> list[TeacherRecord]:
     "Read OpenAI-compatible responses with logprobs (chat or legacy completions) from JSON or JSONL."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a .json or .jsonl file path, got {type(path).__name__}")
+    check_choice("scheme", scheme, ("auto", *SCHEMES))
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
@@ -257,8 +278,9 @@ def read_openai_logprobs(path: str | Path,  # a .json file (a response or a list
 
 # %% ../nbs/21_teacher.ipynb #c021
 def _check_texts(name: str, texts) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
-        raise ValueError(f"{name} must be a non-empty list of strings, got {type(texts).__name__}")
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a non-empty list of strings, got {type(texts).__name__}")
+    if not texts: raise ValueError(f"{name} must be a non-empty list of strings, got an empty one")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None: raise ValueError(f"{name}[{bad}] must be a string, got {type(texts[bad]).__name__}")
     return list(texts)
@@ -307,6 +329,10 @@ def sparse_sample(logp: torch.Tensor,  # (..., V) log-probabilities, e.g. a teac
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     "Unbiased sparse targets: per row the distinct tokens of `n` draws and log(count / n), most drawn first; (..., n) log-weights (-inf unused) and ids (-1 unused)."
     check_positive(n=n)
+    check_tensor("logp", logp, finite=False)
+    if logp.dim() < 1 or logp.shape[-1] < 1 or logp.isnan().any() or (logp > 1e-4).any():
+        raise ValueError(f"logp must hold log-probabilities (no NaN, none above 0) over a last axis "
+                         f"of tokens, got shape {tuple(logp.shape)}")
     flat = logp.detach().reshape(-1, logp.shape[-1]).float()
     draws = torch.multinomial(flat.exp(), n, replacement=True, generator=generator).sort(-1).values  # (R, n)
     first = torch.ones_like(draws, dtype=torch.bool); first[:, 1:] = draws[:, 1:] != draws[:, :-1]
@@ -334,6 +360,7 @@ def teacher_topk(model,  # a causal LM (`transformers` `*ForCausalLM`)
     texts = _check_texts("texts", texts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
     check_positive(batch_size=batch_size); check_positive(allow_none=True, max_tokens=max_tokens, rs_samples=rs_samples)
+    check_range(kind=int, seed=seed)
     text_ids = [ids[:max_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     _check_vocab(model, tokenizer, "texts", text_ids)
     empty = next((i for i, t in enumerate(text_ids) if not t), None)
@@ -386,6 +413,7 @@ def cached_teacher_topk(model,  # a causal LM
                        ) -> list[TeacherRecord]:
     "`teacher_topk` computed once per teacher, texts, prompts and sampling parameters, and read back from the cache afterwards."
     if not isinstance(key, Mapping) or not key: raise ValueError("key must be a non-empty mapping (the teacher's name, ...)")
+    texts, prompts = _check_texts("texts", texts), _check_texts("prompts", prompts)
     full = dict(key) | {"prompts": list(prompts), "texts": list(texts)} | ({"rs_samples": rs_samples, "seed": seed} if rs_samples else {"k": k})
     return cached_records(full, lambda: teacher_topk(model, tokenizer, texts, k=k, prompts=prompts, batch_size=batch_size,
                                                      rs_samples=rs_samples, seed=seed, progress=progress))
@@ -406,8 +434,9 @@ def sample_teacher_topk(model,  # a causal LM
     "Sample continuations and record per step the sampled token and the top-k (token, logprob), up to end-of-sequence."
     prompts = _check_texts("prompts", prompts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
-    if not _is_num(temperature) or temperature < 0: raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
-    check_positive(max_new_tokens=max_new_tokens)
+    check_range(0, temperature=temperature)
+    check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    check_range(kind=int, seed=seed)
     dev, scheme, pad = next(model.parameters()).device, _scheme_of(tokenizer), _pad_id(tokenizer)
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     empty = next((i for i, p in enumerate(prompt_ids) if not p), None)
