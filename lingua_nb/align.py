@@ -769,6 +769,7 @@ class SparseTargets(NamedTuple):
     ids: np.ndarray  # (m, k) int64 student token ids, −1 where unused
     probs: np.ndarray  # (m, k) float32 probabilities, 0 where unused
     from_teacher: np.ndarray  # (m,) bool: True where the teacher's candidates were kept, False for one-hot rows
+    dropped: np.ndarray | None = None  # (m,) teacher probability of candidates the student cannot spell (dropped)
 
     def to_dense(self, vocab_size: int) -> np.ndarray:
         "(m, vocab_size) dense target matrix."
@@ -803,6 +804,26 @@ def _student_index(vocab, scheme, unicode_form) -> _StudentIndex:
     return index
 
 
+def _check_student_ids(student_ids, student_vocab, m: int) -> np.ndarray:
+    "(m,) int64 ids, each an id of the student vocabulary (a tokenizer or a token → id mapping)."
+    if isinstance(student_ids, (str, bytes)):
+        raise TypeError(f"student_ids must be a list of token ids, got one string {student_ids[:30]!r}")
+    try: ids = np.asarray(student_ids)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise TypeError(f"student_ids must be a list of token ids, got {type(student_ids).__name__}") from e
+    if ids.size and ids.dtype.kind not in "iu":
+        raise TypeError(f"student_ids must hold integer token ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    if ids.shape != (m,):
+        raise ValueError(f"student_ids must have one id per student token ({m}), got shape {ids.shape}")
+    if hasattr(student_vocab, "convert_ids_to_tokens"): size = len(student_vocab)
+    elif isinstance(student_vocab, Mapping): size = max(student_vocab.values(), default=-1) + 1
+    else: size = None  # `_student_index` names the wrong type
+    if size is not None and m and (ids.min() < 0 or ids.max() >= size):
+        bad = int(ids[(ids < 0) | (ids >= size)][0])
+        raise ValueError(f"student_ids holds the id {bad}, outside the student vocabulary [0, {size})")
+    return ids
+
 def project_topk(alignment: Alignment,  # teacher (src) → student (tgt) alignment with normalised strings
                  topk_tokens: Sequence[Sequence[str | int | None]],  # (n_teacher, k) candidates: strings, or ids with teacher_vocab; None pads
                  topk_probs: Sequence[Sequence[float]] | np.ndarray,  # (n_teacher, k) candidate probabilities
@@ -828,8 +849,7 @@ def project_topk(alignment: Alignment,  # teacher (src) → student (tgt) alignm
     if (probs < 0).any() or (probs > 1 + 1e-6).any(): raise ValueError("topk_probs must lie in [0, 1]")
     if len(probs) and probs.shape[1] and probs.sum(1).max() > 1 + 1e-3:  # rounded probabilities may add up to a bit above 1
         raise ValueError(f"topk_probs rows must sum to at most 1, got a row summing to {probs.sum(1).max():.4g}")
-    student_ids = np.asarray(student_ids, dtype=np.int64)
-    if student_ids.shape != (m,): raise ValueError(f"student_ids must have one id per student token ({m}), got shape {student_ids.shape}")
+    student_ids = _check_student_ids(student_ids, student_vocab, m)
     if teacher_vocab is not None and hasattr(teacher_vocab, "convert_ids_to_tokens"):
         id2tok = lambda i: teacher_vocab.convert_ids_to_tokens(int(i))
     elif teacher_vocab is not None: id2tok = lambda i: teacher_vocab[int(i)]
@@ -848,7 +868,7 @@ def project_topk(alignment: Alignment,  # teacher (src) → student (tgt) alignm
     k = max(probs.shape[1], 1)
     ids = np.full((m, k), -1, np.int64); out = np.zeros((m, k), np.float32)
     ids[:, 0] = student_ids; out[:, 0] = 1.0
-    soft = np.zeros(m, bool)
+    soft, dropped = np.zeros(m, bool), np.zeros(m, np.float32)
     for (si, ti), (a, b) in zip(alignment.links[alignment.span_starts].tolist(), alignment.span_sizes.tolist()):
         if a != 1 or b != 1 or alignment.src_norm[si] != alignment.tgt_norm[ti]: continue
         kept, seen = [], set()
@@ -856,12 +876,13 @@ def project_topk(alignment: Alignment,  # teacher (src) → student (tgt) alignm
             if c is None: continue
             surface = token_surface(c, ts)
             sid = index.lookup(normalize_token(c, ts, unicode_form), surface[:1].isspace())
-            if sid is not None and sid not in seen: seen.add(sid); kept.append((sid, p))
-        if not kept: continue
+            if sid is None: dropped[ti] += p
+            elif sid not in seen: seen.add(sid); kept.append((sid, p))
+        if not kept: dropped[ti] = 0; continue
         ids[ti] = -1; out[ti] = 0
         ids[ti, :len(kept)] = [x for x, _ in kept]; out[ti, :len(kept)] = [p for _, p in kept]
         soft[ti] = True
-    return SparseTargets(ids, out, soft)
+    return SparseTargets(ids, out, soft, dropped)
 
 # %% ../nbs/10_align.ipynb #c111
 def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:

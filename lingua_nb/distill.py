@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from transformers import T5Config, T5ForConditionalGeneration
 
 from .align import Tokenized, align_batch, project_topk, surface_offsets
-from .core import check_positive, count_parameters
+from .core import (check_choice, check_positive, check_probability, check_range, check_strings,
+                            count_parameters)
 from .teacher import TeacherRecord, _check_texts, _scheme_of
 from .train import History, train_loop
 
@@ -132,6 +133,8 @@ def topk_distill_loss(student_logits: torch.Tensor,  # (b, t, V) student logits
     "Fu et al.'s top-k distribution-matching loss Σ p·log(p/(q+eps)+eps) from gathered log-softmax values."
     _check_targets(student_logits, target_ids, target_probs, mask)
     if reduction not in ("mean", "sum", "none"): raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    check_range(0, lo_open=True, eps=eps)
+    check_positive(chunk_elems=chunk_elems)
     V = student_logits.shape[-1]
     m = mask.bool()
     if validate: _validate_values(target_ids, target_probs, m, V)
@@ -172,7 +175,9 @@ def sample_matching_loss(student_logits: torch.Tensor,  # (b, t, V) student logi
     ids = torch.where(m, target_ids, torch.zeros_like(target_ids)).long()
     V = student_logits.shape[-1]
     if ((ids < 0) | (ids >= V))[m].any(): raise ValueError(f"target_ids must be token ids in [0, {V}) at masked-in positions")
-    logq, _ = gathered_log_softmax(student_logits, ids.unsqueeze(-1), inplace_grad=inplace_grad)
+    logq, lse = gathered_log_softmax(student_logits, ids.unsqueeze(-1), inplace_grad=inplace_grad)
+    if not torch.isfinite(lse[m]).all():
+        raise ValueError("student_logits has NaN or infinite values at masked-in positions")
     nll = torch.where(m, -logq.squeeze(-1), torch.zeros_like(logq.squeeze(-1)))  # (b, t)
     if reduction == "none": return nll
     return nll.sum() if reduction == "sum" else nll.sum() / m.sum()
@@ -185,6 +190,11 @@ def dense_distill_loss(student_logits: torch.Tensor,  # (b, t, V)
                        eps: float = 1e-10,
                       ) -> torch.Tensor:
     "Reference: the same loss through a dense (b, t, V) teacher tensor and a full log-softmax (for tests and benchmarks)."
+    _check_targets(student_logits, target_ids, target_probs, mask)
+    _validate_values(target_ids, target_probs, mask.bool(), student_logits.shape[-1])
+    check_range(0, lo_open=True, eps=eps)
+    if not torch.isfinite(student_logits[mask.bool()]).all():
+        raise ValueError("student_logits has NaN or infinite values at unmasked positions")
     p = torch.zeros_like(student_logits, dtype=torch.promote_types(student_logits.dtype, torch.float32))
     p.scatter_add_(-1, target_ids.clamp(min=0).long(), (target_probs * (target_ids >= 0)).to(p.dtype))  # (b, t, V)
     if renormalize: p = p / p.sum(-1, keepdim=True)
@@ -223,6 +233,8 @@ def student_targets(records: Sequence[TeacherRecord],  # teacher records (one pe
     bad = next((i for i, r in enumerate(records) if not isinstance(r, TeacherRecord) or not len(r)), None)
     if bad is not None: raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
     if method not in ("auto", "dp"): raise ValueError(f"method must be 'auto' or 'dp', got {method!r}")
+    check_positive(allow_none=True, k=k)
+    check_range(0, kind=int, allow_none=True, decimals=decimals)
     texts = [r.text for r in records]
     s_ids, students = _student_side(texts, student_tokenizer)
     empty = next((i for i, t in enumerate(s_ids) if not t), None)
@@ -294,6 +306,8 @@ class SubVocab:
                 ):
         specials = [tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id]
         if any(s is None for s in specials): raise ValueError("tokenizer must define pad, eos and unk tokens")
+        if isinstance(keep_ids, (str, bytes)) or not isinstance(keep_ids, Iterable):
+            raise TypeError(f"keep_ids must be an iterable of token ids, got {type(keep_ids).__name__}")
         keep = sorted({int(i) for i in keep_ids} - set(specials))
         if keep and (keep[0] < 0 or keep[-1] >= len(tokenizer)): raise ValueError(f"keep_ids must be ids in [0, {len(tokenizer)})")
         self.tokenizer = tokenizer
@@ -305,7 +319,7 @@ class SubVocab:
     @classmethod
     def from_texts(cls, tokenizer, texts: Iterable[str], extra_ids: Iterable[int] = ()) -> "SubVocab":
         "Keep every id the tokenizer produces for `texts`, plus `extra_ids`."
-        texts = list(texts)
+        texts = check_strings("texts", texts, allow_empty=True)
         ids = {i for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in row} if texts else set()
         return cls(tokenizer, ids | {int(i) for i in extra_ids})
 
@@ -324,7 +338,8 @@ class SubVocab:
 
     def encode(self, texts: Sequence[str], add_eos: bool = True) -> list[list[int]]:
         "Compact ids of each text (XLM-R tokenisation, no BOS), with eos appended."
-        rows = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        texts = check_strings("texts", texts, allow_empty=True)
+        rows = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         return [self.to_compact(r).tolist() + ([self.eos_id] if add_eos else []) for r in rows]
 
     def decode(self, compact_ids: Sequence[int]) -> str:
@@ -412,6 +427,8 @@ def encode_for_student(formatted: datasets.Dataset,  # from `build_formats`
                        max_source_tokens: int | None = None,  # truncate encoder inputs (from the left: keeps the question)
                       ) -> datasets.Dataset:
     "Add input_ids, labels and per-position top-k targets (compact ids, probabilities) to a formatted dataset."
+    check_positive(k=k)
+    check_positive(allow_none=True, max_source_tokens=max_source_tokens)
     if targets is not None and len(targets) <= max(formatted["row"]):
         raise ValueError(f"targets must hold an entry for every row (at least {max(formatted['row']) + 1}), got {len(targets)}")
     srcs = subvocab.encode(formatted["source"], add_eos=True)
@@ -556,6 +573,9 @@ def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(
               ) -> T5ForConditionalGeneration:
     "A randomly initialised encoder-decoder with FlanT5's (T5 v1.1, gated-GELU) architecture, built from a config."
     check_positive(vocab_size=vocab_size, d_model=d_model, num_layers=num_layers, d_ff=d_ff, num_heads=num_heads)
+    check_positive(allow_none=True, num_decoder_layers=num_decoder_layers)
+    check_probability(dropout=dropout)
+    check_range(kind=int, seed=seed)
     if vocab_size < 3: raise ValueError(f"vocab_size must be at least 3 (pad, eos, unk), got {vocab_size}")
     if d_model % num_heads: raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
     cfg = T5Config(vocab_size=vocab_size, d_model=d_model, d_kv=d_model // num_heads, d_ff=d_ff, num_layers=num_layers,
@@ -595,8 +615,16 @@ def train_student(model,  # a seq2seq student (e.g. `t5_student`) or a causal LM
                   **train_kwargs,  # passed to `lingua_nb.train.train_loop` (grad_accum, mixed_precision, accelerator, ...)
                  ) -> History:
     "Train a student by distribution or sample matching through `train_loop`; return its `History` (losses, `evals`)."
-    if objective not in ("dm", "sm"): raise ValueError(f"objective must be 'dm' or 'sm', got {objective!r}")
+    check_choice("objective", objective, ("dm", "sm"))
     check_positive(steps=steps, batch_size=batch_size)
+    check_positive(kind=float, lr=lr)
+    check_range(0, kind=int, warmup=warmup, eval_every=eval_every)
+    check_range(0, weight_decay=weight_decay)
+    check_positive(kind=float, allow_none=True, max_grad_norm=max_grad_norm)
+    check_range(kind=int, seed=seed)
+    if not isinstance(dataset, datasets.Dataset):
+        raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
+    if not callable(collator): raise TypeError(f"collator must be callable, got {type(collator).__name__}")
     if len(dataset) == 0: raise ValueError("dataset is empty")
     if "format" not in dataset.column_names: raise ValueError("dataset needs a 'format' column (see build_formats)")
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=FormatBatchSampler(dataset["format"], batch_size, seed), collate_fn=collator)
@@ -612,6 +640,7 @@ def evaluate_nll(model,  # a seq2seq student
                  batch_size: int = 32,  # rows per forward pass
                 ) -> float:
     "Token-averaged negative log-likelihood of the gold labels (`</s>` included)."
+    check_positive(batch_size=batch_size)
     if len(dataset) == 0: raise ValueError("dataset is empty")
     was_training, dev = model.training, next(model.parameters()).device
     model.eval()
@@ -635,6 +664,8 @@ def generate_texts(model,  # a seq2seq student
                   ) -> list[str]:
     "Greedy decoding of each source, decoded to text."
     sources = _check_texts("sources", sources)
+    check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    check_positive(allow_none=True, max_source_tokens=max_source_tokens)
     was_training, dev = model.training, next(model.parameters()).device
     model.eval()
     out = []
