@@ -236,7 +236,8 @@ def load_gsm_symbolic_parallel(langs: tuple[str, ...] = ("eng", "kor"),  # packa
         (out / "dropped.json").write_text(json.dumps(dropped))
     key = hashlib.sha1(json.dumps([list(langs), n_per_template, seed, max_tries]).encode()).hexdigest()[:12]
     d = cached_build(f"gsm_symbolic_parallel-v1-{key}", build)
-    ds = datasets.load_from_disk(str(d / "data"))
+    # in memory: filters and maps write no cache files into the entry, which its manifest would refuse
+    ds = datasets.load_from_disk(str(d / "data"), keep_in_memory=True)
     ds = ds.add_column("split", [gsm_template_split(t, heldout_frac) for t in ds["template_id"]])
     if not originals: ds = ds.filter(lambda v: v == "symbolic", input_columns="variant")
     if split is not None: ds = ds.filter(lambda s: s == split, input_columns="split")
