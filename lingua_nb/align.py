@@ -985,6 +985,8 @@ class SparseTargets(NamedTuple):
     probs: np.ndarray  # (m, k) float32 probabilities, 0 where unused
     # (m,) bool: True where the teacher's candidates were kept, False for one-hot rows
     from_teacher: np.ndarray
+    # (m,) teacher probability of candidates the student cannot spell (dropped)
+    dropped: np.ndarray | None = None
 
     def to_dense(self, vocab_size: int) -> np.ndarray:
         "(m, vocab_size) dense target matrix."
@@ -1021,6 +1023,34 @@ def _student_index(vocab, scheme, unicode_form) -> _StudentIndex:
     except TypeError: pass  # plain dicts cannot be weakly referenced: not cached
     return index
 
+
+def _check_student_ids(student_ids, student_vocab, m: int) -> np.ndarray:
+    "(m,) int64 ids, each an id of the student vocabulary (a tokenizer or a token → id mapping)."
+    if isinstance(student_ids, (str, bytes)):
+        raise TypeError(
+            f"student_ids must be a list of token ids, got one string {student_ids[:30]!r}"
+        )
+    try: ids = np.asarray(student_ids)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise TypeError(
+            f"student_ids must be a list of token ids, got {type(student_ids).__name__}"
+        ) from e
+    if ids.size and ids.dtype.kind not in "iu":
+        raise TypeError(f"student_ids must hold integer token ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    if ids.shape != (m,):
+        raise ValueError(
+            f"student_ids must have one id per student token ({m}), got shape {ids.shape}"
+        )
+    if hasattr(student_vocab, "convert_ids_to_tokens"): size = len(student_vocab)
+    elif isinstance(student_vocab, Mapping): size = max(student_vocab.values(), default=-1) + 1
+    else: size = None  # `_student_index` names the wrong type
+    if size is not None and m and (ids.min() < 0 or ids.max() >= size):
+        bad = int(ids[(ids < 0) | (ids >= size)][0])
+        raise ValueError(
+            f"student_ids holds the id {bad}, outside the student vocabulary [0, {size})"
+        )
+    return ids
 
 def project_topk(
     alignment: Alignment,  # teacher (src) → student (tgt) alignment with normalised strings
@@ -1067,11 +1097,7 @@ def project_topk(
         raise ValueError(
             f"topk_probs rows must sum to at most 1, got a row summing to {probs.sum(1).max():.4g}"
         )
-    student_ids = np.asarray(student_ids, dtype=np.int64)
-    if student_ids.shape != (m,):
-        raise ValueError(
-            f"student_ids must have one id per student token ({m}), got shape {student_ids.shape}"
-        )
+    student_ids = _check_student_ids(student_ids, student_vocab, m)
     if teacher_vocab is not None and hasattr(teacher_vocab, "convert_ids_to_tokens"):
         id2tok = lambda i: teacher_vocab.convert_ids_to_tokens(int(i))
     elif teacher_vocab is not None: id2tok = lambda i: teacher_vocab[int(i)]
@@ -1109,7 +1135,7 @@ def project_topk(
     k = max(probs.shape[1], 1)
     ids = np.full((m, k), -1, np.int64); out = np.zeros((m, k), np.float32)
     ids[:, 0] = student_ids; out[:, 0] = 1.0
-    soft = np.zeros(m, bool)
+    soft, dropped = np.zeros(m, bool), np.zeros(m, np.float32)
     for (si, ti), (a, b) in zip(
         alignment.links[alignment.span_starts].tolist(), alignment.span_sizes.tolist()
     ):
@@ -1119,12 +1145,13 @@ def project_topk(
             if c is None: continue
             surface = token_surface(c, ts)
             sid = index.lookup(normalize_token(c, ts, unicode_form), surface[:1].isspace())
-            if sid is not None and sid not in seen: seen.add(sid); kept.append((sid, p))
-        if not kept: continue
+            if sid is None: dropped[ti] += p
+            elif sid not in seen: seen.add(sid); kept.append((sid, p))
+        if not kept: dropped[ti] = 0; continue
         ids[ti] = -1; out[ti] = 0
         ids[ti, :len(kept)] = [x for x, _ in kept]; out[ti, :len(kept)] = [p for _, p in kept]
         soft[ti] = True
-    return SparseTargets(ids, out, soft)
+    return SparseTargets(ids, out, soft, dropped)
 
 # %% ../nbs/10_align.ipynb #c111
 def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:

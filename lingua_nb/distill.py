@@ -18,7 +18,14 @@ import torch.nn.functional as F
 from transformers import T5Config, T5ForConditionalGeneration
 
 from .align import Tokenized, align_batch, project_topk, surface_offsets
-from .core import check_positive, count_parameters
+from lingua_nb.core import (
+    check_choice,
+    check_positive,
+    check_probability,
+    check_range,
+    check_strings,
+    count_parameters,
+)
 from .teacher import TeacherRecord, _check_texts, _scheme_of
 from .train import History, train_loop
 
@@ -189,6 +196,8 @@ def topk_distill_loss(
     _check_targets(student_logits, target_ids, target_probs, mask)
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    check_range(0, lo_open=True, eps=eps)
+    check_positive(chunk_elems=chunk_elems)
     V = student_logits.shape[-1]
     m = mask.bool()
     if validate: _validate_values(target_ids, target_probs, m, V)
@@ -255,7 +264,9 @@ def sample_matching_loss(
     V = student_logits.shape[-1]
     if ((ids < 0) | (ids >= V))[m].any():
         raise ValueError(f"target_ids must be token ids in [0, {V}) at masked-in positions")
-    logq, _ = gathered_log_softmax(student_logits, ids.unsqueeze(-1), inplace_grad=inplace_grad)
+    logq, lse = gathered_log_softmax(student_logits, ids.unsqueeze(-1), inplace_grad=inplace_grad)
+    if not torch.isfinite(lse[m]).all():
+        raise ValueError("student_logits has NaN or infinite values at masked-in positions")
     nll = torch.where(m, -logq.squeeze(-1), torch.zeros_like(logq.squeeze(-1)))  # (b, t)
     if reduction == "none": return nll
     return nll.sum() if reduction == "sum" else nll.sum() / m.sum()
@@ -269,6 +280,11 @@ def dense_distill_loss(student_logits: torch.Tensor,  # (b, t, V)
                       ) -> torch.Tensor:
     """Reference: the same loss through a dense (b, t, V) teacher tensor and a full log-softmax (for
     tests and benchmarks)."""
+    _check_targets(student_logits, target_ids, target_probs, mask)
+    _validate_values(target_ids, target_probs, mask.bool(), student_logits.shape[-1])
+    check_range(0, lo_open=True, eps=eps)
+    if not torch.isfinite(student_logits[mask.bool()]).all():
+        raise ValueError("student_logits has NaN or infinite values at unmasked positions")
     p = torch.zeros_like(
         student_logits, dtype=torch.promote_types(student_logits.dtype, torch.float32)
     )
@@ -327,6 +343,8 @@ def student_targets(
         raise ValueError(f"records[{bad}] must be a TeacherRecord with at least one step")
     if method not in ("auto", "dp"):
         raise ValueError(f"method must be 'auto' or 'dp', got {method!r}")
+    check_positive(allow_none=True, k=k)
+    check_range(0, kind=int, allow_none=True, decimals=decimals)
     texts = [r.text for r in records]
     s_ids, students = _student_side(texts, student_tokenizer)
     empty = next((i for i, t in enumerate(s_ids) if not t), None)
@@ -442,6 +460,10 @@ class SubVocab:
         specials = [tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id]
         if any(s is None for s in specials):
             raise ValueError("tokenizer must define pad, eos and unk tokens")
+        if isinstance(keep_ids, (str, bytes)) or not isinstance(keep_ids, Iterable):
+            raise TypeError(
+                f"keep_ids must be an iterable of token ids, got {type(keep_ids).__name__}"
+            )
         keep = sorted({int(i) for i in keep_ids} - set(specials))
         if keep and (keep[0] < 0 or keep[-1] >= len(tokenizer)):
             raise ValueError(f"keep_ids must be ids in [0, {len(tokenizer)})")
@@ -456,7 +478,7 @@ class SubVocab:
         cls, tokenizer, texts: Iterable[str], extra_ids: Iterable[int] = ()
     ) -> "SubVocab":
         "Keep every id the tokenizer produces for `texts`, plus `extra_ids`."
-        texts = list(texts)
+        texts = check_strings("texts", texts, allow_empty=True)
         ids = (
             {i for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in row}
             if texts
@@ -479,7 +501,8 @@ class SubVocab:
 
     def encode(self, texts: Sequence[str], add_eos: bool = True) -> list[list[int]]:
         "Compact ids of each text (XLM-R tokenisation, no BOS), with eos appended."
-        rows = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        texts = check_strings("texts", texts, allow_empty=True)
+        rows = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
         return [self.to_compact(r).tolist() + ([self.eos_id] if add_eos else []) for r in rows]
 
     def decode(self, compact_ids: Sequence[int]) -> str:
@@ -608,6 +631,8 @@ def encode_for_student(
 ) -> datasets.Dataset:
     """Add input_ids, labels and per-position top-k targets (compact ids, probabilities) to a
     formatted dataset."""
+    check_positive(k=k)
+    check_positive(allow_none=True, max_source_tokens=max_source_tokens)
     if targets is not None and len(targets) <= max(formatted["row"]):
         raise ValueError(
             f"targets must hold an entry for every row (at least {max(formatted['row']) + 1}), got"
@@ -826,6 +851,9 @@ def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(
         d_ff=d_ff,
         num_heads=num_heads,
     )
+    check_positive(allow_none=True, num_decoder_layers=num_decoder_layers)
+    check_probability(dropout=dropout)
+    check_range(kind=int, seed=seed)
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be at least 3 (pad, eos, unk), got {vocab_size}")
     if d_model % num_heads:
@@ -897,9 +925,17 @@ def train_student(
 ) -> History:
     """Train a student by distribution or sample matching through `train_loop`; return its `History`
     (losses, `evals`)."""
-    if objective not in ("dm", "sm"):
-        raise ValueError(f"objective must be 'dm' or 'sm', got {objective!r}")
+    check_choice("objective", objective, ("dm", "sm"))
     check_positive(steps=steps, batch_size=batch_size)
+    check_positive(kind=float, lr=lr)
+    check_range(0, kind=int, warmup=warmup, eval_every=eval_every)
+    check_range(0, weight_decay=weight_decay)
+    check_positive(kind=float, allow_none=True, max_grad_norm=max_grad_norm)
+    check_range(kind=int, seed=seed)
+    if not isinstance(dataset, datasets.Dataset):
+        raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
+    if not callable(collator):
+        raise TypeError(f"collator must be callable, got {type(collator).__name__}")
     if len(dataset) == 0: raise ValueError("dataset is empty")
     if "format" not in dataset.column_names:
         raise ValueError("dataset needs a 'format' column (see build_formats)")
@@ -933,6 +969,7 @@ def evaluate_nll(model,  # a seq2seq student
                  batch_size: int = 32,  # rows per forward pass
                 ) -> float:
     "Token-averaged negative log-likelihood of the gold labels (`</s>` included)."
+    check_positive(batch_size=batch_size)
     if len(dataset) == 0: raise ValueError("dataset is empty")
     was_training, dev = model.training, next(model.parameters()).device
     model.eval()
@@ -959,6 +996,8 @@ def generate_texts(model,  # a seq2seq student
                   ) -> list[str]:
     "Greedy decoding of each source, decoded to text."
     sources = _check_texts("sources", sources)
+    check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    check_positive(allow_none=True, max_source_tokens=max_source_tokens)
     was_training, dev = model.training, next(model.parameters()).device
     model.eval()
     out = []

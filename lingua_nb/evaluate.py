@@ -354,7 +354,15 @@ def chat_prompts(
 ) -> list[str]:
     """Each question as the last user turn of the chat template, after the exemplars, with the reply
     turn opened."""
+    if not isinstance(ask, str):
+        raise TypeError(f"ask must be a string with {{q}}, got {type(ask).__name__}")
     if "{q}" not in ask: raise ValueError(f"ask must contain '{{q}}' for the question, got {ask!r}")
+    questions = check_strings("questions", questions, allow_empty=True)
+    if isinstance(exemplars, (str, bytes)) or not all(
+        isinstance(e, (tuple, list)) and len(e) == 2 and all(isinstance(x, str) for x in e)
+        for e in exemplars
+    ):
+        raise TypeError("exemplars must be a list of (question, answer) string pairs")
     shown = [m for e in exemplars for m in _turns(*e, ask=ask)]
     return [
         tokenizer.apply_chat_template(

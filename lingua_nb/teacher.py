@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,8 @@ from tqdm.auto import tqdm
 
 from .align import SCHEMES, detect_scheme, guess_scheme, token_surface
 from .assets import cached_build
-from .core import atomic_path, check_positive, positions_from_mask
+from .core import (atomic_path, check_choice, check_positive, check_range, check_tensor,
+                            positions_from_mask)
 
 # %% auto #0
 __all__ = ['TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'cached_records', 'record_stats',
@@ -116,11 +118,17 @@ class TeacherRecord:
         return cls(steps, d.get("scheme", "plain"), d.get("prompt"), d.get("source", ""))
 
 # %% ../nbs/21_teacher.ipynb #c010
+_COUNT = "teacher_records"  # the key of the first line, which holds how many records follow
+
 def write_teacher_records(records: Sequence[TeacherRecord],  # the records
                           path: str | Path,  # a .jsonl file (overwritten)
                          ) -> Path:
-    """Write records as JSONL, one record per line; every record is checked before the old file is
-    replaced."""
+    """Write records as JSONL after a line holding their count; every record is checked before the
+    old file is replaced."""
+    if isinstance(records, (str, bytes, Mapping, TeacherRecord)):
+        raise TypeError(f"records must be a list of TeacherRecord, got {type(records).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
     path, lines = Path(path), []
     for k, r in enumerate(records):
         if not isinstance(r, TeacherRecord):
@@ -129,18 +137,31 @@ def write_teacher_records(records: Sequence[TeacherRecord],  # the records
             lines.append(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
         except ValueError as e:
             raise ValueError(f"records[{k}] holds a NaN or infinite logprob ({e})") from e
-    with atomic_path(path) as tmp: tmp.write_text("".join(lines), encoding="utf-8")
+    head = json.dumps({_COUNT: len(lines)}) + "\n"
+    with atomic_path(path) as tmp: tmp.write_text(head + "".join(lines), encoding="utf-8")
     return path
 
 def read_teacher_records(path: str | Path) -> list[TeacherRecord]:
-    "Read records written by `write_teacher_records`."
-    out = []
+    """Read records written by `write_teacher_records`; a file holding fewer records than its count
+    is an error."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    out, count = [], None
     for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip(): continue
         try:
-            out.append(TeacherRecord.from_dict(json.loads(line)))
+            d = json.loads(line)
+        except ValueError as e:
+            raise ValueError(f"{path}: line {i} is not a teacher record ({e})") from e
+        if i == 1 and isinstance(d, dict) and set(d) == {_COUNT}: count = d[_COUNT]; continue
+        try:
+            out.append(TeacherRecord.from_dict(d))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: line {i} is not a teacher record ({e})") from e
+    if count is not None and count != len(out):
+        raise ValueError(
+            f"{path}: holds {len(out)} records, its first line says {count}: the file is cut short"
+        )
     return out
 
 def cached_records(
@@ -287,6 +308,9 @@ def records_from_response(
     scheme: str = "auto",  # token spelling, or "auto" to guess it from the tokens
 ) -> list[TeacherRecord]:
     "One `TeacherRecord` per choice of an OpenAI-compatible response with logprobs."
+    if not isinstance(where, str):
+        raise TypeError(f"where must be a string, got {type(where).__name__}")
+    check_choice("scheme", scheme, ("auto", *SCHEMES))
     prefix = ""
     if (
         isinstance(response, Mapping)
@@ -340,6 +364,9 @@ def read_openai_logprobs(
 ) -> list[TeacherRecord]:
     """Read OpenAI-compatible responses with logprobs (chat or legacy completions) from JSON or
     JSONL."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a .json or .jsonl file path, got {type(path).__name__}")
+    check_choice("scheme", scheme, ("auto", *SCHEMES))
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
@@ -364,8 +391,9 @@ def read_openai_logprobs(
 
 # %% ../nbs/21_teacher.ipynb #c021
 def _check_texts(name: str, texts) -> list[str]:
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
-        raise ValueError(f"{name} must be a non-empty list of strings, got {type(texts).__name__}")
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a non-empty list of strings, got {type(texts).__name__}")
+    if not texts: raise ValueError(f"{name} must be a non-empty list of strings, got an empty one")
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
         raise ValueError(f"{name}[{bad}] must be a string, got {type(texts[bad]).__name__}")
@@ -424,6 +452,12 @@ def sparse_sample(
     """Unbiased sparse targets: per row the distinct tokens of `n` draws and log(count / n), most
     drawn first; (..., n) log-weights (-inf unused) and ids (-1 unused)."""
     check_positive(n=n)
+    check_tensor("logp", logp, finite=False)
+    if logp.dim() < 1 or logp.shape[-1] < 1 or logp.isnan().any() or (logp > 1e-4).any():
+        raise ValueError(
+            "logp must hold log-probabilities (no NaN, none above 0) over a last axis "
+            f"of tokens, got shape {tuple(logp.shape)}"
+        )
     flat = logp.detach().reshape(-1, logp.shape[-1]).float()
     # (R, n)
     draws = torch.multinomial(flat.exp(), n, replacement=True, generator=generator).sort(-1).values
@@ -462,6 +496,7 @@ def teacher_topk(
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
     check_positive(batch_size=batch_size)
     check_positive(allow_none=True, max_tokens=max_tokens, rs_samples=rs_samples)
+    check_range(kind=int, seed=seed)
     text_ids = [ids[:max_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     _check_vocab(model, tokenizer, "texts", text_ids)
     empty = next((i for i, t in enumerate(text_ids) if not t), None)
@@ -549,6 +584,7 @@ def cached_teacher_topk(
     back from the cache afterwards."""
     if not isinstance(key, Mapping) or not key:
         raise ValueError("key must be a non-empty mapping (the teacher's name, ...)")
+    texts, prompts = _check_texts("texts", texts), _check_texts("prompts", prompts)
     full = (
         dict(key)
         | {"prompts": list(prompts), "texts": list(texts)}
@@ -591,9 +627,9 @@ def sample_teacher_topk(
     to end-of-sequence."""
     prompts = _check_texts("prompts", prompts)
     k = _check_k(k, model.get_output_embeddings().weight.shape[0])
-    if not _is_num(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
-    check_positive(max_new_tokens=max_new_tokens)
+    check_range(0, temperature=temperature)
+    check_positive(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    check_range(kind=int, seed=seed)
     dev, scheme, pad = next(model.parameters()).device, _scheme_of(tokenizer), _pad_id(tokenizer)
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     empty = next((i for i, p in enumerate(prompt_ids) if not p), None)

@@ -1,10 +1,13 @@
 """Kill a checkpoint writer at each stage of its save; the loader must get the old or the new one.
 
-For one writer (`calm`, `langbridge`, `contrastive` or `json`), this process saves the old
-checkpoint once, then per stage forks a child that starts saving a different (new) model and is
-killed with SIGKILL at that stage; this process then loads what is on disk, says whether it equals
-the old or the new model, and restores the old one. One JSON line per stage:
-{"stage", "signal", "loaded"}. Run by test_bad_inputs.py, or alone:
+For one writer (`calm`, `langbridge`, `contrastive`, `json`, `gguf` or `cache`), this process saves
+the old checkpoint once, then per stage forks a child that starts saving a different (new) model and
+is killed with SIGKILL at that stage; this process then loads what is on disk, says whether it
+equals the old or the new model, and restores the old one. One JSON line per stage: {"stage",
+"signal", "loaded"}. The `cache` writer (an asset cache entry) first spoils the old entry (as a
+rebuild would find it), so its loader gets the new entry or a fresh rebuild ("rebuilt"), never the
+spoiled one; it is also killed halfway through the build ("build"). Run by test_bad_inputs.py, or
+alone:
     .venv/bin/python tests/kill_writers.py calm DIR"""
 
 import json
@@ -25,6 +28,7 @@ torch.set_num_threads(1)
 # rename or before the old directory is removed
 DIR_STAGES = ["exchange-before", "exchange-after", "rename-1", "rename-2", "remove-old"]
 FILE_STAGES = ["replace-before", "replace-after"]
+DIE_IN_BUILD = []  # set in the child killed at the "build" stage of the cache writer
 
 
 def kill_at(stage: str, target: Path):
@@ -65,8 +69,71 @@ def kill_at(stage: str, target: Path):
     core._exchange, core.os.replace, core.shutil.rmtree = exchange, replace, rmtree
 
 
+def gguf_writer(tmp: Path):
+    "join_gguf of two-part files whose content says which (old or new) they are."
+    import hashlib
+
+    from lingua_nb.assets import GGUFParts, join_gguf
+
+    specs, parts = {}, {}
+    for which in ("old", "new"):
+        parts[which] = [tmp / f"{which}-part{i}" for i in range(2)]
+        for i, p in enumerate(parts[which]):
+            p.write_bytes(f"{which}{i}".encode() * 50000)
+        data = [p.read_bytes() for p in parts[which]]
+        rows = tuple((f"pkg{i}", p.name, hashlib.sha256(d).hexdigest())
+                     for i, (p, d) in enumerate(zip(parts[which], data)))
+        whole = b"".join(data)
+        specs[which] = GGUFParts(
+            "ckpt.gguf", "1", rows, hashlib.sha256(whole).hexdigest(), len(whole)
+        )
+
+    def save(which, path):
+        join_gguf(specs[which], path, parts[which])
+
+    def load(path):
+        return Path(path).read_bytes()[:3].decode()
+
+    return save, load
+
+
+def cache_writer(tmp: Path):
+    "cached_build of an entry whose files say which build wrote it."
+    from lingua_nb.assets import cached_build
+
+    os.environ["LINGUA_NB_CACHE"] = str(tmp)
+
+    def build_of(which):
+        def build(out):
+            (out / "config.json").write_text(json.dumps({"which": which}))
+            (out / "weights.bin").write_text(which * 20000)
+            if DIE_IN_BUILD:
+                os.kill(os.getpid(), signal.SIGKILL)
+            (out / "tokenizer_config.json").write_text(json.dumps({"which": which}))
+
+        return build
+
+    def save(which, path):
+        weights = Path(path) / "weights.bin"
+        if weights.exists():  # spoil the old entry: a file cut short
+            with open(weights, "r+b") as f:
+                f.truncate(10)
+        cached_build(Path(path).name, build_of(which))
+
+    def load(path):
+        entry = cached_build(Path(path).name, build_of("rebuilt"))
+        which = json.loads((entry / "tokenizer_config.json").read_text())["which"]
+        return which if (entry / "weights.bin").read_text() == which * 20000 else "other"
+
+    return save, load
+
+
 def writer(name: str, tmp: Path):
     "(save(which, path), load(path) -> 'old' | 'new' | 'other') for the writer `name`."
+    if name == "gguf":
+        return gguf_writer(tmp)
+    if name == "cache":
+        return cache_writer(tmp)
     if name == "json":
 
         def save(which, path):
@@ -128,7 +195,9 @@ def writer(name: str, tmp: Path):
         def load_model(path):
             return ContrastiveModel.from_pretrained(path)
     else:
-        raise ValueError(f"writer must be calm, langbridge, contrastive or json, got {name!r}")
+        raise ValueError(
+            f"writer must be calm, langbridge, contrastive, json, gguf or cache, got {name!r}"
+        )
     with torch.no_grad():
         want = {k: run(m) for k, m in models.items()}
 
@@ -146,12 +215,16 @@ def writer(name: str, tmp: Path):
 def main(name: str, tmp: Path):
     tmp.mkdir(parents=True, exist_ok=True)
     save, load = writer(name, tmp)
-    target = tmp / ("ckpt.json" if name == "json" else "ckpt")
+    target = tmp / {"json": "ckpt.json", "gguf": "ckpt.gguf"}.get(name, "ckpt")
     save("old", target)
-    for stage in FILE_STAGES if name == "json" else DIR_STAGES:
+    stages = FILE_STAGES if name in ("json", "gguf") else DIR_STAGES
+    for stage in stages + (["build"] if name == "cache" else []):
         pid = os.fork()
         if pid == 0:  # the writer, killed at `stage`
-            kill_at(stage, target)
+            if stage == "build":
+                DIE_IN_BUILD.append(True)
+            else:
+                kill_at(stage, target)
             save("new", target)
             os._exit(0)
         _, status = os.waitpid(pid, 0)

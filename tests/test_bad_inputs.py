@@ -36,7 +36,8 @@ from lingua_nb.langbridge import LabelledCollator, LangBridgeConfig, LangBridgeM
 from lingua_nb.align import (Alignment, TokenBatch, align, align_batch, dp_align, dp_align_batch,
                              offset_align_batch)
 from lingua_nb.align_engine import edit_distance, myers, pair_cost
-from lingua_nb.assets import load_tokenizer
+from lingua_nb.assets import (cached_build, join_gguf, load_causal_lm, load_encoder,
+                              load_tokenizer)
 from lingua_nb.calm import encode_across, generate_across
 from lingua_nb.contrastive import ContrastiveModel, layer_cosines, retrieval_at_1, train_contrastive
 from lingua_nb.core import (atomic_path, batched, check_ids, check_strings, check_tensor, get_dtype,
@@ -1543,3 +1544,387 @@ def test_writer_killed_at_each_stage_leaves_old_or_new(tmp_path, writer):
         assert s["signal"] == 9, f"the writer was not killed at {s['stage']}: {s}"
         assert s["loaded"] == KILL_EXPECTED[s["stage"]], s
     assert left == [], f"leftovers after the next save: {left}"
+
+
+# -------------------------------------------- assets, teacher, distill, corpora
+def ok_build(p):
+    (p / "weights.bin").write_text("full")
+
+
+def tokenizer_dir_cut_short(ctx):
+    d = ctx.tmp / "tok_cut"
+    if not d.exists():
+        tiny_tokenizer().save_pretrained(d)
+        w = d / "tokenizer.json"
+        w.write_bytes(w.read_bytes()[:200])
+    return d
+
+
+def tiny_gguf_spec():
+    from lingua_nb.assets import GGUFParts
+    return GGUFParts("t.gguf", "1", (("a", "p0", "0" * 64),), "0" * 64, 1)
+
+
+ASSETS_CASES = [
+    (
+        "assets cached_build outside the cache",
+        "data loss",
+        lambda c: cached_build("../x", ok_build),
+        ValueError,
+        "key must be one directory name",
+    ),
+    (
+        "assets cached_build key not a string",
+        "cryptic",
+        lambda c: cached_build(3, ok_build),
+        TypeError,
+        "key must be a string",
+    ),
+    (
+        "assets cached_build build not callable",
+        "cryptic",
+        lambda c: cached_build("x", "build"),
+        TypeError,
+        "build must be callable",
+    ),
+    (
+        "assets join_gguf one path",
+        "cryptic",
+        lambda c: join_gguf(tiny_gguf_spec(), c.tmp / "t.gguf", str(c.tmp / "a_file")),
+        TypeError,
+        "paths must be a list",
+    ),
+    (
+        "assets join_gguf chunk 0",
+        "silent",
+        lambda c: join_gguf(tiny_gguf_spec(), c.tmp / "t.gguf", [c.tmp / "a_file"], chunk=0),
+        ValueError,
+        "chunk must be a positive",
+    ),
+    (
+        "assets join_gguf spec",
+        "cryptic",
+        lambda c: join_gguf("t.gguf", c.tmp / "t.gguf"),
+        TypeError,
+        "spec must be a GGUFParts",
+    ),
+    (
+        "assets causal LM from an encoder",
+        "silent",
+        lambda c: load_causal_lm(c.tmp / "enc"),
+        ValueError,
+        "not a causal LM",
+    ),
+    (
+        "assets encoder safetensors cut short",
+        "cryptic",
+        lambda c: load_encoder(spoiled_copy(c, "enc", truncated)),
+        ValueError,
+        "model.safetensors is not a whole safetensors file",
+    ),
+    (
+        "assets tokenizer.json cut short",
+        "cryptic",
+        lambda c: load_tokenizer(tokenizer_dir_cut_short(c)),
+        ValueError,
+        "tokenizer.json",
+    ),
+]
+NEW_MODULE_CASES = ASSETS_CASES
+
+
+def test_cache_entry_failing_its_manifest_is_rebuilt(tmp_path, monkeypatch):
+    "A vanished tokenizer_config.json, a file cut short, an entry from before manifests: rebuilt."
+    monkeypatch.setenv("LINGUA_NB_CACHE", str(tmp_path))
+    builds = []
+
+    def build(p):
+        builds.append(1)
+        tiny_tokenizer().save_pretrained(p)
+
+    entry = cached_build("tok", build)
+    eos_before = transformers.AutoTokenizer.from_pretrained(entry).pad_token
+    (entry / "tokenizer_config.json").unlink()
+    assert cached_build("tok", build) == entry and len(builds) == 2
+    assert transformers.AutoTokenizer.from_pretrained(entry).pad_token == eos_before == "[PAD]"
+    w = entry / "tokenizer.json"
+    w.write_bytes(w.read_bytes()[:100])
+    cached_build("tok", build)
+    assert len(builds) == 3 and json.loads(w.read_text())
+    (entry / "manifest.json").unlink()  # written before manifests existed: rebuilt once
+    cached_build("tok", build)
+    cached_build("tok", build)
+    assert len(builds) == 4 and (entry / "manifest.json").exists()
+    assert sorted(os.listdir(tmp_path)) == ["tok"]
+
+
+def test_join_gguf_keeps_a_good_output_when_a_part_is_corrupt(tmp_path):
+    import hashlib
+    from lingua_nb.assets import GGUFParts
+    parts = [tmp_path / f"p{i}" for i in range(3)]
+    for i, p in enumerate(parts):
+        p.write_bytes(bytes([i]) * 1000)
+    sums = [hashlib.sha256(p.read_bytes()).hexdigest() for p in parts]
+    whole = b"".join(p.read_bytes() for p in parts)
+    spec = GGUFParts("t.gguf", "1", tuple((f"k{i}", p.name, s) for i, (p, s) in
+                                          enumerate(zip(parts, sums))),
+                     hashlib.sha256(whole).hexdigest(), len(whole))
+    out = join_gguf(spec, tmp_path / "t.gguf", parts)
+    parts[2].write_bytes(b"\x09" * 1000)
+    with pytest.raises(ValueError, match="has sha256"):
+        join_gguf(spec, out, parts)
+    assert out.read_bytes() == whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p0", "p1", "p2", "t.gguf"]
+
+
+KILL_EXPECTED_NEW = {
+    "gguf": {"replace-before": "old", "replace-after": "new"},
+    "cache": {"exchange-before": "rebuilt", "exchange-after": "new", "rename-1": "rebuilt",
+              "rename-2": "rebuilt", "remove-old": "new", "build": "rebuilt"},
+}
+
+
+@pytest.mark.parametrize("writer", ["gguf", "cache"])
+def test_asset_writer_killed_at_each_stage_leaves_old_new_or_rebuilt(tmp_path, writer):
+    "SIGKILL at each stage of join_gguf or of a cache build: never a spoiled file or entry."
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "kill_writers.py"), writer, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    stages, left = lines[:-1], lines[-1]["left"]
+    assert [s["stage"] for s in stages] == list(KILL_EXPECTED_NEW[writer]), r.stdout
+    for s in stages:
+        assert s["signal"] == 9, f"the writer was not killed at {s['stage']}: {s}"
+        assert s["loaded"] == KILL_EXPECTED_NEW[writer][s["stage"]], s
+    assert left == [], f"leftovers after the next save: {left}"
+
+
+# teacher
+def rec3():
+    from lingua_nb.teacher import TeacherRecord, TeacherStep
+    return [TeacherRecord([TeacherStep("a", -0.1, (("a", -0.1), ("b", -2.5)))]) for _ in range(3)]
+
+
+def records_cut_at_a_line(ctx):
+    from lingua_nb.teacher import read_teacher_records, write_teacher_records
+    p = write_teacher_records(rec3(), ctx.tmp / "records.jsonl")
+    p.write_text("".join(p.read_text().splitlines(keepends=True)[:3]))
+    return read_teacher_records(p)
+
+
+def sample(**kw):
+    from lingua_nb.teacher import sample_teacher_topk
+    return sample_teacher_topk(tiny_llama(vocab=100), tiny_tokenizer(), ["w3 w4"], progress=False,
+                               **{"max_new_tokens": 2} | kw)
+
+
+def teacher_fn(name):
+    import lingua_nb.teacher as teacher_mod
+    return getattr(teacher_mod, name)
+
+
+TEACHER_CASES = [
+    ("teacher records cut at a line", "data loss", records_cut_at_a_line, ValueError,
+     "holds 2 records, its first line says 3"),
+    ("teacher write one record", "cryptic",
+     lambda c: teacher_fn("write_teacher_records")(rec3()[0], c.tmp / "r.jsonl"), TypeError,
+     "records must be a list"),
+    ("teacher read path not a path", "cryptic", lambda c: teacher_fn("read_teacher_records")(3),
+     TypeError, "path must be a file path"),
+    ("teacher openai path list", "cryptic",
+     lambda c: teacher_fn("read_openai_logprobs")([c.tmp / "a.json"]), TypeError,
+     "path must be a .json or .jsonl"),
+    ("teacher openai scheme", "cryptic",
+     lambda c: teacher_fn("read_openai_logprobs")(c.tmp / "a_file", scheme="bpe"), ValueError,
+     "scheme must be one of"),
+    ("teacher response scheme", "silent",
+     lambda c: teacher_fn("records_from_response")({"choices": []}, scheme=3), ValueError,
+     "scheme must be one of"),
+    ("teacher sample temperature NaN", "silent", lambda c: sample(temperature=float("nan")),
+     ValueError, "temperature must be"),
+    ("teacher sample batch_size 0", "cryptic", lambda c: sample(batch_size=0), ValueError,
+     "batch_size must be"),
+    ("teacher sample seed 1.5", "cryptic", lambda c: sample(seed=1.5), TypeError, "seed must be"),
+    ("teacher sample one prompt", "silent",
+     lambda c: teacher_fn("sample_teacher_topk")(tiny_llama(vocab=100), tiny_tokenizer(), "w3 w4"),
+     TypeError, "prompts must be a non-empty list"),
+    ("teacher sparse_sample probabilities", "silent",
+     lambda c: teacher_fn("sparse_sample")(torch.tensor([0.5, 0.5]), 2), ValueError,
+     "logp must hold log-probabilities"),
+    ("teacher sparse_sample NaN", "silent",
+     lambda c: teacher_fn("sparse_sample")(torch.tensor([-0.5, float("nan")]), 2), ValueError,
+     "logp must hold log-probabilities"),
+    ("teacher topk seed", "cryptic",
+     lambda c: teacher_fn("teacher_topk")(tiny_llama(vocab=100), tiny_tokenizer(), ["w3"],
+                                          prompts=["w4"], seed="0", progress=False),
+     TypeError, "seed must be"),
+]
+NEW_MODULE_CASES += TEACHER_CASES
+
+
+# distill (project_topk lives in align, chat_prompts in evaluate)
+def projection(student_ids, vocab=None):
+    from lingua_nb.align import project_topk
+    al = dp_align(["a", "b"], ["a", "b"], "plain", "plain")
+    return project_topk(al, [["a", "x"], ["b", "a"]], [[0.6, 0.4], [0.9, 0.1]], student_ids,
+                        vocab or {"a": 0, "b": 1}, teacher_scheme="plain", student_scheme="plain")
+
+
+def topk_loss(logits=None, ids=None, probs=None, **kw):
+    from lingua_nb.distill import topk_distill_loss
+    logits = torch.zeros(1, 2, 5) if logits is None else logits
+    ids = torch.tensor([[[0, 1], [2, -1]]]) if ids is None else ids
+    probs = torch.tensor([[[0.5, 0.5], [1.0, 0.0]]]) if probs is None else probs
+    return topk_distill_loss(logits, ids, probs, torch.ones(1, 2), **kw)
+
+
+def subvocab():
+    from lingua_nb.distill import SubVocab
+    tok = tiny_tokenizer()
+    tok.eos_token = "w2"
+    return SubVocab(tok, [3, 4, 5])
+
+
+def distill_fn(name):
+    import lingua_nb.distill as distill_mod
+    return getattr(distill_mod, name)
+
+
+def student_run(**kw):
+    import datasets
+    from lingua_nb.distill import CausalCollator
+    ds = datasets.Dataset.from_list([{"format": "zs_cot", "input_ids": [3, 4]}])
+    kw = {"objective": "sm", "steps": 1, "device": "cpu", "progress": False} | kw
+    return distill_fn("train_student")(tiny_llama(vocab=100), ds, CausalCollator(), **kw)
+
+
+DISTILL_CASES = [
+    ("distill project_topk student id -5", "silent", lambda c: projection([0, -5]), ValueError,
+     "student_ids holds the id -5"),
+    ("distill project_topk student id 1e9", "crash", lambda c: projection([0, 10**9]), ValueError,
+     "student_ids holds the id 1000000000"),
+    ("distill project_topk student ids string", "cryptic", lambda c: projection("ab"), TypeError,
+     "student_ids must be a list"),
+    ("distill SubVocab.encode one string", "silent", lambda c: subvocab().encode("w3 w4"),
+     TypeError, "texts must be a list of strings"),
+    ("distill SubVocab.from_texts one string", "silent",
+     lambda c: distill_fn("SubVocab").from_texts(tiny_tokenizer(), "w3 w4"), TypeError,
+     "texts must be a list of strings"),
+    ("distill chat_prompts one string", "silent",
+     lambda c: distill_fn("chat_prompts")(load_tokenizer("smollm2-135m-instruct"), "What is 2?"),
+     TypeError, "questions must be a list of strings"),
+    ("distill loss NaN logits", "silent",
+     lambda c: topk_loss(logits=torch.full((1, 2, 5), float("nan"))), ValueError,
+     "student_logits has NaN"),
+    ("distill loss inf probs", "silent",
+     lambda c: topk_loss(probs=torch.tensor([[[float("inf"), 0.0], [1.0, 0.0]]])), ValueError,
+     "target_probs"),
+    ("distill loss top-k shape", "cryptic", lambda c: topk_loss(ids=torch.zeros(1, 3, 2).long()),
+     ValueError, "target_ids must be a (b, t, k)"),
+    ("distill loss eps 0", "silent", lambda c: topk_loss(eps=0.0), ValueError, "eps must be"),
+    ("distill sample matching NaN logits", "silent",
+     lambda c: distill_fn("sample_matching_loss")(torch.full((1, 2, 5), float("nan")),
+                                                  torch.tensor([[1, 2]])),
+     ValueError, "student_logits has NaN"),
+    ("distill dense loss inf logits", "silent",
+     lambda c: distill_fn("dense_distill_loss")(torch.full((1, 2, 5), float("inf")),
+                                                torch.tensor([[[0], [1]]]),
+                                                torch.tensor([[[1.0], [1.0]]]), torch.ones(1, 2)),
+     ValueError, "student_logits has NaN"),
+    ("distill train lr NaN", "silent", lambda c: student_run(lr=float("nan")), ValueError,
+     "lr must be"),
+    ("distill train warmup -1", "silent", lambda c: student_run(warmup=-1), ValueError,
+     "warmup must be"),
+    ("distill train objective", "cryptic", lambda c: student_run(objective="kl"), ValueError,
+     "objective must be one of"),
+    ("distill train max_grad_norm 0", "silent", lambda c: student_run(max_grad_norm=0),
+     ValueError, "max_grad_norm must be"),
+    ("distill train dataset list", "cryptic",
+     lambda c: distill_fn("train_student")(tiny_llama(vocab=100), [{"format": "a"}], print),
+     TypeError, "dataset must be a datasets.Dataset"),
+    ("distill t5 dropout 2", "silent", lambda c: distill_fn("t5_student")(10, dropout=2.0),
+     ValueError, "dropout must be"),
+    ("distill evaluate batch_size 0", "cryptic",
+     lambda c: distill_fn("evaluate_nll")(None, [1], None, batch_size=0), ValueError,
+     "batch_size must be"),
+    ("distill student_targets k 0", "cryptic",
+     lambda c: distill_fn("student_targets")(rec3(), tiny_tokenizer(), k=0), ValueError,
+     "k must be"),
+]
+NEW_MODULE_CASES += DISTILL_CASES
+
+
+# corpora
+def corpora_fn(name):
+    import lingua_nb.corpora as corpora_mod
+    return getattr(corpora_mod, name)
+
+
+CORPORA_CASES = [
+    ("corpora arc split", "cryptic", lambda c: corpora_fn("load_arc_challenge")("train"),
+     ValueError, "split must be one of"),
+    ("corpora gsm8k split", "cryptic", lambda c: corpora_fn("load_gsm8k")("dev"), ValueError,
+     "split must be one of"),
+    ("corpora arc en-ko seed -1", "cryptic", lambda c: corpora_fn("load_arc_en_ko")(5, seed=-1),
+     ValueError, "seed must be"),
+    ("corpora gsm_symbolic seed", "cryptic", lambda c: corpora_fn("gsm_symbolic")(5, seed=1.5),
+     TypeError, "seed must be"),
+    ("corpora template split frac NaN", "silent",
+     lambda c: corpora_fn("gsm_template_split")(3, float("nan")), ValueError,
+     "heldout_frac must be"),
+    ("corpora template id string", "cryptic", lambda c: corpora_fn("gsm_template_split")("3"),
+     TypeError, "template_id must be"),
+    ("corpora parallel langs string", "cryptic",
+     lambda c: corpora_fn("load_gsm_symbolic_parallel")("eng"), TypeError,
+     "langs must be a tuple"),
+    ("corpora parallel heldout NaN", "silent",
+     lambda c: corpora_fn("load_gsm_symbolic_parallel")(heldout_frac=float("nan")), ValueError,
+     "heldout_frac must be"),
+    ("corpora pairs one source string", "silent",
+     lambda c: corpora_fn("load_en_ko_pairs")("emoji"), TypeError,
+     "sources must be a list of strings"),
+    ("corpora pairs valid_frac NaN", "silent",
+     lambda c: corpora_fn("load_en_ko_pairs")(("emoji",), valid_frac=float("nan")), ValueError,
+     "valid_frac must be"),
+    ("corpora pairs max_chars 0", "silent",
+     lambda c: corpora_fn("load_en_ko_pairs")(("emoji",), max_chars=0), ValueError,
+     "max_chars must be"),
+    ("corpora sample split None", "cryptic",
+     lambda c: corpora_fn("sample_en_ko_pairs")(["emoji"], None, 5), ValueError,
+     "split must be one of"),
+    ("corpora sample one source string", "cryptic",
+     lambda c: corpora_fn("sample_en_ko_pairs")("emoji", "test", 5), TypeError,
+     "sources must be a list of strings"),
+    ("corpora sample seed -1", "cryptic",
+     lambda c: corpora_fn("sample_en_ko_pairs")(["emoji"], "test", 5, seed=-1), ValueError,
+     "seed must be"),
+    ("corpora distill sets seed", "cryptic",
+     lambda c: corpora_fn("gsm_distill_sets")(seed="0"), TypeError, "seed must be"),
+]
+NEW_MODULE_CASES += CORPORA_CASES
+
+
+@pytest.mark.parametrize(
+    "call,exc,contains",
+    [c[2:] for c in NEW_MODULE_CASES],
+    ids=[c[0] for c in NEW_MODULE_CASES],
+)
+def test_new_module_bad_input(ctx, call, exc, contains):
+    with pytest.raises(exc) as info:
+        call(ctx)
+    assert type(info.value) is exc, (
+        f"expected {exc.__name__}, got {type(info.value).__name__}: {info.value}"
+    )
+    assert contains in str(info.value), f"{contains!r} not in {str(info.value)!r}"
+
+
+def test_new_module_tables_cover_each_module():
+    modules = {c[0].split()[0] for c in NEW_MODULE_CASES}
+    assert {"assets", "teacher", "distill", "corpora"} <= modules, modules
+    assert {c[1] for c in NEW_MODULE_CASES} == {"silent", "cryptic", "crash", "data loss"}
