@@ -1525,9 +1525,8 @@ KILL_EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("writer", ["json", "calm", "langbridge", "contrastive"])
-def test_writer_killed_at_each_stage_leaves_old_or_new(tmp_path, writer):
-    "SIGKILL before, between or after the renames of a save: the loader gets the old or new one."
+def kill_writer(writer: str, tmp_path):
+    "Run tests/kill_writers.py for `writer`: the process, its stage records, what it left."
     r = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "kill_writers.py"), writer, str(tmp_path)],
         capture_output=True,
@@ -1538,7 +1537,13 @@ def test_writer_killed_at_each_stage_leaves_old_or_new(tmp_path, writer):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
-    stages, left = lines[:-1], lines[-1]["left"]
+    return r, lines[:-1], lines[-1]["left"]
+
+
+@pytest.mark.parametrize("writer", ["json", "calm", "langbridge", "contrastive"])
+def test_writer_killed_at_each_stage_leaves_old_or_new(tmp_path, writer):
+    "SIGKILL before, between or after the renames of a save: the loader gets the old or new one."
+    r, stages, left = kill_writer(writer, tmp_path)
     assert len(stages) == (2 if writer == "json" else 5), r.stdout
     for s in stages:
         assert s["signal"] == 9, f"the writer was not killed at {s['stage']}: {s}"
@@ -1687,17 +1692,7 @@ KILL_EXPECTED_NEW = {
 @pytest.mark.parametrize("writer", ["gguf", "cache"])
 def test_asset_writer_killed_at_each_stage_leaves_old_new_or_rebuilt(tmp_path, writer):
     "SIGKILL at each stage of join_gguf or of a cache build: never a spoiled file or entry."
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "kill_writers.py"), writer, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env=os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
-    stages, left = lines[:-1], lines[-1]["left"]
+    r, stages, left = kill_writer(writer, tmp_path)
     assert [s["stage"] for s in stages] == list(KILL_EXPECTED_NEW[writer]), r.stdout
     for s in stages:
         assert s["signal"] == 9, f"the writer was not killed at {s['stage']}: {s}"
