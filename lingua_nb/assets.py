@@ -37,9 +37,9 @@ from .core import (atomic_path, check_positive, get_device, get_dtype, manifeste
 
 # %% auto #0
 __all__ = ['ASSET_PACKAGES', 'GPT2_PATTERN', 'MAGIC', 'F32', 'Q4', 'ASSETS', 'package_dir', 'cache_dir', 'cached_build',
-           'read_tiktoken', 'GGUFParts', 'gguf_part_paths', 'join_gguf', 'TensorEntry', 'E5Header', 'read_e5_header',
-           'dequantize_q4', 'read_e5_q4', 'check_e5_tokenizer', 'Asset', 'asset_path', 'load_tokenizer',
-           'load_causal_lm', 'load_encoder', 'bits_per_char', 'embed']
+           'key_digest', 'cached_model', 'read_tiktoken', 'GGUFParts', 'gguf_part_paths', 'join_gguf', 'TensorEntry',
+           'E5Header', 'read_e5_header', 'dequantize_q4', 'read_e5_q4', 'check_e5_tokenizer', 'Asset', 'asset_path',
+           'load_tokenizer', 'load_causal_lm', 'load_encoder', 'bits_per_char', 'embed']
 
 # %% ../nbs/01_assets.ipynb #c006
 ASSET_PACKAGES = {  # import name -> pip requirement
@@ -93,6 +93,29 @@ def cached_build(
         build(out)
         (out / _DONE).write_text(json.dumps({"transformers": transformers.__version__}))
     return manifested_dir(cache_dir() / key, build_marked)
+
+
+# %% ../nbs/01_assets.ipynb #c012e
+def key_digest(key: dict,  # what determines an entry: names, data, parameters (JSON-able)
+              ) -> str:
+    "16 hex digits of the SHA-1 of `key` as sorted JSON: equal keys, equal digests."
+    if not isinstance(key, dict) or not key:
+        raise ValueError(f"key must be a non-empty mapping, got {key!r}")
+    try: text = json.dumps(key, sort_keys=True, ensure_ascii=False)
+    except TypeError as e: raise TypeError(f"key must be JSON-able: {e}") from None
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+# %% ../nbs/01_assets.ipynb #c012g
+def cached_model(name: str,  # a readable prefix of the entry's directory name
+                 key: dict,  # everything that determines the model (see `key_digest`)
+                 train: Callable[[], transformers.PreTrainedModel],  # returns the trained model
+                ) -> Path:
+    "Directory of `train()`'s model (`save_pretrained`), trained once per `key`."
+    if not callable(train): raise TypeError(f"train must be callable, got {type(train).__name__}")
+    def build(out: Path):
+        train().save_pretrained(out)
+    return cached_build(f"{_check_key(name)}-{key_digest(key)}", build)
 
 
 # %% ../nbs/01_assets.ipynb #c014

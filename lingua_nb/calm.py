@@ -5,11 +5,12 @@
 # %% ../nbs/40_calm.ipynb #c003
 from __future__ import annotations
 import copy
+import hashlib
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,11 +28,13 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .core import (cache_kwarg, check_ids, check_positive, check_strings, check_tensor,
                             check_tensors, checkpoint_dir, load_tensors, positions_from_mask,
                             recover_path)
+from .assets import cached_build, key_digest
+from .tasks import KVTasks, encode_pairs
 from .train import History, train_loop
 
 # %% auto #0
 __all__ = ['layer_map', 'CALMBlock', 'config_dims', 'CALMConfig', 'truncated_lm', 'CALMModel', 'token_ends', 'cross_mask',
-           'encode_across', 'generate_across', 'fit']
+           'encode_across', 'generate_across', 'fit', 'tensor_digest', 'cached_fit', 'kv_models']
 
 # %% ../nbs/40_calm.ipynb #c006
 def layer_map(
@@ -941,4 +944,88 @@ def fit(
         progress=progress,
         **{"desc": "calm fit"} | train_kwargs
     )
+
+
+# %% ../nbs/40_calm.ipynb #c041b
+# fit arguments that change no weight
+_UNKEYED = ("device", "progress", "desc", "log", "accelerator")
+
+def tensor_digest(t: torch.Tensor) -> str:
+    "16 hex digits of the SHA-1 of a tensor's dtype, shape and values."
+    t = t.detach().contiguous().cpu()
+    head = f"{t.dtype}{tuple(t.shape)}".encode()
+    return hashlib.sha1(head + t.view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+
+
+# %% ../nbs/40_calm.ipynb #c041d
+def cached_fit(
+    name: str,  # a readable prefix of the cache entry's name
+    key: dict,  # what determines the model before training (its source, layers, ...), JSON-able
+    make: Callable[[], PreTrainedModel],  # builds the model to train (trainable: requires grad)
+    input_ids: torch.Tensor,  # (n, t) training rows, as for `fit`
+    labels: torch.Tensor,  # (n, t) targets, -100 ignored
+    attention_mask: torch.Tensor | None = None,  # (n, t) 1 = token, 0 = padding
+    **fit_kwargs,  # `fit`'s arguments (steps, lr, seed, mixed_precision, device, ...)
+) -> tuple[PreTrainedModel, list[float]]:
+    """`make()` trained by `fit` once per (`key`, rows, arguments) and kept in the cache; the
+    trained model (eval mode, on `device`) and its loss per step."""
+    if not callable(make): raise TypeError(f"make must be callable, got {type(make).__name__}")
+    rows = {"input_ids": input_ids, "labels": labels}
+    if attention_mask is not None: rows["attention_mask"] = attention_mask
+    for k, v in rows.items(): check_tensor(k, v, ("n", "t"))
+    args = {k: v for k, v in fit_kwargs.items() if k not in _UNKEYED}
+    full = {"key": key, "rows": {k: tensor_digest(v) for k, v in rows.items()}, "fit": args}
+    def build(out: Path):
+        model = make()
+        loss = fit(model, **rows, **fit_kwargs).loss
+        model.save_pretrained(out)
+        (out / "loss.json").write_text(json.dumps(loss))
+    d = cached_build(f"{name}-{key_digest(full)}", build)
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    loss = json.loads((d / "loss.json").read_text())
+    return model.to(fit_kwargs.get("device", "cpu")).eval(), loss
+
+
+# %% ../nbs/40_calm.ipynb #c041g
+def kv_models(
+    lm: PreTrainedModel,  # the pretrained LM both start from (left untouched)
+    lm_name: str,  # what `lm` is (alias, hub id or path): part of the cache key
+    tokenizer,  # `lm`'s tokenizer
+    tasks: KVTasks,  # from `lingua_nb.tasks.kv_tasks`
+    augment_layers: int,  # decoder layers the augment keeps
+    steps: tuple[int, int],  # optimiser steps of the anchor and of the augment
+    lr: tuple[float, float],  # their peak learning rates
+    batch_size: tuple[int, int] = (32, 32),  # their rows per step
+    seed: int = 0,
+    **fit_kwargs,  # more `fit` arguments (device, mixed_precision, ...)
+) -> tuple[PreTrainedModel, PreTrainedModel, dict[str, list[float]]]:
+    "The anchor, the augment and their loss curves, each trained once per setting (cached)."
+    def anchor():
+        return copy.deepcopy(lm).requires_grad_(True)
+    def augment():
+        return truncated_lm(lm, augment_layers).requires_grad_(True)
+    out, curves = [], {}
+    for name, make, (split, kind), n, rate, bs in zip(
+        ("anchor", "augment"),
+        (anchor, augment),
+        (("num_train", "num_math"), ("subs_train", "kv_subs")),
+        steps,
+        lr,
+        batch_size,
+    ):
+        key = {"lm": lm_name, "layers": augment_layers if name == "augment" else None}
+        model, curves[name] = cached_fit(
+            f"kv-{name}",
+            key,
+            make,
+            **encode_pairs(tokenizer, tasks.pairs(split, kind), bos=False),
+            steps=n,
+            lr=rate,
+            batch_size=bs,
+            warmup=max(1, n // 10),
+            seed=seed,
+            **{"desc": name} | fit_kwargs,
+        )
+        out.append(model)
+    return out[0], out[1], curves
 

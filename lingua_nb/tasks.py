@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from .core import autocast_to, check_choice, check_positive, check_strings
+from .core import autocast_to, check_choice, check_positive, check_range, check_strings
 
 # %% auto #0
 __all__ = ['Expr', 'KINDS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'vocab_keys', 'key_groups', 'subs_rows',
@@ -131,7 +131,7 @@ def kv_tasks(
     n_operands: int = 3,  # keys per expression (the paper: 3-6)
     ops: str = "+-",  # operators to draw from
     comp_key_frac: float = 0.2,  # share of keys in the composition set (the paper: ~20%)
-    n_train: int = 2000,  # rows of `subs_train` and of `num_train`
+    n_train: int = 2000,  # rows of `num_train` (and of `subs_train` unless `n_subs` is given)
     n_comp: int = 1000,  # rows of `comp_train`
     n_test: int = 200,  # rows of every test split
     key_len: int = 3,  # letters per key
@@ -140,6 +140,8 @@ def kv_tasks(
     # letters
     keys: Sequence[str] | None = None,
     sep: str = " ",  # how expressions are written (see `render`)
+    n_subs: int | None = None,  # rows of `subs_train` (None: `n_train`)
+    n_valid: int = 0,  # rows of each valid split (drawn last, apart from every other split)
 ) -> KVTasks:
     """Keys, values, the composition key split and the expressions of every split (see the table
     above)."""
@@ -152,6 +154,11 @@ def kv_tasks(
         key_len,
         dict(n_train=n_train, n_comp=n_comp, n_test=n_test),
     )
+    n_subs = n_train if n_subs is None else n_subs
+    check_positive(n_subs=n_subs)
+    check_range(0, n_valid=n_valid)
+    if isinstance(n_valid, bool) or not isinstance(n_valid, int):
+        raise TypeError(f"n_valid must be an int, got {n_valid!r}")
     rng = random.Random(seed)
     if keys is not None:
         pool = sorted(set(keys))
@@ -174,8 +181,14 @@ def kv_tasks(
     t.splits["num_train"] = d(
         keys, n_train, exclude={numeric(e) for e in t.splits["test_num"]}, key=numeric
     )
-    t.splits["subs_train"] = d(keys, n_train, exclude=set(t.splits["test_subs"]))
+    t.splits["subs_train"] = d(keys, n_subs, exclude=set(t.splits["test_subs"]))
     t.splits["comp_train"] = d(t.comp_keys, n_comp, exclude=set(t.splits["test_math_seen"]))
+    if n_valid:  # for choosing settings without reading a test split
+        seen = set(t.splits["test_math_seen"]) | set(t.splits["comp_train"])
+        nums = {numeric(e) for s in ("test_num", "num_train") for e in t.splits[s]}
+        t.splits["valid_math"] = d(t.other_keys, n_valid, exclude=set(t.splits["test_math"]))
+        t.splits["valid_math_seen"] = d(t.comp_keys, n_valid, exclude=seen)
+        t.splits["valid_num"] = d(keys, n_valid, exclude=nums, key=numeric)
     return t
 
 # %% ../nbs/04_tasks.ipynb #k020b

@@ -1,0 +1,194 @@
+"""e4's composition sweep: what makes CALM's cross-attention learn KV arithmetic over unseen keys.
+
+    .venv/bin/python benchmarks/sweep_e4.py                       # every row below
+    .venv/bin/python benchmarks/sweep_e4.py --rows base keys_60 --steps 300
+    .venv/bin/python benchmarks/sweep_e4.py --rows lr_3e-3 --append  # add rows to the table
+
+The anchor (SmolLM2-135M-Instruct fine-tuned on numeric arithmetic) and the augment (its first
+layers fine-tuned on KV substitution over every key) are e4's own, built with e4's default task and
+training settings and read from the cache (`lingua_nb.calm.cached_fit`), so every row composes the
+same two models. Each row trains only the composition blocks, with one setting of the `base` row
+changed, and is judged on the *valid* splits of `lingua_nb.tasks.kv_tasks` (never on a test
+split): KV arithmetic over keys the composition never saw, over composition keys in unseen
+expressions, and numeric arithmetic (the anchor's own skill). The JSON it writes
+(`benchmarks/results/sweep_e4.json`, after every row) is the table e4 renders and took its defaults
+from.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+SAME = [[1, 1], [3, 3], [5, 5], [7, 7], [9, 9]]
+ROWS = {  # name -> changes to the base row
+    "base": {},
+    "keys_60": {"comp_keys": 60},
+    "keys_200": {"comp_keys": 200},
+    "steps_150": {"steps": 150},
+    "steps_600": {"steps": 600},
+    "lr_3e-4": {"lr": 3e-4},
+    "lr_3e-3": {"lr": 3e-3},
+    "map_deep_to_early": {"layer_map": [[1, 5], [2, 7], [3, 9]]},
+    "map_every_layer": {"layer_map": [[i, i] for i in range(10)]},
+    "map_stride4": {"layer_map": [[3, 3], [7, 7]]},
+    "heads_2": {"heads": 2},
+    "num_rows_20": {"num_frac": 0.2},
+}
+BASE = {
+    "comp_keys": None,  # composition keys the rows use (None: all of them)
+    "steps": 600,
+    "lr": 1e-3,
+    "batch_size": 32,
+    "layer_map": SAME,
+    "heads": 8,
+    "num_frac": 0.0,  # share of numeric-arithmetic rows in the composition set (not the paper's)
+}
+
+
+def draw_rows(keys, n, n_operands, ops, exclude, seed):
+    "n distinct expressions over `keys`, none in `exclude`."
+    rng, out, seen = random.Random(seed), [], set(exclude)
+    while len(out) < n:
+        e = (tuple(rng.choices(keys, k=n_operands)), tuple(rng.choices(ops, k=n_operands - 1)))
+        if e not in seen:
+            seen.add(e)
+            out.append(e)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--steps", type=int, default=None, help="the base row's steps")
+    ap.add_argument("--n-valid", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="benchmarks/results/sweep_e4.json")
+    ap.add_argument("--append", action="store_true", help="keep the rows already in --out")
+    ap.add_argument("--notebook", default="nbs/experiments/e4_calm_kv.ipynb")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from lingua_nb.assets import load_causal_lm, load_tokenizer
+    from lingua_nb.calm import CALMConfig, CALMModel, fit, kv_models
+    from lingua_nb.core import atomic_path, autocast_dtype, resolve_precision
+    from lingua_nb.tasks import encode_pairs, exact_match, kv_tasks, vocab_keys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from publish_results import notebook_defaults
+
+    torch.set_num_threads(args.threads)
+    p = notebook_defaults(Path(args.notebook))
+    precision = resolve_precision(p["precision"], "cpu")
+    amp = autocast_dtype(precision)
+    mixed = "bf16" if precision == "bf16" else "no"
+    tok = load_tokenizer(p["lm"])
+    task_args = ("n_keys", "max_value", "n_operands", "ops", "comp_key_frac", "n_train", "n_subs")
+    tasks = kv_tasks(
+        **{k: p[k] for k in task_args + ("n_comp", "n_test", "seed")},
+        keys=vocab_keys(tok),
+        sep="",
+        n_valid=args.n_valid,
+    )
+    anchor, augment, _ = kv_models(
+        load_causal_lm(p["lm"]),
+        p["lm"],
+        tok,
+        tasks,
+        p["augment_layers"],
+        (p["steps_anchor"], p["steps_augment"]),
+        (p["lr_anchor"], p["lr_augment"]),
+        batch_size=(p["batch_size"], p["batch_augment"]),
+        seed=p["seed"],
+        mixed_precision=mixed,
+    )
+
+    def score(model):
+        "Exact match (%) on the valid splits."
+        return {
+            name: exact_match(model, tok, tasks.pairs(split, kind), bos=False, autocast=amp)
+            for name, split, kind in (
+                ("kv_math_unseen_keys", "valid_math", "kv_math"),
+                ("kv_math_comp_keys", "valid_math_seen", "kv_math"),
+                ("num_math", "valid_num", "num_math"),
+            )
+        }
+
+    out = Path(args.out)
+    table = json.loads(out.read_text())["rows"] if args.append and out.exists() else {}
+    reference = {"anchor": score(anchor), "augment": score(augment)}
+    reference["augment"]["kv_subs_valid"] = exact_match(
+        augment, tok, tasks.pairs("valid_math", "kv_subs"), bos=False, autocast=amp
+    )
+    print(reference, flush=True)
+    for name in args.rows:
+        cfg = BASE | ({"steps": args.steps} if args.steps else {}) | ROWS[name]
+        keys = tasks.comp_keys[: cfg["comp_keys"]] if cfg["comp_keys"] else tasks.comp_keys
+        exclude = set(tasks.splits["test_math_seen"]) | set(tasks.splits["valid_math_seen"])
+        if cfg["comp_keys"]:
+            comp = draw_rows(keys, p["n_comp"], p["n_operands"], p["ops"], exclude, 1)
+        else:
+            comp = tasks.splits["comp_train"]
+        pairs = [tasks.pair(e, "kv_math") for e in comp]
+        if cfg["num_frac"]:
+            n_num = round(cfg["num_frac"] * len(pairs))
+            pairs = pairs[: len(pairs) - n_num] + tasks.pairs("num_train", "num_math")[:n_num]
+        calm = CALMModel(
+            CALMConfig(
+                anchor.config,
+                [augment.config],
+                layer_maps=[cfg["layer_map"]],
+                num_heads=cfg["heads"],
+            ),
+            anchor,
+            [augment],
+        )
+        t0 = time.time()
+        hist = fit(
+            calm,
+            **encode_pairs(tok, pairs, bos=False),
+            steps=cfg["steps"],
+            batch_size=cfg["batch_size"],
+            lr=cfg["lr"],
+            warmup=max(1, cfg["steps"] // 10),
+            seed=p["seed"],
+            mixed_precision=mixed,
+            desc=name,
+        )
+        secs = time.time() - t0
+        row = {
+            "settings": cfg,
+            "n_comp_keys": len(keys),
+            "s_per_step": round(secs / cfg["steps"], 3),
+            "final_loss": round(sum(hist.loss[-20:]) / len(hist.loss[-20:]), 4),
+        } | score(calm.eval())
+        table[name] = row
+        print(name, json.dumps(row), flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "command": "python benchmarks/sweep_e4.py " + " ".join(sys.argv[1:]),
+                        "base": BASE,
+                        "n_valid": args.n_valid,
+                        "n_keys": len(tasks.keys),
+                        "n_comp_keys": len(tasks.comp_keys),
+                        "precision": precision,
+                        "threads": args.threads,
+                        **reference,
+                        "rows": table,
+                    },
+                    indent=1,
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()
