@@ -37,6 +37,11 @@ ROWS = {  # name -> changes to the base row
     "map_stride4": {"layer_map": [[3, 3], [7, 7]]},
     "heads_2": {"heads": 2},
     "num_rows_20": {"num_frac": 0.2},
+    "oracle_proj": {"oracle": True},
+    "norm": {"norm_augment": True},
+    "norm_lr_3e-3": {"norm_augment": True, "lr": 3e-3},
+    "norm_deep_to_early": {"norm_augment": True, "layer_map": [[1, 5], [2, 7], [3, 9]]},
+    "norm_steps_600": {"norm_augment": True, "steps": 600},
 }
 BASE = {
     "comp_keys": None,  # composition keys the rows use (None: all of them)
@@ -46,6 +51,8 @@ BASE = {
     "layer_map": SAME,
     "heads": 8,
     "num_frac": 0.0,  # share of numeric-arithmetic rows in the composition set (not the paper's)
+    "oracle": False,  # each block's projection starts from the closed-form map (see below)
+    "norm_augment": False,  # RMS-normalise the augment states before the projection
 }
 
 
@@ -58,6 +65,30 @@ def draw_rows(keys, n, n_operands, ops, exclude, seed):
             seen.add(e)
             out.append(e)
     return out
+
+
+def oracle_projection(calm, anchor, augment, tok, tasks, ridge=1.0):
+    """Start each block's projection from the closed-form linear map that takes the augment's state
+    at a composition key (after `+`) to the anchor's state at the digit of the key's value, at the
+    block's own two layers: the projection a perfect composition would need, fitted in closed form
+    (ridge regression) on the composition keys only."""
+    import torch
+
+    keys = tasks.comp_keys
+    def states(model, texts):
+        ids = torch.tensor([tok.encode(t, add_special_tokens=False) for t in texts])
+        with torch.no_grad():
+            hs = model(input_ids=ids, output_hidden_states=True).hidden_states
+        return [h[:, -1].float() for h in hs]
+    aug = states(augment, ["+" + k for k in keys])
+    anc = states(anchor, ["+" + str(tasks.values[k]) for k in keys])
+    for (_, a_layer, g_layer), blk in zip(calm.connections, calm.blocks):
+        x, y = aug[g_layer + 1], anc[a_layer + 1]  # outputs of the connected layers
+        x1 = torch.cat([x, torch.ones(len(x), 1)], 1)
+        w = torch.linalg.solve(x1.T @ x1 + ridge * torch.eye(x1.shape[1]), x1.T @ y)
+        with torch.no_grad():
+            blk.proj.weight.copy_(w[:-1].T)
+            blk.proj.bias.copy_(w[-1])
 
 
 def main():
@@ -145,10 +176,13 @@ def main():
                 [augment.config],
                 layer_maps=[cfg["layer_map"]],
                 num_heads=cfg["heads"],
+                norm_augment=cfg["norm_augment"],
             ),
             anchor,
             [augment],
         )
+        if cfg["oracle"]:
+            oracle_projection(calm, anchor, augment, tok, tasks)
         t0 = time.time()
         hist = fit(
             calm,

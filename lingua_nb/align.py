@@ -58,6 +58,7 @@ _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 def _check_scheme(scheme):
     if scheme not in SCHEMES: raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
 
+# %% ../nbs/10_align.ipynb #c009s1
 def token_surface(token: str,  # one token as the tokenizer spells it
                   scheme: str = "plain",  # one of `SCHEMES`
                  ) -> str:
@@ -83,6 +84,7 @@ def token_surface(token: str,  # one token as the tokenizer spells it
         return token[2:] if token.startswith("##") else " " + token
     return token
 
+# %% ../nbs/10_align.ipynb #c009s2
 def normalize_token(
     token: str,  # one token as the tokenizer spells it
     scheme: str = "plain",  # one of `SCHEMES`
@@ -109,12 +111,14 @@ def _decoder_types(d) -> list[str]:
         out.append("Metaspace")
     return out
 
+# %% ../nbs/10_align.ipynb #c014s1
 def _component(obj) -> dict | None:
     "JSON description of a tokenizers component (decoder, pre-tokenizer)."
     if obj is None: return None
     try: return json.loads(obj.__getstate__())
     except Exception: return {"type": type(obj).__name__}
 
+# %% ../nbs/10_align.ipynb #c014s2
 _SCHEME_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def detect_scheme(tokenizer: Any) -> str:
@@ -147,6 +151,7 @@ def detect_scheme(tokenizer: Any) -> str:
     except TypeError: pass
     return scheme
 
+# %% ../nbs/10_align.ipynb #c014s3
 _SHIFTED = {chr(0x100 + k) for k in range(68)}
 
 def guess_scheme(tokens: Sequence[str]) -> str:
@@ -171,6 +176,7 @@ def guess_scheme(tokens: Sequence[str]) -> str:
     if any(t.startswith("##") for t in tokens): return "wordpiece"
     return "plain"
 
+# %% ../nbs/10_align.ipynb #c014s4
 def _resolve_scheme(scheme, tokens_iter) -> str:
     if isinstance(scheme, str):
         if scheme == "auto": return guess_scheme(tokens_iter())
@@ -229,6 +235,7 @@ def _join_split(norm: list[str], unicode_form: str | None) -> list[str]:
         k = e
     return out
 
+# %% ../nbs/10_align.ipynb #c017s1
 def normalize_tokens(
     tokens: Sequence[str],  # one token sequence as the tokenizer spells it
     scheme: Any = "auto",  # scheme name, a tokenizer, or "auto" (guessed from the tokens)
@@ -257,11 +264,13 @@ def cost_matrix(src: Sequence[str],  # normalised src strings
     ib = np.array([ut.index(b) for b in tgt], dtype=np.int64) if tgt else np.zeros(0, np.int64)
     return table[np.ix_(ia, ib)]
 
+# %% ../nbs/10_align.ipynb #c025s1
 class DTWResult(NamedTuple):
     "Accumulated cost matrix and the backtraced path."
     D: np.ndarray  # (n, m) accumulated costs (without the ∞ border)
     links: np.ndarray  # (k, 2) (src, tgt) index pairs from (0, 0) to (n-1, m-1)
 
+# %% ../nbs/10_align.ipynb #c025s2
 def dtw(cost: np.ndarray,  # (n, m) non-negative costs
        ) -> DTWResult:
     "Fu et al.'s recurrence and backtrace on a cost matrix (ties: diagonal, then up, then left)."
@@ -491,6 +500,7 @@ def _piece_kind(s: str) -> int:
     before."""
     return int(bool(_PIECE.search(s))) | 2 * int(bool(_CONT.match(s)))
 
+# %% ../nbs/10_align.ipynb #c039s1
 _VOCAB = Vocab(kind=_piece_kind)
 _STUDENT_INDEX: dict = {}  # student vocabularies indexed by `project_topk`
 
@@ -499,6 +509,7 @@ def clear_caches():
     global _VOCAB
     _VOCAB = Vocab(kind=_piece_kind); _STUDENT_INDEX.clear()
 
+# %% ../nbs/10_align.ipynb #c039s2
 def _starts(lens) -> np.ndarray:
     st = np.zeros(len(lens) + 1, np.int64); np.cumsum(lens, out=st[1:]); return st
 
@@ -562,12 +573,14 @@ def _check_band(band):
     ):
         raise ValueError(f"band must be a non-negative integer or None, got {band!r}")
 
+# %% ../nbs/10_align.ipynb #c046s1
 def _check_seq(name, seq):
     if isinstance(seq, (str, bytes)) or not isinstance(seq, (Sequence, np.ndarray)):
         raise TypeError(
             f"{name} must be a sequence of token strings (or token ids), got {type(seq).__name__}"
         )
 
+# %% ../nbs/10_align.ipynb #c046s2
 def _check_batch(name, batch):
     if isinstance(batch, TokenBatch): return batch.check(name)
     _check_seq(name, batch)
@@ -666,6 +679,7 @@ class Tokenized(NamedTuple):
     offsets: np.ndarray  # (n, 2) character span of each token in the text
     scheme: str  # see `SCHEMES`
 
+# %% ../nbs/10_align.ipynb #c062s1
 def tokenize_batch(
     texts: Sequence[str],  # texts
     tokenizer: Any,  # a fast (offset-reporting) tokenizer
@@ -696,6 +710,7 @@ def tokenize_batch(
         for ids, off in zip(enc["input_ids"], enc["offset_mapping"])
     ]
 
+# %% ../nbs/10_align.ipynb #c062s2
 def tokenize(text: str,  # one text
              tokenizer: Any,  # a fast (offset-reporting) tokenizer
             ) -> Tokenized:
@@ -720,6 +735,7 @@ def _side_offsets(side, n) -> np.ndarray:
     if len(off) != n.sum(): raise ValueError("each Tokenized needs one offset pair per token")
     return off
 
+# %% ../nbs/10_align.ipynb #c064s1
 def offset_align_batch(
     texts: Sequence[str],  # the texts
     # src side: `Tokenized` per text, a `TokenBatch`, or a fast tokenizer
@@ -774,8 +790,10 @@ def offset_align_batch(
     out = AlignmentBatch(links, link_st, na, nb, None, "offsets")
     return out if as_arrays else out.to_list()
 
+# %% ../nbs/10_align.ipynb #c064s2
 def _key(s: str) -> str: return _WS_RE.sub("", unicodedata.normalize("NFKC", s)).casefold()
 
+# %% ../nbs/10_align.ipynb #c064s3
 def _check_spells(name: str, text: str, tk: Tokenized):
     """Raise unless most tokens of `tk` spell `text` at their offsets (tokens holding part of a
     character skipped)."""
@@ -793,6 +811,7 @@ def _check_spells(name: str, text: str, tk: Tokenized):
             " made from this text?"
         )
 
+# %% ../nbs/10_align.ipynb #c064s4
 def offset_align(text: str,  # the text both tokenizations come from
                  tok_a: Tokenized | Any,  # src side: a `Tokenized` of `text`, or a fast tokenizer
                  tok_b: Tokenized | Any,  # tgt side: a `Tokenized` of `text`, or a fast tokenizer
@@ -813,11 +832,13 @@ def offset_align(text: str,  # the text both tokenizations come from
 def _has_offsets(tok) -> bool:
     return bool(getattr(tok, "is_fast", False) or hasattr(tok, "backend_tokenizer"))
 
+# %% ../nbs/10_align.ipynb #c073s1
 def _side_has_offsets(side) -> bool:
     if isinstance(side, Sequence) and not isinstance(side, str):
         return all(isinstance(x, Tokenized) for x in side)
     return _has_offsets(side)
 
+# %% ../nbs/10_align.ipynb #c073s2
 def _side_tokens(texts, side) -> list[tuple[list, Any]]:
     "(tokens, scheme argument) per text, from `Tokenized` or a tokenizer."
     if isinstance(side, Sequence) and not isinstance(side, str):
@@ -842,6 +863,7 @@ def _dp_many(problems, dp_kwargs) -> list[Alignment]:
         for k, al in zip(idx, res): out[k] = al
     return out
 
+# %% ../nbs/10_align.ipynb #c102s1
 def _spells(text, tk, rng, c0, c1) -> bool:
     "Do tokens `rng` of `tk` spell exactly text[c0:c1] (NFC, whitespace ignored)?"
     raw = b"".join(
@@ -850,6 +872,7 @@ def _spells(text, tk, rng, c0, c1) -> bool:
     got = unicodedata.normalize("NFC", raw.decode("utf-8", "surrogateescape"))
     return _WS_RE.sub("", got) == _WS_RE.sub("", unicodedata.normalize("NFC", text[c0:c1]))
 
+# %% ../nbs/10_align.ipynb #c102s2
 def _exact_runs(text, al, ta, tb) -> list[tuple[range, range, slice | None]]:
     """The offset spans, consecutive inexact ones merged: (src range, tgt range, link slice if exact
     else None)."""
@@ -946,6 +969,7 @@ def align_batch(
         if al.decided is None: al.decided = {"offsets": al.n_tgt, "dp": 0}
     return out
 
+# %% ../nbs/10_align.ipynb #c104s1
 def align(text: str,  # the text
           tok_a: Any,  # src side: a tokenizer (e.g. the teacher's) or a `Tokenized` of `text`
           tok_b: Any,  # tgt side: a tokenizer (e.g. the student's) or a `Tokenized` of `text`
@@ -995,7 +1019,7 @@ class SparseTargets(NamedTuple):
         np.add.at(out, (rows, self.ids[rows, cols]), self.probs[rows, cols])
         return out
 
-
+# %% ../nbs/10_align.ipynb #c076s1
 class _StudentIndex:
     "Student vocabulary by (normalised string, starts a word?) → id, lowest id first."
     def __init__(self, vocab: Mapping[str, int], scheme: str, unicode_form):
@@ -1009,6 +1033,7 @@ class _StudentIndex:
         i = self.by_key.get((norm, word_start))
         return self.by_key.get((norm, not word_start)) if i is None else i
 
+# %% ../nbs/10_align.ipynb #c076s2
 def _student_index(vocab, scheme, unicode_form) -> _StudentIndex:
     key = (id(vocab), scheme, unicode_form)
     hit = _STUDENT_INDEX.get(key)
@@ -1023,7 +1048,7 @@ def _student_index(vocab, scheme, unicode_form) -> _StudentIndex:
     except TypeError: pass  # plain dicts cannot be weakly referenced: not cached
     return index
 
-
+# %% ../nbs/10_align.ipynb #c076s3
 def _check_student_ids(student_ids, student_vocab, m: int) -> np.ndarray:
     "(m,) int64 ids, each an id of the student vocabulary (a tokenizer or a token → id mapping)."
     if isinstance(student_ids, (str, bytes)):
@@ -1052,6 +1077,7 @@ def _check_student_ids(student_ids, student_vocab, m: int) -> np.ndarray:
         )
     return ids
 
+# %% ../nbs/10_align.ipynb #c076s4
 def project_topk(
     alignment: Alignment,  # teacher (src) → student (tgt) alignment with normalised strings
     # (n_teacher, k) candidates: strings, or ids with teacher_vocab; None pads
@@ -1161,6 +1187,7 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
         t = time.perf_counter(); out = fn(); best = min(best, time.perf_counter() - t)
     return best, out
 
+# %% ../nbs/10_align.ipynb #c111s1
 def call_overhead(tok_a, tok_b, calls: int = 2000) -> float:
     "Median seconds of one `dp_align` call on a one-token pair."
     dp_align(["a"], ["a"], tok_a, tok_b)

@@ -62,6 +62,7 @@ def _grow(V: Vocab, new: list[str]):
     V.mask = np.concatenate([V.mask, np.array(masks, np.uint64)])
     V.kind = np.concatenate([V.kind, np.array([V.kind_of(s) for s in new], np.int8)])
 
+# %% ../nbs/11_align_engine.ipynb #c010s1
 def intern(V: Vocab,  # the vocabulary
            strings: Sequence[str],  # normalised strings
           ) -> np.ndarray:
@@ -86,6 +87,7 @@ def _by_raw(V, flat, key, normalize) -> np.ndarray:
     raw.update(zip(new, intern(V, normalize(new)).tolist()))
     return np.fromiter(map(raw.__getitem__, flat), np.int32, len(flat))
 
+# %% ../nbs/11_align_engine.ipynb #c013s1
 def encode_ids(V: Vocab,  # the vocabulary
                flat: np.ndarray,  # token ids of a tokenizer, flat
                tokenizer,  # their tokenizer
@@ -114,6 +116,7 @@ def encode_ids(V: Vocab,  # the vocabulary
 # %% ../nbs/11_align_engine.ipynb #c014
 def _is_id(x) -> bool: return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
+# %% ../nbs/11_align_engine.ipynb #c014s1
 def encode(V: Vocab,  # the vocabulary
            seqs: Sequence[Sequence[str | int]],  # token sequences: token strings, or token ids
            key: tuple,  # names the normalisation, e.g. (scheme, unicode form)
@@ -162,6 +165,7 @@ def hash_slots(h):
         if keys[s] == 0: keys[s], entry[s] = h[e], e
     return keys, entry
 
+# %% ../nbs/11_align_engine.ipynb #c015gs1
 class RunCache:
     """Rewrites of runs of ids: entry e's hash is hashes[e], its run old[st[e]:st[e + 1]], its
     rewrite new[...]."""
@@ -182,6 +186,7 @@ class RunCache:
             for a, b in ((self.old, runs), (self.new, made))
         )
 
+# %% ../nbs/11_align_engine.ipynb #c015gs2
 @njit(cache=True)
 def rewrite_runs(gid, r0, r1, keys, entry, st, old, new):
     """Rewrite in place each run gid[r0[r]:r1[r]] the cache holds; every run's FNV-1a hash, and
@@ -205,6 +210,7 @@ def rewrite_runs(gid, r0, r1, keys, entry, st, old, new):
         if not miss[r]: gid[a:b] = new[st[e]:st[e + 1]]
     return h, miss
 
+# %% ../nbs/11_align_engine.ipynb #c015gs3
 def rewrite(C: RunCache,  # the cache
             gid: np.ndarray,  # string ids (not modified)
             r0: np.ndarray, r1: np.ndarray,  # runs gid[r0[r]:r1[r]], not overlapping
@@ -236,6 +242,7 @@ def _check_spans(codes, a0, la, b0, lb):
     if a0 < 0 or la < 0 or a0 + la > n or b0 < 0 or lb < 0 or b0 + lb > n:
         raise IndexError("edit distance: a span lies outside codes (check a0, la, b0, lb)")
 
+# %% ../nbs/11_align_engine.ipynb #c017s1
 @njit(cache=True)
 def _row_distance(codes, a0, la, b0, lb):
     "Levenshtein distance of codes[a0:a0+la] and codes[b0:b0+lb], one DP row at a time."
@@ -247,6 +254,7 @@ def _row_distance(codes, a0, la, b0, lb):
             diag, row[j + 1] = row[j + 1], best
     return row[lb]
 
+# %% ../nbs/11_align_engine.ipynb #c017s2
 @njit(cache=True, inline="always")
 def myers(codes, a0, la, b0, lb):
     "Levenshtein distance of codes[a0:a0+la] and codes[b0:b0+lb]: bit-parallel for 1 <= la <= 64."
@@ -269,6 +277,7 @@ def myers(codes, a0, la, b0, lb):
         pv, mv = mh | ~(xv | ph), ph & xv
     return score
 
+# %% ../nbs/11_align_engine.ipynb #c017s3
 @njit(cache=True)
 def edit_distance(codes, a0, la, b0, lb):
     "Levenshtein distance of codes[a0:a0+la] and codes[b0:b0+lb]."
@@ -276,6 +285,7 @@ def edit_distance(codes, a0, la, b0, lb):
     if la == 0 or lb == 0: return la + lb
     return myers(codes, a0, la, b0, lb)
 
+# %% ../nbs/11_align_engine.ipynb #c017s4
 @njit(cache=True)
 def pair_cost(x, y, codes, starts, mask):
     "Fu's cost of pairing strings x and y (ids): their edit distance."
@@ -285,7 +295,6 @@ def pair_cost(x, y, codes, starts, mask):
     if x == y: return 0
     if mask[x] & mask[y] == 0: return max(la, lb)
     return edit_distance(codes, starts[x], la, starts[y], lb)
-
 
 # %% ../nbs/11_align_engine.ipynb #c022
 @njit(cache=True)
@@ -410,6 +419,7 @@ def cpus() -> int:
     "CPUs this process may run on."
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
+# %% ../nbs/11_align_engine.ipynb #c032bs1
 def in_threads(
     # (t0, t1) -> (links, link_st, *per-text arrays or scalars) of texts t0..t1-1
     run: Callable[[int, int], tuple],
@@ -442,6 +452,7 @@ def in_threads(
         *rest,
     )
 
+# %% ../nbs/11_align_engine.ipynb #c032bs2
 def solve(
     ga, a_st, gb, b_st, V: Vocab, band: int, threads: int | None = None, min_work: int = 50_000
 ):
@@ -475,6 +486,7 @@ def token_starts(codes, is_space, text_st, off, tok_st):
             out[k - o] = prev = c
     return out, 0
 
+# %% ../nbs/11_align_engine.ipynb #c036s1
 @njit(cache=True, nogil=True)
 def merge_starts(sa, a_st, sb, b_st):
     """Links of every text (flat) and where each text's links start: the merge of its two lists of
@@ -499,6 +511,7 @@ def merge_starts(sa, a_st, sb, b_st):
         link_st[t + 1] = k
     return links[:k], link_st
 
+# %% ../nbs/11_align_engine.ipynb #c036s2
 @njit(cache=True, nogil=True)
 def offset_paths(codes, is_space, text_st, off_a, a_st, off_b, b_st):
     """Links of every text (flat) from its two sides' offsets, where each text's links start, and an

@@ -99,13 +99,15 @@ class CALMBlock(nn.Module):
     def __init__(self, d_anchor: int,  # anchor hidden size
                  d_augment: int,  # augment hidden size
                  num_heads: int = 4,  # attention heads; must divide d_anchor
-                 eps: float = 1e-6):  # RMSNorm epsilon
+                 eps: float = 1e-6,  # RMSNorm epsilon
+                 norm_augment: bool = False):  # RMS-normalise the augment states first
         super().__init__()
         check_positive(d_anchor=d_anchor, d_augment=d_augment, num_heads=num_heads)
         if d_anchor % num_heads:
             raise ValueError(f"num_heads={num_heads} must divide the anchor hidden size {d_anchor}")
         self.h, self.dh = num_heads, d_anchor // num_heads
         self.norm = nn.RMSNorm(d_anchor, eps=eps)
+        self.aug_norm = nn.RMSNorm(d_augment, eps=eps) if norm_augment else None
         self.proj = nn.Linear(d_augment, d_anchor)
         self.q, self.k, self.v = (nn.Linear(d_anchor, d_anchor, bias=False) for _ in range(3))
         self.o = nn.Linear(d_anchor, d_anchor, bias=False)
@@ -117,7 +119,9 @@ class CALMBlock(nn.Module):
                ) -> torch.Tensor:
         "The residual update (b, t_q, d_anchor) to add to `x`."
         b, tq, _ = x.shape
-        kv = self.proj(aug.to(self.proj.weight.dtype))  # (b, t_k, d)
+        aug = aug.to(self.proj.weight.dtype)
+        if self.aug_norm is not None: aug = self.aug_norm(aug)
+        kv = self.proj(aug)  # (b, t_k, d)
         q = self.q(self.norm(x)).view(b, tq, self.h, self.dh).transpose(1, 2)  # (b, h, t_q, dh)
         k = self.k(kv).view(b, -1, self.h, self.dh).transpose(1, 2)  # (b, h, t_k, dh)
         v = self.v(kv).view(b, -1, self.h, self.dh).transpose(1, 2)  # (b, h, t_k, dh)
@@ -133,9 +137,11 @@ def _cfg_dict(c) -> dict | None:
     if isinstance(c, PretrainedConfig): return c.to_dict()
     raise TypeError(f"expected a PretrainedConfig or dict, got {type(c).__name__}")
 
+# %% ../nbs/40_calm.ipynb #c012s1
 def _cfg_obj(d: dict) -> PretrainedConfig:
     d = dict(d); return AutoConfig.for_model(d.pop("model_type"), **d)
 
+# %% ../nbs/40_calm.ipynb #c012s2
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _WIDTH_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
 
@@ -157,6 +163,7 @@ def config_dims(config: PretrainedConfig | dict) -> tuple[int, int]:
         )
     return tuple(found)
 
+# %% ../nbs/40_calm.ipynb #c012s3
 class CALMConfig(PretrainedConfig):
     "Configuration of a CALM composition: models, layer maps, heads, masking."
     model_type = "calm"
@@ -179,6 +186,8 @@ class CALMConfig(PretrainedConfig):
         # where `from_pretrained` loads the anchor from if not given
         anchor_name_or_path: str | None = None,
         augment_names_or_paths: Sequence[str | None] | None = None,  # same for the augments
+        # RMS-normalise augment states before the projection (their scale is the augment's)
+        norm_augment: bool = False,
         **kwargs
     ):
         self.anchor_config = _cfg_dict(anchor_config)
@@ -190,6 +199,7 @@ class CALMConfig(PretrainedConfig):
             causal,
         )
         self.shared_tokenizer = shared_tokenizer
+        self.norm_augment = norm_augment
         self.anchor_name_or_path = anchor_name_or_path
         self.augment_names_or_paths = (
             list(augment_names_or_paths)
@@ -203,6 +213,8 @@ class CALMConfig(PretrainedConfig):
             raise TypeError(
                 f"shared_tokenizer must be a bool, got {type(shared_tokenizer).__name__}"
             )
+        if not isinstance(norm_augment, bool):
+            raise TypeError(f"norm_augment must be a bool, got {type(norm_augment).__name__}")
         self.layer_maps = self._resolve_maps(layer_maps)
         super().__init__(**kwargs)
 
@@ -248,7 +260,7 @@ def _decoder_layers(model: nn.Module) -> nn.ModuleList:
         " config.num_hidden_layers"
     )
 
-
+# %% ../nbs/40_calm.ipynb #c016s1
 def _load_frozen(name_or_path: str | None, what: str) -> PreTrainedModel:
     "A stored model by its recorded name or path; never one with random weights."
     if not name_or_path:
@@ -263,6 +275,7 @@ def _load_frozen(name_or_path: str | None, what: str) -> PreTrainedModel:
             f"cannot load the {what} model from its recorded path {name_or_path!r}: {e}"
         ) from e
 
+# %% ../nbs/40_calm.ipynb #c016s2
 def _record_names(config, anchor, augments):
     """Store where the models came from (their `name_or_path`), so `from_pretrained` can load them
     again."""
@@ -366,7 +379,14 @@ class CALMModel(PreTrainedModel):
         self.connections = []
         for i, m in enumerate(augments):
             for a, b in config.layer_maps[i]:
-                self.blocks.append(CALMBlock(d_a, m.config.hidden_size, config.num_heads))
+                self.blocks.append(
+                    CALMBlock(
+                        d_a,
+                        m.config.hidden_size,
+                        config.num_heads,
+                        norm_augment=getattr(config, "norm_augment", False),
+                    )
+                )
                 self.connections.append((i, a, b))
         self._ctx = None  # set only during a CALMModel forward: augment states and the cross mask
         self._hooks = [
@@ -450,6 +470,7 @@ def _check_batch(self, input_ids, attention_mask=None, labels=None, shared=True)
                              "the mean loss would be NaN")
     return attention_mask
 
+# %% ../nbs/40_calm.ipynb #c016cs1
 def _forward(
     # (b, t) token ids, read by the anchor (and every augment, with a shared tokenizer)
     self,
@@ -495,6 +516,7 @@ def _forward(
         )
     return CausalLMOutputWithPast(loss=loss, logits=logits)
 
+# %% ../nbs/40_calm.ipynb #c016cs2
 def _check_across(self, input_ids, ids, masks, cross):
     "Validate the augments' own tokens; return their (input_ids, attention_mask, positions)."
     n, b, t = len(self.augments), *input_ids.shape
@@ -559,6 +581,7 @@ def _next_tokens(logits, done, scores, num_beams, do_sample, temperature, top_k,
     if pad is not None: nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
     return nxt, None, scores
 
+# %% ../nbs/40_calm.ipynb #c032s1
 @torch.no_grad()
 def _generate(
     self,
@@ -670,6 +693,7 @@ def token_ends(tokenizer,  # a fast tokenizer (it must return offsets)
         ends.append(row)
     return enc["input_ids"], ends
 
+# %% ../nbs/40_calm.ipynb #c034ys1
 def cross_mask(q_ends: torch.Tensor,  # (b, t_q) where each anchor token's text ends
                k_ends: torch.Tensor,  # (b, t_k) where each augment token's text ends
                k_mask: torch.Tensor,  # (b, t_k) 1 = augment token, 0 = padding
@@ -685,6 +709,7 @@ def _check_tokenizers(augment_tokenizers):
         raise TypeError("augment_tokenizers must be a list with one tokenizer per augment, "
                         f"got {type(augment_tokenizers).__name__}")
 
+# %% ../nbs/40_calm.ipynb #c034zcs1
 def _pad(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
     L = max(len(r) for r in rows)
     out = torch.full((len(rows), L), value, dtype=torch.long)
@@ -693,12 +718,14 @@ def _pad(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
         elif r: out[i, :len(r)] = torch.tensor(r)
     return out
 
+# %% ../nbs/40_calm.ipynb #c034zcs2
 def _side(tokenizer, texts, side, **kw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "(ids, mask, ends) of `texts` padded on `side`."
     ids, ends = token_ends(tokenizer, texts, **kw)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return _pad(ids, pad, side), _pad([[1] * len(r) for r in ids], 0, side), _pad(ends, -1, side)
 
+# %% ../nbs/40_calm.ipynb #c034zcs3
 def encode_across(
     anchor_tokenizer,  # the anchor's fast tokenizer
     augment_tokenizers: Sequence,  # one fast tokenizer per augment
@@ -819,6 +846,7 @@ def _composition(self) -> dict:
             "causal": self.config.causal, "d_anchor": self.anchor.config.hidden_size,
             "d_augments": [m.config.hidden_size for m in self.augments]}
 
+# %% ../nbs/40_calm.ipynb #c036s1
 def _save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
     "Write the config and the composition parameters (not the frozen models), atomically."
     state = {k: v.detach().contiguous().cpu() for k, v in self.blocks.state_dict().items()}
@@ -830,6 +858,7 @@ def _save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
             metadata={"format": "pt", _META_KEY: json.dumps(_composition(self))},
         )
 
+# %% ../nbs/40_calm.ipynb #c036s2
 def _check_composition(f: Path, model) -> None:
     "Refuse weights whose recorded composition differs from the one the config builds."
     with safe_open(str(f), "pt") as fh: record = (fh.metadata() or {}).get(_META_KEY)
@@ -843,6 +872,7 @@ def _check_composition(f: Path, model) -> None:
             + "; ".join(diff)
         )
 
+# %% ../nbs/40_calm.ipynb #c036s3
 @classmethod
 def _from_pretrained(
     cls,
@@ -883,11 +913,13 @@ class _RandomRows:
                 for k, v in self.tensors.items()
             }
 
+# %% ../nbs/40_calm.ipynb #c039s1
 def _lm_loss(model, batch):
     """The mean next-token loss of `model(**batch)` (the forward runs through the accelerate
     wrapper)."""
     return model(**batch).loss
 
+# %% ../nbs/40_calm.ipynb #c039s2
 def fit(
     model: nn.Module,  # a causal LM (HF or CALMModel) whose trainable parameters train
     input_ids: torch.Tensor,  # (n, t) training rows
@@ -944,7 +976,6 @@ def fit(
         progress=progress,
         **{"desc": "calm fit"} | train_kwargs
     )
-
 
 # %% ../nbs/40_calm.ipynb #c041b
 # fit arguments that change no weight

@@ -73,6 +73,7 @@ def _check_layers(layers, num_states: int) -> list[int]:
         raise ValueError(f"layers must not repeat a layer, got {list(layers)}")
     return out
 
+# %% ../nbs/50_contrastive.ipynb #c006s1
 def pooling_mask(
     attention_mask: torch.Tensor,  # (b, t) 1 at real tokens (left or right padding)
     # drop each row's first real token (kept when it is the only one)
@@ -94,6 +95,7 @@ def pooling_mask(
     keep[rows, first] = m.sum(-1) == 1  # a single-token row keeps its token
     return keep
 
+# %% ../nbs/50_contrastive.ipynb #c006s2
 class WeightedLayerPooling(nn.Module):
     """Softmax-weighted mix of chosen hidden-state layers, mean-pooled over the real tokens of each
     text."""
@@ -216,6 +218,7 @@ class ContrastiveConfig(PretrainedConfig):
         )
         super().__init__(**kwargs)
 
+# %% ../nbs/50_contrastive.ipynb #c016s1
 @dataclass
 class ContrastiveOutput(ModelOutput):
     "Output of `ContrastiveModel.forward`."
@@ -226,13 +229,16 @@ class ContrastiveOutput(ModelOutput):
     embeddings: torch.Tensor | None = None
     pair_embeddings: torch.Tensor | None = None  # (b, d) of their pairs (English)
 
+# %% ../nbs/50_contrastive.ipynb #c016s2
 def _lm_from_config(d: dict):
     d = dict(d); model_type = d.pop("model_type")
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **d))
 
+# %% ../nbs/50_contrastive.ipynb #c016s3
 class _EnoughLayers(Exception):
     "Raised by a hook to end a forward pass once the needed layers have run."
 
+# %% ../nbs/50_contrastive.ipynb #c016s4
 def _num_layers(lm) -> int:
     for k in ("num_hidden_layers", "n_layer", "num_layers"):
         v = getattr(lm.config, k, None)
@@ -467,6 +473,7 @@ def _save_pretrained(
         if tokenizer is not None: tokenizer.save_pretrained(tmp)
     return Path(save_directory)
 
+# %% ../nbs/50_contrastive.ipynb #c017ss1
 @classmethod
 def _from_pretrained(
     cls,
@@ -577,6 +584,7 @@ def _tokenize(tokenizer, texts: Sequence[str], max_length: int, device=None) -> 
     out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
     return out if device is None else {k: v.to(device) for k, v in out.items()}
 
+# %% ../nbs/50_contrastive.ipynb #c026s1
 def _pair_batch(tokenizer, max_length: int):
     """(ko texts, en texts) -> tokenized tensors of both sides (moved to the device by the training
     loop)."""
@@ -587,6 +595,7 @@ def _pair_batch(tokenizer, max_length: int):
                 "pair_input_ids": e["input_ids"], "pair_attention_mask": e["attention_mask"]}
     return prepare
 
+# %% ../nbs/50_contrastive.ipynb #c026s2
 def _freeze_unused(model: ContrastiveModel):
     """Freeze what the contrastive loss never reaches: the layers above the highest pooled one, the
     final norm, an untied head."""
@@ -601,6 +610,7 @@ def _freeze_unused(model: ContrastiveModel):
     ids = {id(p) for p in used}
     for p in model.lm.parameters(): p.requires_grad_(id(p) in ids)
 
+# %% ../nbs/50_contrastive.ipynb #c026s3
 def train_contrastive(
     model: ContrastiveModel,
     tokenizer,  # the LM's tokenizer (right padding)
@@ -705,6 +715,7 @@ def untie_lm_head(lm) -> nn.Module:
             lm.config.get_text_config().tie_word_embeddings = False
     return lm
 
+# %% ../nbs/50_contrastive.ipynb #c026bs1
 def _text_batches(texts: Sequence[str], batch_size: int, seed: int) -> Iterator[list[str]]:
     "Endless batches of texts, reshuffled after each pass."
     rng, order = random.Random(seed), []
@@ -715,6 +726,7 @@ def _text_batches(texts: Sequence[str], batch_size: int, seed: int) -> Iterator[
             batch.append(texts[order.pop()])
         yield batch
 
+# %% ../nbs/50_contrastive.ipynb #c026bs2
 def train_lm(
     lm,  # a causal LM (e.g. `ContrastiveModel.lm`)
     tokenizer,  # its tokenizer
@@ -854,6 +866,7 @@ def layer_embeddings(lm,  # a causal LM
         out.append(torch.stack([masked_mean(h.float(), keep) for h in hs]).cpu())
     return torch.cat(out, 1)
 
+# %% ../nbs/50_contrastive.ipynb #c033s1
 def _check_pair(a: torch.Tensor, b: torch.Tensor, what="a and b"):
     for name, x in zip(what.split(" and "), (a, b)): check_tensor(name, x)
     if a.shape != b.shape:
@@ -866,6 +879,7 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, what="a and b"):
             f"{what} need at least 2 pairs (non-parallel pairs and retrieval need negatives)"
         )
 
+# %% ../nbs/50_contrastive.ipynb #c033s2
 def layer_cosines(ko: torch.Tensor,  # (L + 1, n, d) or (n, d) embeddings of Korean texts
                   en: torch.Tensor,  # the same shape: their English translations, row for row
                  ) -> pd.DataFrame:
@@ -886,6 +900,7 @@ def layer_cosines(ko: torch.Tensor,  # (L + 1, n, d) or (n, d) embeddings of Kor
         }
     )
 
+# %% ../nbs/50_contrastive.ipynb #c033s3
 def retrieval_at_1(ko: torch.Tensor,  # (n, d) Korean embeddings
                    en: torch.Tensor,  # (n, d) their English translations
                   ) -> float:
@@ -948,6 +963,7 @@ def score_multiple_choice(
     df["correct"], df["correct_norm"] = df.pred == df.gold, df.pred_norm == df.gold
     return df
 
+# %% ../nbs/50_contrastive.ipynb #c037s1
 def _score_items(lm, items, prepared, dev, pad, cache_arg, progress, lang) -> list[dict]:
     "One row per item: the context once, then its choices batched on copies of the context's cache."
     rows = []
@@ -1011,6 +1027,7 @@ def _by_id(name: str, preds) -> dict:
     if dup: raise ValueError(f"{name} repeats the item ids {dup[:3]}: each item must appear once")
     return dict(preds.items()) if isinstance(preds, pd.Series) else dict(preds)
 
+# %% ../nbs/50_contrastive.ipynb #c041s1
 def _kappa_parts(
     a: list, b: list, types: list
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1027,6 +1044,7 @@ def _kappa_parts(
     item_type[range(len(a)), [kinds.index(t) for t in types]] = 1
     return onehot_a, onehot_b, type_of, item_type
 
+# %% ../nbs/50_contrastive.ipynb #c041s2
 def _kappa(weights: np.ndarray, same, onehot_a, onehot_b, type_of, item_type) -> np.ndarray:
     """κ_p for each row of item weights (r, n): (p_o − p_e) / (1 − p_e); p_e from each side's label
     shares per item type."""
@@ -1040,6 +1058,7 @@ def _kappa(weights: np.ndarray, same, onehot_a, onehot_b, type_of, item_type) ->
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(p_e < 1, (p_o - p_e) / (1 - p_e), np.nan)
 
+# %% ../nbs/50_contrastive.ipynb #c041s3
 def agreement_rate(
     pred_a: Mapping | pd.Series | Iterable,  # item id → label (e.g. English), or (id, label) pairs
     # item id → predicted label (e.g. Korean), the same ids
@@ -1112,6 +1131,7 @@ def pooled_mix(emb: torch.Tensor,  # (L + 1, n, d) per-layer embeddings from `la
         raise ValueError(f"weights must give one weight per layer ({len(layers)}), got {len(w)}")
     return torch.einsum("l,lnd->nd", w.to(emb.dtype), emb[list(layers)])
 
+# %% ../nbs/50_contrastive.ipynb #c042fs1
 def evaluate_alignment(
     lm,  # a causal LM, or a `ContrastiveModel` (its LM, pooled layers and learned weights)
     tokenizer,
@@ -1204,6 +1224,7 @@ def alignment_summary(
     return ({c: np.multiply(ev[c], 100).tolist() for c in _PCT} | {c: ev[c] for c in _KAPPA}
             | {k: 100 * ev["retrieval"].get(s, float("nan")) for k, s in retrieval.items()})
 
+# %% ../nbs/50_contrastive.ipynb #c042is1
 def alignment_table(summaries: Mapping[str, Mapping],  # checkpoint name -> `alignment_summary`
                    ) -> pd.DataFrame:
     """One row per checkpoint: ARC accuracies EN / KO, agreement and κ_p with their CIs, retrieval

@@ -123,6 +123,7 @@ def _kernel_history() -> list[str]:
     ip = get_ipython()
     return list(ip.history_manager.input_hist_raw) if ip is not None else []
 
+# %% ../nbs/02_experiment.ipynb #c102s1
 def check_param_names(
     history: list[str] | None = None,  # cell sources in run order; default: this kernel's
     notebook: str = "",  # the notebook's name, for the message
@@ -179,6 +180,7 @@ def _kind_of(name: str, annotation) -> tuple[str, bool]:
         )
     return _ANNOTATION_KINDS[base[0]], optional
 
+# %% ../nbs/02_experiment.ipynb #c103ds1
 def declare_params(
     ns: dict,  # the notebook's namespace: `globals()`, right after the parameters cell
     # name -> smallest value (numbers) or length; ints default to 1, strings
@@ -231,6 +233,7 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError): return None
     return done.stdout.strip() if done.returncode == 0 else None
 
+# %% ../nbs/02_experiment.ipynb #c009s1
 def library_versions(packages: Sequence[str] = _TRACKED,  # package names (a list or tuple)
                     ) -> dict[str, str | bool | None]:
     "Versions of `packages` (None when absent), python, and the git commit with its dirty flag."
@@ -255,6 +258,7 @@ def _cpu_model() -> str:
     except OSError: pass
     return platform.processor() or platform.machine() or "unknown"
 
+# %% ../nbs/02_experiment.ipynb #c010ms1
 def machine_info(precision: str | None = None,  # the run's precision ("fp32", "bf16"), if any
                  device: Any = None,  # the run's device; a CUDA device adds the accelerator's name
                 ) -> dict:
@@ -276,6 +280,7 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
+# %% ../nbs/02_experiment.ipynb #c012s1
 def _non_finite(x: Any, prefix: str = "") -> dict[str, str]:
     "Dotted keys of the NaN/±inf floats in nested dicts and lists, each with its value as text."
     if isinstance(x, float) and not math.isfinite(x): return {prefix.rstrip("."): str(x)}
@@ -284,6 +289,7 @@ def _non_finite(x: Any, prefix: str = "") -> dict[str, str]:
     for k, v in items: out |= _non_finite(v, f"{prefix}{k}.")
     return out
 
+# %% ../nbs/02_experiment.ipynb #c012s2
 class FigurePath(type(Path())):
     """The path of a saved figure; it displays as nothing, since `Run.save_figure` has shown the
     figure already."""
@@ -303,6 +309,7 @@ def _inside(root: Path, filename: str | os.PathLike, arg: str) -> Path:
         raise ValueError(f"{arg} must name a file inside {str(root)!r}, got {str(filename)!r}")
     return p
 
+# %% ../nbs/02_experiment.ipynb #c104s1
 @dataclass
 class Run:
     "One experiment run: its name, parameters, output directory and clock."
@@ -398,13 +405,19 @@ class Claim:
 
 # %% ../nbs/02_experiment.ipynb #c107
 def _pct(x): return f"{100 * x:.1f}%"
+
+# %% ../nbs/02_experiment.ipynb #c107s1
 def _num(
     # results.json writes non-finite values as null
     x,
     fmt=".2f",
 ):
     return "n/a" if x is None else format(x, fmt)
+
+# %% ../nbs/02_experiment.ipynb #c107s2
 def _first_line(s): return (s.strip().splitlines() or [""])[0]
+
+# %% ../nbs/02_experiment.ipynb #c107s3
 def _all_met(flags):
     "Every flag true, and at least one: `all([])` is True, but an empty result meets no target."
     values = list(flags.values() if isinstance(flags, dict) else flags)
@@ -510,6 +523,7 @@ def flat_metrics(results: dict, prefix: str = "") -> dict:
             out[key] = v
     return out
 
+# %% ../nbs/02_experiment.ipynb #c017s1
 def _check_runs_dir(runs_dir: str | os.PathLike) -> Path:
     "`runs_dir` as a Path; an error naming it if it is not a directory of run directories."
     root = Path(runs_dir)
@@ -525,6 +539,7 @@ def _check_runs_dir(runs_dir: str | os.PathLike) -> Path:
         )
     return root
 
+# %% ../nbs/02_experiment.ipynb #c017s2
 def _read_results(p: Path) -> dict:
     try:
         r = json.loads(p.read_text(encoding="utf-8"))
@@ -534,6 +549,7 @@ def _read_results(p: Path) -> dict:
         raise ValueError(f"{p} must hold a JSON object, got {type(r).__name__}")
     return r
 
+# %% ../nbs/02_experiment.ipynb #c017s3
 def load_results(runs_dir: str | os.PathLike = "runs") -> list[dict]:
     """Every `<runs_dir>/*/results.json`, sorted by run name; a missing or wrong `runs_dir` is an
     error."""
@@ -543,10 +559,12 @@ def load_results(runs_dir: str | os.PathLike = "runs") -> list[dict]:
 # %% ../nbs/02_experiment.ipynb #c108
 def _fmt(v): return f"{v:.4g}" if isinstance(v, float) else str(v)
 
+# %% ../nbs/02_experiment.ipynb #c108s1
 def _wall(s):
     if not isinstance(s, (int, float)): return "—"
     return f"{s:.0f} s" if s < 120 else f"{s // 60:.0f} min {s % 60:.0f} s"
 
+# %% ../nbs/02_experiment.ipynb #c108s2
 def claim_row(results: dict) -> dict:
     "paper, ours, target, met (True/False/None), wall time and smoke flag of one run's results."
     name = results.get("name") or results.get("_dir", "")
@@ -570,6 +588,7 @@ def _met(row):
     word = {True: "yes", False: "no", None: "—"}[row["met"]]
     return word + (" (smoke run)" if row["smoke"] else "")
 
+# %% ../nbs/02_experiment.ipynb #c018bs1
 def results_markdown(
     runs_dir: str | os.PathLike = "runs",  # root of the run directories
     link: Callable[[str], str] | None = None,  # run name -> URL of its executed notebook
@@ -590,6 +609,7 @@ def results_markdown(
         )
     return results_table(rows, link)
 
+# %% ../nbs/02_experiment.ipynb #c018bs2
 def results_table(rows: list[dict],  # results dicts with `_dir`, as `load_results` gives them
                   link: Callable[[str], str] | None = None,  # run name -> URL of its page
                  ) -> str:
@@ -608,6 +628,7 @@ def results_table(rows: list[dict],  # results dicts with `_dir`, as `load_resul
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cols) + " |")
     return "\n".join(lines)
 
+# %% ../nbs/02_experiment.ipynb #c018bs3
 def headline_markdown(results: dict) -> str:
     """The three lines an executed experiment page opens with: the paper's figure, ours, the target
     and wall time."""
@@ -639,6 +660,7 @@ def prose_keys(template: str) -> list[str]:
     keys = [field for _, field, _, _ in string.Formatter().parse(template) if field]
     return list(dict.fromkeys(keys))
 
+# %% ../nbs/02_experiment.ipynb #c113s1
 def render_prose(results: dict,  # a results dict, as `Run.finish` returns it
                  template: str,  # markdown with `{dotted.key:format}` fields
                 ) -> str:
@@ -656,6 +678,7 @@ def render_prose(results: dict,  # a results dict, as `Run.finish` returns it
         out.append("*n/a*" if value is None else format(value, spec))
     return "".join(out)
 
+# %% ../nbs/02_experiment.ipynb #c113s2
 def results_prose(results: dict,  # a results dict, as `Run.finish` returns it
                   template: str,  # markdown with `{dotted.key:format}` fields
                  ) -> Markdown:

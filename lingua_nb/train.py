@@ -80,6 +80,7 @@ def _groups(model: nn.Module, param_groups, lr: float, weight_decay: float) -> l
     if not any(g["params"] for g in groups): raise ValueError("model has no trainable parameters")
     return [g for g in groups if g["params"]]
 
+# %% ../nbs/03_train.ipynb #t013s1
 def _mixed_precision(mixed_precision: str, cpu: bool) -> str:
     """accelerate's setting: 'auto' is 'bf16' where the device runs it fast (`resolve_precision`),
     else 'no'."""
@@ -91,6 +92,7 @@ def _mixed_precision(mixed_precision: str, cpu: bool) -> str:
         return mixed_precision
     return "bf16" if resolve_precision("auto", "cpu" if cpu else "auto") == "bf16" else "no"
 
+# %% ../nbs/03_train.ipynb #t013s2
 def _accelerator(mixed_precision: str, cpu: bool | None) -> Accelerator:
     cpu = not torch.cuda.is_available() if cpu is None else cpu
     mixed_precision = _mixed_precision(mixed_precision, cpu)
@@ -114,6 +116,7 @@ def _step_loss(model, batches, loss_fn, prepare_batch, acc, grad_accum: int, ste
         total += loss.item() / grad_accum
     return total, extras
 
+# %% ../nbs/03_train.ipynb #t014s1
 class _nullcontext:
     def __enter__(self): return self
     def __exit__(self, *a): return False
