@@ -468,8 +468,9 @@ CLAIMS = {
             " (~70% of the way to English)"
         ),
         target=(
-            "gap_closed ≥ 0.7 on Korean GSM-Symbolic NLL, with Korean content passing (mismatch"
-            " effect ≥ half of English's)"
+            "gap_closed ≥ 0.7 on Korean GSM-Symbolic NLL; Korean and English content passing"
+            " (mismatch effects ≥ half of English's and of the plain LM's, CIs clear of 0);"
+            " LB(ko) accuracy ≥ base(ko)"
         ),
         ours=lambda r: (
             f"gap closed {_num(r['gap_closed'])}; content effect KO"

@@ -4,12 +4,13 @@
 
 # %% ../nbs/30_langbridge.ipynb #c003
 from __future__ import annotations
+import hashlib
 import inspect
 import json
 import os
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import transformers
@@ -20,10 +21,13 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 import numpy as np
 
+from safetensors.torch import load_file
+from .align import offset_align_batch
 from .core import (atomic_path, check_ids, check_positive, check_range, check_strings,
-                            check_tensors, checkpoint_dir, get_dtype, load_tensors, masked_mean,
-                            positions_from_mask, print_trainable_parameters, recover_path)
-from .evaluate import token_nll
+                            check_tensor, check_tensors, checkpoint_dir, get_dtype, load_tensors,
+                            masked_mean, positions_from_mask, print_trainable_parameters,
+                            recover_path)
+from .evaluate import nll_difference, per_token_nll, token_nll
 from .train import History, train_loop
 # calm's imports, until it takes them from core
 _check_ids, _check_tensors, _checkpoint_dir, _load_tensors = (
@@ -33,10 +37,10 @@ _check_ids, _check_tensors, _checkpoint_dir, _load_tensors = (
     load_tensors,
 )
 
-
 # %% auto #0
-__all__ = ['LangBridgeConfig', 'LangBridgeModel', 'LabelledCollator', 'UnlabelledCollator', 'train_bridge',
-           'bridge_reference_nll', 'bridge_generate', 'bridge_pooled_states']
+__all__ = ['LangBridgeConfig', 'LangBridgeModel', 'LabelledCollator', 'UnlabelledCollator', 'train_bridge', 'EncoderStates',
+           'encoder_states', 'ReconstructionCollator', 'ridge_map', 'alignment_pairs', 'alignment_init', 'bias_only',
+           'has_digit', 'bridge_reference_nll', 'bridge_generate', 'bridge_pooled_states', 'bridge_content_effect']
 
 # %% ../nbs/30_langbridge.ipynb #c006
 class LangBridgeConfig(PretrainedConfig):
@@ -183,6 +187,16 @@ def _left_pack(mask):
     key = mask.long() * L + torch.arange(L, device=mask.device)
     return key.argsort(dim=1)
 
+def _given_states(self, states, enc_input_ids, encoder_trains):
+    "Encoder states computed beforehand (`EncoderStates`), checked against the batch."
+    if encoder_trains:
+        raise ValueError(
+            "enc_hidden_states: the encoder trains, so states computed beforehand would be stale"
+        )
+    d_enc = self.config.enc_hidden_size
+    check_tensor("enc_hidden_states", states, (*enc_input_ids.shape, d_enc))
+    return states.to(self.eos_embedding.device)
+
 def _build_inputs(
     self,
     enc_input_ids,
@@ -191,6 +205,7 @@ def _build_inputs(
     attention_mask=None,
     labels=None,
     left_pack=False,
+    enc_hidden_states=None,
 ):
     "LM `inputs_embeds`, attention mask, position ids and labels for a batch (see the notes above)."
     _check_2d("enc_input_ids", enc_input_ids)
@@ -208,12 +223,15 @@ def _build_inputs(
     dev = self.eos_embedding.device
     enc_input_ids, enc_attention_mask = enc_input_ids.to(dev), enc_attention_mask.to(dev)
     encoder_trains = any(p.requires_grad for p in self.encoder.parameters())
-    # a frozen encoder runs without autograd
-    with torch.set_grad_enabled(torch.is_grad_enabled() and encoder_trains):
-        # (b, s, d_enc)
-        h = self.encoder(
-            input_ids=enc_input_ids, attention_mask=enc_attention_mask
-        ).last_hidden_state
+    if enc_hidden_states is not None:
+        h = _given_states(self, enc_hidden_states, enc_input_ids, encoder_trains)  # (b, s, d_enc)
+    else:
+        # a frozen encoder runs without autograd
+        with torch.set_grad_enabled(torch.is_grad_enabled() and encoder_trains):
+            # (b, s, d_enc)
+            h = self.encoder(
+                input_ids=enc_input_ids, attention_mask=enc_attention_mask
+            ).last_hidden_state
     soft = self.bridge(h.to(self.eos_embedding.dtype))  # (b, s, d_lm)
     eos = self.eos_embedding.view(1, 1, -1).expand(b, 1, -1)  # (b, 1, d_lm)
     one = enc_attention_mask.new_ones(b, 1)
@@ -285,10 +303,19 @@ def _forward(
     labels: torch.Tensor | None = None,  # (b, t) LM targets (usually `input_ids`), −100 ignored
     # with labels: logits only from the first predicting position on
     target_logits_only: bool = False,
+    # (b, s, d_enc) the frozen encoder's states, computed beforehand
+    enc_hidden_states: torch.Tensor | None = None,
     **kwargs,  # passed to the LM (e.g. `use_cache`)
 ) -> CausalLMOutputWithPast:
     "Soft prompt + LM tokens through the frozen LM; loss on LM targets only."
-    x = self.build_inputs(enc_input_ids, enc_attention_mask, input_ids, attention_mask, labels)
+    x = self.build_inputs(
+        enc_input_ids,
+        enc_attention_mask,
+        input_ids,
+        attention_mask,
+        labels,
+        enc_hidden_states=enc_hidden_states,
+    )
     full = x["labels"]  # (b, L) or None
     if full is not None and not (full[:, 1:] != -100).any():
         raise ValueError(
@@ -486,13 +513,34 @@ def _lm_side(lm_tokenizer, texts, max_length, add_eos=True):
     mask = torch.tensor([[1] * len(i) + [0] * (t - len(i)) for i in ids])
     return input_ids, mask, input_ids.masked_fill(mask == 0, -100)
 
+def _check_states_arg(states):
+    if states is not None and not isinstance(states, EncoderStates):
+        raise TypeError(f"states must be EncoderStates or None, got {type(states).__name__}")
+    return states
+
+def _enc_side(enc_tokenizer, texts, enc_prefix, max_enc_length, states=None) -> dict:
+    "Encoder ids and mask of the prefixed texts, and their states when `states` holds them."
+    enc = enc_tokenizer(
+        [enc_prefix + t for t in texts],
+        padding=True,
+        truncation=True,
+        max_length=max_enc_length,
+        return_tensors="pt",
+    )
+    out = dict(enc_input_ids=enc["input_ids"], enc_attention_mask=enc["attention_mask"])
+    if states is not None:
+        mask = enc["attention_mask"]
+        out["enc_hidden_states"] = states.batch(texts, mask, enc_prefix, max_enc_length)
+    return out
+
 class LabelledCollator:
     "Batches of {input_key: text, output_key: text}: the encoder gets the input, the LM the output."
     def __init__(self, enc_tokenizer, lm_tokenizer,
                  input_key: str = "input", output_key: str = "output",
                  max_enc_length: int = 128, max_lm_length: int = 128,
                  enc_prefix: str = "",  # e.g. E5's "query: "
-                 add_eos: bool = True):  # append the LM's EOS token to the output
+                 add_eos: bool = True,  # append the LM's EOS token to the output
+                 states: "EncoderStates | None" = None):  # the encoder's states, computed once
         if max_enc_length < 2 or max_lm_length < 2:
             raise ValueError("max_enc_length and max_lm_length must be >= 2")
         self.enc_tokenizer, self.lm_tokenizer, self.input_key, self.output_key = (
@@ -507,21 +555,18 @@ class LabelledCollator:
             enc_prefix,
             add_eos,
         )
+        self.states = _check_states_arg(states)
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         if not examples: raise ValueError("examples must be a non-empty list of dicts")
         for k in (self.input_key, self.output_key):
             if k not in examples[0]:
                 raise ValueError(f"examples need the key {k!r}, got {sorted(examples[0])}")
-        inputs = [self.enc_prefix + e[self.input_key] for e in examples]
-        if any(not e[self.input_key] for e in examples):
+        inputs = [e[self.input_key] for e in examples]
+        if any(not t for t in inputs):
             raise ValueError(f"{self.input_key!r}: empty encoder input")
-        enc = self.enc_tokenizer(
-            inputs,
-            padding=True,
-            truncation=True,
-            max_length=self.max_enc_length,
-            return_tensors="pt",
+        enc = _enc_side(
+            self.enc_tokenizer, inputs, self.enc_prefix, self.max_enc_length, self.states
         )
         ids, mask, labels = _lm_side(
             self.lm_tokenizer,
@@ -529,8 +574,7 @@ class LabelledCollator:
             self.max_lm_length,
             self.add_eos,
         )
-        return dict(enc_input_ids=enc["input_ids"], enc_attention_mask=enc["attention_mask"],
-                    input_ids=ids, attention_mask=mask, labels=labels)
+        return dict(**enc, input_ids=ids, attention_mask=mask, labels=labels)
 
 # %% ../nbs/30_langbridge.ipynb #c041
 class UnlabelledCollator:
@@ -650,6 +694,252 @@ def train_bridge(
     )
 
 
+# %% ../nbs/30_langbridge.ipynb #m002
+class EncoderStates:
+    "A frozen encoder's last hidden states, one `(n_tokens, d_enc)` tensor per text."
+    def __init__(self,
+                 states: dict,  # text -> (n_tokens, d_enc) states (special tokens included)
+                 enc_prefix: str = "",  # the prefix the encoder read before each text
+                 max_enc_length: int = 128):  # the truncation length they were computed with
+        self.states, self.enc_prefix, self.max_enc_length = dict(states), enc_prefix, max_enc_length
+
+    def __len__(self): return len(self.states)
+    def __contains__(self, text): return text in self.states
+
+    def batch(self, texts: Sequence[str],  # the batch's texts (without the prefix)
+              enc_attention_mask: torch.Tensor,  # (b, s) the encoder mask of the batch
+              enc_prefix: str = "", max_enc_length: int = 128) -> torch.Tensor:
+        "(b, s, d_enc): each text's states at its real positions, zeros at padding."
+        if (enc_prefix, max_enc_length) != (self.enc_prefix, self.max_enc_length):
+            raise ValueError(
+                f"states were computed with enc_prefix={self.enc_prefix!r} and max_enc_length="
+                f"{self.max_enc_length}, the batch has {enc_prefix!r} and {max_enc_length}"
+            )
+        missing = [t for t in texts if t not in self.states]
+        if missing: raise ValueError(f"states: no states for the text {missing[0][:60]!r}")
+        first = self.states[texts[0]]
+        out = first.new_zeros(*enc_attention_mask.shape, first.shape[-1])  # (b, s, d_enc)
+        for row, t in enumerate(texts):
+            real = enc_attention_mask[row].bool()
+            if int(real.sum()) != len(self.states[t]):
+                raise ValueError(
+                    f"states: {len(self.states[t])} positions for {t[:60]!r}, the batch has"
+                    f" {int(real.sum())} (states made with another tokenizer?)"
+                )
+            out[row, real] = self.states[t]
+        return out
+
+# %% ../nbs/30_langbridge.ipynb #m003
+@torch.no_grad()
+def _compute_states(encoder, enc_tokenizer, texts, enc_prefix, max_enc_length, batch_size):
+    "Each text's states, batched over texts of similar length."
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    dev, out = next(encoder.parameters()).device, {}
+    was_training = encoder.training
+    encoder.eval()
+    for start in range(0, len(order), batch_size):
+        chunk = [texts[i] for i in order[start:start + batch_size]]
+        enc = _enc_side(enc_tokenizer, chunk, enc_prefix, max_enc_length)
+        mask = enc["enc_attention_mask"].to(dev)
+        h = encoder(input_ids=enc["enc_input_ids"].to(dev), attention_mask=mask)
+        for row, t in enumerate(chunk):  # (n_tokens, d_enc) per text
+            out[t] = h.last_hidden_state[row, mask[row].bool()].float().cpu().clone()
+    encoder.train(was_training)
+    return out
+
+# %% ../nbs/30_langbridge.ipynb #m004
+def _states_key(model, enc_tokenizer, texts, enc_prefix, max_enc_length) -> str:
+    "Cache key: the encoder's name and a fingerprint of its weights, the tokenizer, the texts."
+    params = list(model.encoder.parameters())
+    fingerprint = [float(p.detach().double().sum()) for p in (params[0], params[-1])]
+    spec = [model.config.encoder_name, type(model.encoder).__name__, fingerprint,
+            sum(p.numel() for p in params), len(enc_tokenizer), enc_prefix, max_enc_length, texts]
+    return "encoder_states-v1-" + hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]
+
+def _write_states(out: Path, states: dict, texts: list[str]):
+    lengths = torch.tensor([len(states[t]) for t in texts])
+    flat = torch.cat([states[t] for t in texts])  # (sum of lengths, d_enc)
+    save_file({"states": flat, "lengths": lengths}, str(out / "states.safetensors"))
+    (out / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+
+def _read_states(d: Path, texts: list[str]) -> dict:
+    saved = load_file(str(d / "states.safetensors"))
+    pieces = saved["states"].split(saved["lengths"].tolist())
+    return dict(zip(texts, pieces))
+
+# %% ../nbs/30_langbridge.ipynb #m005
+def encoder_states(
+    model: LangBridgeModel,  # its (frozen) encoder computes the states
+    enc_tokenizer,
+    texts: Sequence[str],  # the encoder inputs (duplicates are computed once)
+    enc_prefix: str = "",  # e.g. E5's "query: "
+    max_enc_length: int = 128,
+    batch_size: int = 16,
+    cache: bool = True,  # store them in (and read them from) lingua_nb's cache directory
+) -> EncoderStates:
+    "The frozen encoder's last hidden states of each text, computed once (see above)."
+    if not isinstance(model, LangBridgeModel):
+        raise TypeError(f"model must be a LangBridgeModel, got {type(model).__name__}")
+    texts = list(dict.fromkeys(check_strings("texts", texts)))
+    check_positive(max_enc_length=max_enc_length, batch_size=batch_size)
+    if any(p.requires_grad for p in model.encoder.parameters()):
+        raise ValueError("model: its encoder trains, so its states cannot be computed beforehand")
+    args = (model.encoder, enc_tokenizer, texts, enc_prefix, max_enc_length, batch_size)
+    if not cache: return EncoderStates(_compute_states(*args), enc_prefix, max_enc_length)
+    from lingua_nb.assets import cached_build  # the asset module loads lazily
+    def build(out: Path): _write_states(out, _compute_states(*args), texts)
+    key = _states_key(model, enc_tokenizer, texts, enc_prefix, max_enc_length)
+    states = _read_states(cached_build(key, build), texts)
+    return EncoderStates(states, enc_prefix, max_enc_length)
+
+# %% ../nbs/30_langbridge.ipynb #m011
+def _texts_of(examples, key: str) -> list[str]:
+    if not isinstance(examples, Sequence) or not examples:
+        raise ValueError("examples must be a non-empty list of dicts")
+    if not all(isinstance(e, dict) and key in e for e in examples):
+        raise ValueError(f"examples need the key {key!r} in every row")
+    texts = check_strings(f"examples[...][{key!r}]", [e[key] for e in examples])
+    if not all(texts): raise ValueError(f"{key!r}: an empty text")
+    return texts
+
+# %% ../nbs/30_langbridge.ipynb #m012
+class ReconstructionCollator:
+    "Batches of {text_key: text}: the encoder reads each text, the LM writes it back."
+    def __init__(self, enc_tokenizer, lm_tokenizer,
+                 text_key: str = "text",
+                 lm_prompt: str = "",  # LM text between the soft prompt and the copy, not scored
+                 max_enc_length: int = 128, max_lm_length: int = 128,  # prompt and EOS included
+                 enc_prefix: str = "",  # e.g. E5's "query: "
+                 add_eos: bool = True,  # the LM also learns to stop after the copy
+                 states: EncoderStates | None = None):  # the encoder's states, computed once
+        check_positive(max_enc_length=max_enc_length, max_lm_length=max_lm_length)
+        if not isinstance(lm_prompt, str):
+            raise TypeError(f"lm_prompt must be a string, got {type(lm_prompt).__name__}")
+        self.prompt_ids = lm_tokenizer(lm_prompt, add_special_tokens=False)["input_ids"]
+        if max_lm_length < len(self.prompt_ids) + 1 + int(add_eos):
+            raise ValueError(
+                f"max_lm_length must leave room for the {len(self.prompt_ids)} tokens of lm_prompt,"
+                f" a text token and the EOS, got {max_lm_length}"
+            )
+        self.enc_tokenizer, self.lm_tokenizer, self.text_key = enc_tokenizer, lm_tokenizer, text_key
+        self.max_enc_length, self.max_lm_length = max_enc_length, max_lm_length
+        self.enc_prefix, self.add_eos = enc_prefix, add_eos
+        self.states = _check_states_arg(states)
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        texts = _texts_of(examples, self.text_key)
+        n_prompt = len(self.prompt_ids)
+        ids, mask, labels = _lm_side(
+            self.lm_tokenizer, texts, self.max_lm_length - n_prompt, self.add_eos
+        )
+        prompt = torch.tensor([self.prompt_ids] * len(texts), dtype=torch.long).view(len(texts), -1)
+        enc = _enc_side(
+            self.enc_tokenizer, texts, self.enc_prefix, self.max_enc_length, self.states
+        )
+        return dict(**enc,
+                    input_ids=torch.cat([prompt, ids], 1),  # (b, n_prompt + t)
+                    attention_mask=torch.cat([torch.ones_like(prompt), mask], 1),
+                    labels=torch.cat([torch.full_like(prompt, -100), labels], 1))
+
+# %% ../nbs/30_langbridge.ipynb #m018
+def ridge_map(x: torch.Tensor,  # (n, d_in) inputs
+              y: torch.Tensor,  # (n, d_out) targets
+              ridge: float = 1.0,  # L2 penalty on the weight (0: least squares)
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    "`(weight (d_out, d_in), bias (d_out,))` minimising ‖x Wᵀ + b − y‖² + ridge ‖W‖²."
+    sizes = check_tensor("x", x, ("n", None))
+    check_tensor("y", y, ("n", None), sizes=sizes)
+    check_range(0, ridge=ridge)
+    if len(x) < 2: raise ValueError(f"x must hold at least 2 rows, got {len(x)}")
+    x64, y64 = x.double(), y.double()
+    x_mean, y_mean = x64.mean(0), y64.mean(0)
+    xc, yc = x64 - x_mean, y64 - y_mean  # centred: the bias is not penalised
+    gram = xc.T @ xc + ridge * torch.eye(x.shape[1], dtype=torch.float64)  # (d_in, d_in)
+    weight = torch.linalg.lstsq(gram, xc.T @ yc).solution.T  # (d_out, d_in)
+    return weight, y_mean - weight @ x_mean
+
+# %% ../nbs/30_langbridge.ipynb #m021
+def _special_ends(enc_tokenizer, text: str, max_enc_length: int) -> tuple[int, int, int]:
+    "(leading specials, trailing specials, all positions) of the encoder's tokenization of `text`."
+    special = enc_tokenizer(text, truncation=True, max_length=max_enc_length,
+                            return_special_tokens_mask=True)["special_tokens_mask"]
+    lead = next((i for i, s in enumerate(special) if not s), len(special))
+    trail = next((i for i, s in enumerate(reversed(special)) if not s), 0)
+    return lead, trail, len(special)
+
+@torch.no_grad()
+def alignment_pairs(
+    model: LangBridgeModel,
+    enc_tokenizer,  # a fast tokenizer (character offsets)
+    lm_tokenizer,  # a fast tokenizer (character offsets)
+    texts: Sequence[str],  # the text both sides read (the LM side reads `enc_prefix` too)
+    enc_prefix: str = "",
+    max_enc_length: int = 128,
+    states: EncoderStates | None = None,  # default: computed here (not cached)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "`(k, d_enc)` encoder states and `(k,)` LM token ids of the offset-aligned token pairs."
+    texts = check_strings("texts", texts)
+    if states is None:
+        states = encoder_states(model, enc_tokenizer, texts, enc_prefix, max_enc_length,
+                                cache=False)
+    full = [enc_prefix + t for t in texts]
+    lm_ids = lm_tokenizer(full, add_special_tokens=False)["input_ids"]
+    xs, ids = [], []
+    for t, f, row, al in zip(texts, full, lm_ids, offset_align_batch(full, enc_tokenizer,
+                                                                        lm_tokenizer)):
+        lead, trail, n = _special_ends(enc_tokenizer, f, max_enc_length)
+        links = torch.as_tensor(al.links).view(-1, 2)
+        links = links[links[:, 0] + lead < n - trail]  # tokens the truncation dropped
+        xs.append(states.batch([t], torch.ones(1, n), enc_prefix, max_enc_length)[0][
+            links[:, 0] + lead])
+        ids.append(torch.as_tensor(row, dtype=torch.long)[links[:, 1]])
+    return torch.cat(xs), torch.cat(ids)
+
+# %% ../nbs/30_langbridge.ipynb #m022
+def alignment_init(
+    model: LangBridgeModel,  # its linear bridge is overwritten
+    enc_tokenizer,
+    lm_tokenizer,
+    texts: Sequence[str],  # fitting texts (English is enough: the encoder is multilingual)
+    ridge: float = 1.0,  # see `ridge_map`
+    enc_prefix: str = "",
+    max_enc_length: int = 128,
+    states: EncoderStates | None = None,  # the texts' states, if computed already
+    match_norm: bool = True,  # scale the map to the mean norm of the target embeddings
+) -> dict:
+    "Set the linear bridge to the ridge map from encoder token states to aligned LM embeddings."
+    if not isinstance(model, LangBridgeModel):
+        raise TypeError(f"model must be a LangBridgeModel, got {type(model).__name__}")
+    if model.config.bridge != "linear":
+        raise ValueError(
+            f"model: alignment_init needs the linear bridge, got {model.config.bridge!r}"
+        )
+    check_range(0, ridge=ridge)
+    x, ids = alignment_pairs(model, enc_tokenizer, lm_tokenizer, texts, enc_prefix,
+                             max_enc_length, states)
+    if len(ids) < 2: raise ValueError(f"texts: {len(ids)} aligned token pairs, at least 2 needed")
+    y = model.lm.get_input_embeddings().weight.detach()[ids.to(model.lm.device)].cpu().double()
+    weight, bias = ridge_map(x, y, ridge)
+    pred = x.double() @ weight.T + bias  # (k, d_lm)
+    scale = float(y.norm(dim=1).mean() / pred.norm(dim=1).mean()) if match_norm else 1.0
+    with torch.no_grad():
+        model.bridge.weight.copy_(scale * weight)
+        model.bridge.bias.copy_(scale * bias)
+    cosine = nn.functional.cosine_similarity(pred, y, dim=1).mean()
+    r2 = 1 - ((pred - y) ** 2).sum() / ((y - y.mean(0)) ** 2).sum()
+    return {"pairs": len(ids), "scale": scale, "cosine": float(cosine), "r2": float(r2)}
+
+# %% ../nbs/30_langbridge.ipynb #m028
+def bias_only(model: LangBridgeModel) -> LangBridgeModel:
+    "Zero the linear bridge's weight and freeze it: the soft prompt no longer reads the encoder."
+    if not isinstance(model, LangBridgeModel):
+        raise TypeError(f"model must be a LangBridgeModel, got {type(model).__name__}")
+    if model.config.bridge != "linear":
+        raise ValueError(f"model: bias_only needs the linear bridge, got {model.config.bridge!r}")
+    with torch.no_grad(): model.bridge.weight.zero_()
+    model.bridge.weight.requires_grad_(False)
+    return model
+
 # %% ../nbs/30_langbridge.ipynb #c046b
 def _enc_batch(model, enc_tokenizer, texts, enc_prefix, max_enc_length):
     dev = next(model.bridge.parameters()).device
@@ -660,6 +950,23 @@ def _enc_batch(model, enc_tokenizer, texts, enc_prefix, max_enc_length):
         max_length=max_enc_length,
         return_tensors="pt",
     ).to(dev)
+
+def has_digit(token: str) -> bool:
+    "True when the token's text holds a digit: a `token_filter` that scores the numbers only."
+    return any(ch.isdigit() for ch in token)
+
+def _filtered(labels, lm_tokenizer, token_filter):
+    "Labels with the tokens `token_filter` rejects set to −100."
+    keep = [[t != -100 and bool(token_filter(lm_tokenizer.decode([t]))) for t in row]
+            for row in labels.tolist()]
+    return labels.masked_fill(~torch.tensor(keep, dtype=torch.bool), -100)
+
+def _rows_nll(logits, labels) -> np.ndarray:
+    "`token_nll` per row; (0, 0) for a row left without targets (by a token filter)."
+    has = (labels[:, 1:] != -100).any(1)
+    out = np.zeros((len(labels), 2))
+    if has.any(): out[has.cpu().numpy()] = token_nll(logits[has], labels[has])
+    return out
 
 @torch.no_grad()
 def bridge_reference_nll(
@@ -672,6 +979,8 @@ def bridge_reference_nll(
     enc_prefix: str = "",  # e.g. E5's "query: "
     max_enc_length: int = 128,
     batch_size: int = 8,
+    # keep only the reference tokens whose text passes (e.g. `has_digit`); None: all
+    token_filter: Callable[[str], bool] | None = None,
 ) -> np.ndarray:
     """Per item: (summed NLL of the reference tokens and the EOS, their number) after LangBridge
     reads the input."""
@@ -702,13 +1011,15 @@ def bridge_reference_nll(
             ]
         )
         b["labels"][:, :n_prompt] = -100
+        if token_filter is not None:
+            b["labels"] = _filtered(b["labels"], lm_tokenizer, token_filter)
         x = model.build_inputs(**{k: v.to(dev) for k, v in b.items()})
         logits = model.lm(
             inputs_embeds=x["inputs_embeds"],
             attention_mask=x["attention_mask"],
             position_ids=x["position_ids"],
         ).logits
-        out.append(token_nll(logits, x["labels"]))
+        out.append(_rows_nll(logits, x["labels"]))
     return np.concatenate(out)
 
 @torch.no_grad()
@@ -776,3 +1087,23 @@ def bridge_pooled_states(model: LangBridgeModel,
         ).hidden_states[-1][:, :-1]
         out.append(masked_mean(h.float(), enc["attention_mask"]).cpu())
     return torch.cat(out)
+
+# %% ../nbs/30_langbridge.ipynb #x001
+def bridge_content_effect(
+    model: LangBridgeModel,
+    enc_tokenizer,
+    lm_tokenizer,
+    inputs: Sequence[str],  # encoder inputs, at least 2
+    references: Sequence[str],  # each input's reference (e.g. the question itself, its CoT)
+    idx: np.ndarray | None = None,  # bootstrap resamples (`bootstrap_indices`), shared: paired
+    **kwargs,  # `bridge_reference_nll`'s (lm_prompt, enc_prefix, token_filter, ...)
+) -> dict:
+    "Matched and mismatched per-token NLL, their difference (the content effect) and its 95% CI."
+    inputs = check_strings("inputs", inputs)
+    if len(inputs) < 2: raise ValueError(f"inputs: at least 2 are needed, got {len(inputs)}")
+    matched = bridge_reference_nll(model, enc_tokenizer, lm_tokenizer, inputs, references, **kwargs)
+    rotated = inputs[1:] + inputs[:1]  # each reference after another item's input
+    other = bridge_reference_nll(model, enc_tokenizer, lm_tokenizer, rotated, references, **kwargs)
+    effect, ci = nll_difference(matched, other, idx)
+    return {"nll": per_token_nll(matched), "nll_mismatched": per_token_nll(other),
+            "effect": effect, "ci": ci, "tokens": int(matched[:, 1].sum())}
