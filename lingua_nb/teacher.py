@@ -22,13 +22,14 @@ from tqdm.auto import tqdm
 
 from .align import SCHEMES, detect_scheme, guess_scheme, token_surface
 from .assets import cached_build
-from .core import (atomic_path, check_choice, check_positive, check_range, check_tensor,
-                            positions_from_mask)
+from .core import (atomic_path, check_choice, check_positive, check_range, check_strings,
+                            check_tensor, positions_from_mask)
+from .evaluate import answers_correct
 
 # %% auto #0
 __all__ = ['TeacherStep', 'TeacherRecord', 'write_teacher_records', 'read_teacher_records', 'cached_records', 'record_stats',
            'records_from_response', 'read_openai_logprobs', 'sparse_sample', 'teacher_topk', 'cached_teacher_topk',
-           'sample_teacher_topk']
+           'sample_teacher_topk', 'sample_correct_chains']
 
 # %% ../nbs/21_teacher.ipynb #c006
 class TeacherStep(NamedTuple):
@@ -688,3 +689,32 @@ def sample_teacher_topk(
             bar.update(len(rows))
     bar.close()
     return out
+
+# %% ../nbs/21_teacher.ipynb #c027d
+def sample_correct_chains(
+    model,  # a causal LM (the teacher)
+    tokenizer,  # its tokenizer
+    prompts: Sequence[str],  # one prompt per problem (e.g. chat prompts ending with the reply turn)
+    golds: Sequence[str],  # the gold final answers, one per prompt
+    n_tries: int = 1,  # samples per problem at most; a problem stops at its first correct one
+    seed: int = 0,  # try t samples with seed + t
+    **sample_kw,  # to `sample_teacher_topk` (k, temperature (Fu et al.: 0.5), max_new_tokens ...)
+) -> tuple[list[TeacherRecord | None], np.ndarray]:
+    """Fu et al.'s chains: sample, keep a chain whose final answer is the gold one; per problem its
+    record (None if no try succeeded) and the try that succeeded (1-based, 0 for none)."""
+    prompts, golds = _check_texts("prompts", prompts), check_strings("golds", golds)
+    if len(golds) != len(prompts):
+        raise ValueError(f"golds ({len(golds)}) must hold one answer per prompt ({len(prompts)})")
+    check_positive(n_tries=n_tries)
+    check_range(kind=int, seed=seed)
+    kept, tries = [None] * len(prompts), np.zeros(len(prompts), dtype=int)
+    for t in range(n_tries):
+        todo = [i for i in range(len(prompts)) if kept[i] is None]
+        if not todo: break
+        recs = sample_teacher_topk(
+            model, tokenizer, [prompts[i] for i in todo], seed=seed + t, **sample_kw
+        )
+        ok = answers_correct([r.text for r in recs], [golds[i] for i in todo])
+        for i, r, good in zip(todo, recs, ok):
+            if good: kept[i], tries[i] = r, t + 1
+    return kept, tries
