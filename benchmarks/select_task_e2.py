@@ -1,19 +1,21 @@
-"""e2's task, chosen by measurement: which multi-step family the teacher solves and the student can learn.
+"""e2's task, chosen by measurement: which multi-step family the teacher solves and the student
+can learn.
 
-    .venv/bin/python benchmarks/select_task_e2.py                       # every family, then the pilot
+    .venv/bin/python benchmarks/select_task_e2.py                    # every family, then the pilot
     .venv/bin/python benchmarks/select_task_e2.py --n 40 --families words2 chain_sum3
     .venv/bin/python benchmarks/select_task_e2.py --pilot-only words2   # only the SM pilot
 
-Per candidate family (and difficulty), on `--n` problems: the teacher's (Qwen2.5-Coder-0.5B-Instruct)
-pass rate at temperature 0.5, one sample per problem, through `lingua_nb.teacher.sample_correct_chains`
-(Fu et al.'s sampling; the teacher reads two solved problems of the family first where the family has
-gold chains); the base student's (SmolLM2-135M-Instruct) greedy accuracy, zero-shot, as e2 scores its
-students; the mean length of the teacher's correct chains and of the gold chains in student tokens; and
-the seconds per problem of each pass. Then a short sample-matching pilot on the most promising family:
-the student fine-tuned on gold chains of other problems of the family for `--pilot-steps` steps, scored
-greedily on the same problems as the base student (paired). Every row is written to
-`benchmarks/results/select_task_e2.json` as soon as it is measured (atomically). Selection rule (issue
-30): teacher >= 70 %, base student <= 10 %, and the pilot lifts the student clearly.
+Per candidate family (and difficulty), on `--n` problems: the teacher's
+(Qwen2.5-Coder-0.5B-Instruct) pass rate at temperature 0.5, one sample per problem, through
+`lingua_nb.teacher.sample_correct_chains` (Fu et al.'s sampling; the teacher reads two solved
+problems of the family first where the family has gold chains); the base student's
+(SmolLM2-135M-Instruct) greedy accuracy, zero-shot, as e2 scores its students; the mean length of
+the teacher's correct chains and of the gold chains in student tokens; and the seconds per problem of
+each pass. Then a short sample-matching pilot on the most promising family: the student fine-tuned
+on gold chains of other problems of the family for `--pilot-steps` steps, scored greedily on the
+same problems as the base student (paired). Every row is written to
+`benchmarks/results/select_task_e2.json` as soon as it is measured (atomically). Selection rule:
+teacher >= 70 %, base student <= 10 %, and the pilot lifts the student clearly.
 """
 
 import argparse
