@@ -12,8 +12,8 @@ problems of the family first where the family has gold chains); the base student
 (SmolLM2-135M-Instruct) greedy accuracy, zero-shot, as e2 scores its students; the mean length of
 the teacher's correct chains and of the gold chains in student tokens; and the seconds per problem
 of each pass. Then a short sample-matching pilot on the most promising family: the student
-fine-tuned on gold chains of other problems of the family for `--pilot-steps` steps, scored greedily on
-the same problems as the base student (paired). Every row is written to
+fine-tuned on gold chains of other problems of the family for `--pilot-steps` steps, scored
+greedily on the same problems as the base student (paired). Every row is written to
 `benchmarks/results/select_task_e2.json` as soon as it is measured (atomically). Selection rule:
 teacher >= 70 %, base student <= 10 %, and the pilot lifts the student clearly.
 """
