@@ -152,7 +152,11 @@ def main():
         }
 
     out = Path(args.out)
-    table = json.loads(out.read_text())["rows"] if args.append and out.exists() else {}
+    old = json.loads(out.read_text()) if args.append and out.exists() else {}
+    table = old.get("rows", {})
+    command = "python benchmarks/sweep_e4.py " + " ".join(sys.argv[1:])
+    if old.get("command"):
+        command = old["command"] + "; " + command
     reference = {"anchor": score(anchor), "augment": score(augment)}
     reference["augment"]["kv_subs_valid"] = exact_match(
         augment, tok, tasks.pairs("valid_math", "kv_subs"), bos=False, autocast=amp
@@ -209,7 +213,7 @@ def main():
             tmp.write_text(
                 json.dumps(
                     {
-                        "command": "python benchmarks/sweep_e4.py " + " ".join(sys.argv[1:]),
+                        "command": command,
                         "base": BASE,
                         "n_valid": args.n_valid,
                         "n_keys": len(tasks.keys),

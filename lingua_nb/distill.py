@@ -88,6 +88,7 @@ class _GatheredLogSoftmax(torch.autograd.Function):
             out[sl].copy_(g)
         return out, None, None, None
 
+# %% ../nbs/20_distill.ipynb #c031s1
 def gathered_log_softmax(
     logits: torch.Tensor,  # (..., V) logits
     ids: torch.Tensor,  # (..., k) indices in [0, V)
@@ -147,6 +148,7 @@ def _check_targets(student_logits, target_ids, target_probs, mask):
             f" {getattr(mask, 'shape', type(mask).__name__)}"
         )
 
+# %% ../nbs/20_distill.ipynb #c035s1
 def _validate_values(target_ids, target_probs, m, V):
     "One device sync for all value checks."
     valid = target_ids >= 0
@@ -223,6 +225,7 @@ def topk_distill_loss(
     if reduction == "sum": return per_pos.sum()
     return per_pos.sum() / m.sum().clamp(min=1)
 
+# %% ../nbs/20_distill.ipynb #c035bs1
 def sample_matching_loss(
     student_logits: torch.Tensor,  # (b, t, V) student logits
     target_ids: torch.Tensor,  # (b, t) the sampled (or gold) tokens; `ignore_index` where none
@@ -271,6 +274,7 @@ def sample_matching_loss(
     if reduction == "none": return nll
     return nll.sum() if reduction == "sum" else nll.sum() / m.sum()
 
+# %% ../nbs/20_distill.ipynb #c035bs2
 def dense_distill_loss(student_logits: torch.Tensor,  # (b, t, V)
                        target_ids: torch.Tensor,  # (b, t, k); -1 unused
                        target_probs: torch.Tensor,  # (b, t, k)
@@ -309,6 +313,7 @@ class StudentTargets(NamedTuple):
     # student positions each alignment path decided: {"offsets": n, "dp": n}
     decided: dict | None = None
 
+# %% ../nbs/20_distill.ipynb #c047s1
 def _student_side(texts, tokenizer) -> tuple[list[list[int]], list[Tokenized]]:
     """The student's ids of each text, and its tokens with character offsets (zeros without a fast
     tokenizer)."""
@@ -325,6 +330,7 @@ def _student_side(texts, tokenizer) -> tuple[list[list[int]], list[Tokenized]]:
         for x, o in zip(ids, offs)
     ]
 
+# %% ../nbs/20_distill.ipynb #c047s2
 def student_targets(
     records: Sequence[TeacherRecord],  # teacher records (one per text)
     student_tokenizer,  # the student's tokenizer
@@ -381,7 +387,6 @@ def student_targets(
             )
     return out
 
-
 # %% ../nbs/20_distill.ipynb #c049d
 class TargetStats(NamedTuple):
     "What `student_targets` kept of the teacher, over many texts."
@@ -389,6 +394,7 @@ class TargetStats(NamedTuple):
     decided: dict  # student positions each alignment path decided, summed: {"offsets": n, "dp": n}
     mask_share: float | None  # the share within the masked positions (None without masks)
 
+# %% ../nbs/20_distill.ipynb #c049ds1
 def token_mask(tokenizer,  # a fast tokenizer (character offsets)
                texts: Sequence[str],  # the texts, tokenised without special tokens
                pattern: str | re.Pattern,  # e.g. r"\d{2,}": multi-digit numbers
@@ -404,6 +410,7 @@ def token_mask(tokenizer,  # a fast tokenizer (character offsets)
         for o, sp in zip(offs, spans)
     ]
 
+# %% ../nbs/20_distill.ipynb #c049ds2
 def target_stats(
     targets: Sequence[StudentTargets],  # from `student_targets`
     # per text, per student token (e.g. from `token_mask`)
@@ -429,6 +436,7 @@ def target_stats(
         float(np.mean(np.concatenate([t.from_teacher for t in targets]))), decided, share
     )
 
+# %% ../nbs/20_distill.ipynb #c049ds3
 def targets_table(target: StudentTargets,  # one text's targets
                   tokenizer,  # the student's tokenizer
                   n: int | None = None,  # the first n positions (None: all)
@@ -540,6 +548,7 @@ def format_example(
         src = "\n\n".join(shots + [src])
     return src, tgt
 
+# %% ../nbs/20_distill.ipynb #c054s1
 def build_formats(
     dataset,  # `datasets.Dataset` (or list of dicts) with question, answer (CoT), final_answer
     # formats to produce (each problem in each)
@@ -614,12 +623,14 @@ def _compact_topk(
         if n == 0: out_ids[j, 0] = own[j]; out_p[j, 0] = 1.0
     return out_ids, out_p
 
+# %% ../nbs/20_distill.ipynb #c057s1
 def _onehot(ids: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     "(n, k) targets one-hot on `ids`: ids in slot 0 (-1 elsewhere), probability 1 there."
     tid = np.full((len(ids), k), -1, np.int64); tp = np.zeros((len(ids), k), np.float32)
     if len(ids): tid[:, 0] = ids; tp[:, 0] = 1.0
     return tid, tp
 
+# %% ../nbs/20_distill.ipynb #c057s2
 def encode_for_student(
     formatted: datasets.Dataset,  # from `build_formats`
     subvocab: SubVocab,  # the student's vocabulary
@@ -663,6 +674,7 @@ def encode_for_student(
     for name, vals in cols.items(): out = out.add_column(name, vals)
     return out
 
+# %% ../nbs/20_distill.ipynb #c057s3
 class DistillCollator:
     """Pad encoded rows into tensors: encoder ids/mask, decoder inputs, labels and (b, t, k) top-k
     targets."""
@@ -713,6 +725,7 @@ class DistillCollator:
             target_mask=target_mask,
         )
 
+# %% ../nbs/20_distill.ipynb #c057s4
 class FormatBatchSampler(torch.utils.data.Sampler):
     "Shuffled batches that each hold one format (Fu et al.); a new order every epoch."
     def __init__(self, formats: Sequence[str],  # the format of every row
@@ -793,6 +806,7 @@ def encode_causal(
         cols["soft"].append(isinstance(tg, StudentTargets))
     return datasets.Dataset.from_dict(cols | {"format": ["causal"] * len(prompts)})
 
+# %% ../nbs/20_distill.ipynb #c059cs1
 class CausalCollator:
     """Right-pad rows of `encode_causal` into input ids, attention mask, labels and (b, t, k)
     next-token targets."""
@@ -830,7 +844,6 @@ class CausalCollator:
             target_probs=target_probs,
             target_mask=labels != -100,
         )
-
 
 # %% ../nbs/20_distill.ipynb #c061
 def t5_student(vocab_size: int,  # rows of the embedding and LM head (e.g. `len(subvocab)`)
@@ -902,6 +915,7 @@ def _student_loss(objective: str) -> Callable:
         return sample_matching_loss(logits, batch["labels"], inplace_grad=True)
     return loss_fn
 
+# %% ../nbs/20_distill.ipynb #c064s1
 def train_student(
     model,  # a seq2seq student (e.g. `t5_student`) or a causal LM
     # from `encode_for_student` or `encode_causal` (with a `format` column)
@@ -962,6 +976,7 @@ def train_student(
         **{"desc": f"train {objective}"} | train_kwargs,
     )
 
+# %% ../nbs/20_distill.ipynb #c064s2
 @torch.no_grad()
 def evaluate_nll(model,  # a seq2seq student
                  dataset: datasets.Dataset,  # from `encode_for_student`
@@ -986,6 +1001,7 @@ def evaluate_nll(model,  # a seq2seq student
     model.train(was_training)
     return total / count
 
+# %% ../nbs/20_distill.ipynb #c064s3
 @torch.no_grad()
 def generate_texts(model,  # a seq2seq student
                    subvocab: SubVocab,  # its vocabulary

@@ -29,6 +29,7 @@ def bootstrap_indices(n: int,  # items
     check_positive(n=n, n_boot=n_boot)
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
+# %% ../nbs/05_evaluate.ipynb #v005s1
 def bootstrap_ci(
     values: Sequence[float] | None = None,  # per-item values (the statistic is their mean)
     idx: np.ndarray | None = None,  # resamples from `bootstrap_indices`; default fresh ones
@@ -128,6 +129,7 @@ def token_nll(logits: torch.Tensor,  # (b, t, V) a causal LM's logits
     lp = logp.gather(-1, lab.clamp(min=0)[..., None])[..., 0] * keep
     return np.stack([(-lp.sum(1)).cpu().numpy(), keep.sum(1).cpu().numpy()], axis=1).astype(float)
 
+# %% ../nbs/05_evaluate.ipynb #v008s1
 def per_token_nll(
     # (n, 2) per item: summed NLL, number of tokens (from `token_nll` or `reference_nll`)
     item_nll: np.ndarray,
@@ -265,6 +267,7 @@ def mean_pooled_states(lm, tokenizer, texts: Sequence[str],
         out.append(masked_mean(h.float(), x["attention_mask"]).cpu())
     return torch.cat(out)
 
+# %% ../nbs/05_evaluate.ipynb #v017s1
 def pca_2d(x: torch.Tensor | np.ndarray,  # (n, d) points
           ) -> np.ndarray:
     "(n, 2) the centred points projected onto their first two principal components (by SVD)."
@@ -275,6 +278,7 @@ def pca_2d(x: torch.Tensor | np.ndarray,  # (n, d) points
     _, _, vt = np.linalg.svd(X, full_matrices=False)
     return X @ vt[:2].T
 
+# %% ../nbs/05_evaluate.ipynb #v017s2
 def separation(a: torch.Tensor, b: torch.Tensor) -> float:
     """Centroid distance of `a` and `b` (n, d) over the mean distance of their points to their own
     centroid."""
@@ -346,6 +350,7 @@ def _turns(q, a=None, ask=SOLVE_PROMPT):
         [{"role": "assistant", "content": a}] if a else []
     )
 
+# %% ../nbs/05_evaluate.ipynb #c074s1
 def chat_prompts(
     tokenizer,  # a tokenizer with a chat template
     questions: Iterable[str],  # the problems
@@ -371,6 +376,7 @@ def chat_prompts(
         for q in questions
     ]
 
+# %% ../nbs/05_evaluate.ipynb #c074s2
 def answers_correct(outputs: Sequence[str],  # generated solutions
                     golds: Sequence[str],  # the gold final answers
                    ) -> np.ndarray:

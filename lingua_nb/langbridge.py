@@ -82,6 +82,7 @@ def _hidden_size(config, what):
         if isinstance(v, int): return v
     raise ValueError(f"{what}: cannot find a hidden size in its config ({type(config).__name__})")
 
+# %% ../nbs/30_langbridge.ipynb #c011s1
 class LangBridgeModel(PreTrainedModel):
     "A multilingual encoder bridged into a frozen causal LM by one trainable layer (LangBridge)."
     config_class = LangBridgeConfig
@@ -179,6 +180,7 @@ def _check_2d(name, t, batch=None):
             " enc_input_ids)"
         )
 
+# %% ../nbs/30_langbridge.ipynb #c016s1
 @torch.no_grad()
 def _left_pack(mask):
     "Permutation per row that moves masked positions to the front, keeping the order of the rest."
@@ -187,6 +189,7 @@ def _left_pack(mask):
     key = mask.long() * L + torch.arange(L, device=mask.device)
     return key.argsort(dim=1)
 
+# %% ../nbs/30_langbridge.ipynb #c016s2
 def _given_states(self, states, enc_input_ids, encoder_trains):
     "Encoder states computed beforehand (`EncoderStates`), checked against the batch."
     if encoder_trains:
@@ -197,6 +200,7 @@ def _given_states(self, states, enc_input_ids, encoder_trains):
     check_tensor("enc_hidden_states", states, (*enc_input_ids.shape, d_enc))
     return states.to(self.eos_embedding.device)
 
+# %% ../nbs/30_langbridge.ipynb #c016s3
 def _build_inputs(
     self,
     enc_input_ids,
@@ -383,10 +387,12 @@ def _trained_names(self) -> set[str]:
     names = {n for n, p in self.named_parameters() if p.requires_grad} | {"eos_embedding"}
     return names | {n for n, _ in self.bridge.named_parameters(prefix="bridge")}
 
+# %% ../nbs/30_langbridge.ipynb #c034s1
 def _trained_state(self):
     names = _trained_names(self)
     return {n: t.detach().contiguous().cpu() for n, t in self.state_dict().items() if n in names}
 
+# %% ../nbs/30_langbridge.ipynb #c034s2
 _OWN = ("config.json", "model.safetensors", "encoder_tokenizer", "lm_tokenizer")
 
 def _save_pretrained(self, save_directory: str | os.PathLike,  # created if missing
@@ -415,6 +421,7 @@ def _save_pretrained(self, save_directory: str | os.PathLike,  # created if miss
         lm_tokenizer.save_pretrained(tmp / "lm_tokenizer")
     return Path(save_directory)
 
+# %% ../nbs/30_langbridge.ipynb #c034s3
 def _load_placement(
     device, dtype, torch_dtype, device_map, kwargs
 ) -> tuple[str | torch.device, torch.dtype | None]:
@@ -442,6 +449,7 @@ def _load_placement(
     dtype = dtype if dtype is not None else torch_dtype
     return device or "cpu", None if dtype is None else get_dtype(dtype, device or "cpu")
 
+# %% ../nbs/30_langbridge.ipynb #c034s4
 def _check_model_type(f: Path):
     "Refuse a config.json that is not a LangBridge config (another model's), naming what it is."
     try: model_type = json.loads(f.read_text(encoding="utf-8")).get("model_type")
@@ -450,6 +458,7 @@ def _check_model_type(f: Path):
         raise ValueError(f"{f}: model_type is {model_type!r}, not {LangBridgeConfig.model_type!r}; "
                          "the path holds another model's checkpoint")
 
+# %% ../nbs/30_langbridge.ipynb #c034s5
 @classmethod
 def _from_pretrained(
     cls,
@@ -513,11 +522,13 @@ def _lm_side(lm_tokenizer, texts, max_length, add_eos=True):
     mask = torch.tensor([[1] * len(i) + [0] * (t - len(i)) for i in ids])
     return input_ids, mask, input_ids.masked_fill(mask == 0, -100)
 
+# %% ../nbs/30_langbridge.ipynb #c038s1
 def _check_states_arg(states):
     if states is not None and not isinstance(states, EncoderStates):
         raise TypeError(f"states must be EncoderStates or None, got {type(states).__name__}")
     return states
 
+# %% ../nbs/30_langbridge.ipynb #c038s2
 def _enc_side(enc_tokenizer, texts, enc_prefix, max_enc_length, states=None) -> dict:
     "Encoder ids and mask of the prefixed texts, and their states when `states` holds them."
     enc = enc_tokenizer(
@@ -533,6 +544,7 @@ def _enc_side(enc_tokenizer, texts, enc_prefix, max_enc_length, states=None) -> 
         out["enc_hidden_states"] = states.batch(texts, mask, enc_prefix, max_enc_length)
     return out
 
+# %% ../nbs/30_langbridge.ipynb #c038s3
 class LabelledCollator:
     "Batches of {input_key: text, output_key: text}: the encoder gets the input, the LM the output."
     def __init__(self, enc_tokenizer, lm_tokenizer,
@@ -756,12 +768,14 @@ def _states_key(model, enc_tokenizer, texts, enc_prefix, max_enc_length) -> str:
             sum(p.numel() for p in params), len(enc_tokenizer), enc_prefix, max_enc_length, texts]
     return "encoder_states-v1-" + hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]
 
+# %% ../nbs/30_langbridge.ipynb #m004s1
 def _write_states(out: Path, states: dict, texts: list[str]):
     lengths = torch.tensor([len(states[t]) for t in texts])
     flat = torch.cat([states[t] for t in texts])  # (sum of lengths, d_enc)
     save_file({"states": flat, "lengths": lengths}, str(out / "states.safetensors"))
     (out / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
 
+# %% ../nbs/30_langbridge.ipynb #m004s2
 def _read_states(d: Path, texts: list[str]) -> dict:
     saved = load_file(str(d / "states.safetensors"))
     pieces = saved["states"].split(saved["lengths"].tolist())
@@ -867,6 +881,7 @@ def _special_ends(enc_tokenizer, text: str, max_enc_length: int) -> tuple[int, i
     trail = next((i for i, s in enumerate(reversed(special)) if not s), 0)
     return lead, trail, len(special)
 
+# %% ../nbs/30_langbridge.ipynb #m021s1
 @torch.no_grad()
 def alignment_pairs(
     model: LangBridgeModel,
@@ -951,16 +966,19 @@ def _enc_batch(model, enc_tokenizer, texts, enc_prefix, max_enc_length):
         return_tensors="pt",
     ).to(dev)
 
+# %% ../nbs/30_langbridge.ipynb #c046bs1
 def has_digit(token: str) -> bool:
     "True when the token's text holds a digit: a `token_filter` that scores the numbers only."
     return any(ch.isdigit() for ch in token)
 
+# %% ../nbs/30_langbridge.ipynb #c046bs2
 def _filtered(labels, lm_tokenizer, token_filter):
     "Labels with the tokens `token_filter` rejects set to −100."
     keep = [[t != -100 and bool(token_filter(lm_tokenizer.decode([t]))) for t in row]
             for row in labels.tolist()]
     return labels.masked_fill(~torch.tensor(keep, dtype=torch.bool), -100)
 
+# %% ../nbs/30_langbridge.ipynb #c046bs3
 def _rows_nll(logits, labels) -> np.ndarray:
     "`token_nll` per row; (0, 0) for a row left without targets (by a token filter)."
     has = (labels[:, 1:] != -100).any(1)
@@ -968,6 +986,7 @@ def _rows_nll(logits, labels) -> np.ndarray:
     if has.any(): out[has.cpu().numpy()] = token_nll(logits[has], labels[has])
     return out
 
+# %% ../nbs/30_langbridge.ipynb #c046bs4
 @torch.no_grad()
 def bridge_reference_nll(
     model: LangBridgeModel,
@@ -1022,6 +1041,7 @@ def bridge_reference_nll(
         out.append(_rows_nll(logits, x["labels"]))
     return np.concatenate(out)
 
+# %% ../nbs/30_langbridge.ipynb #c046bs5
 @torch.no_grad()
 def bridge_generate(model: LangBridgeModel,
                     enc_tokenizer, lm_tokenizer,
@@ -1062,6 +1082,7 @@ def bridge_generate(model: LangBridgeModel,
         outs += [s.strip() for s in lm_tokenizer.batch_decode(g, skip_special_tokens=True)]
     return outs
 
+# %% ../nbs/30_langbridge.ipynb #c046bs6
 @torch.no_grad()
 def bridge_pooled_states(model: LangBridgeModel,
                          enc_tokenizer,

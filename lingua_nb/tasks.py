@@ -227,6 +227,7 @@ def key_groups(tasks: KVTasks,  # from `kv_tasks`
     keys = tasks.keys; random.Random(seed).shuffle(keys)
     return [keys[i::n] for i in range(n)]
 
+# %% ../nbs/04_tasks.ipynb #k022s1
 def subs_rows(tasks: KVTasks, keys: Sequence[str], split: str = "subs_train") -> list[Expr]:
     "The expressions of `split` whose operands all lie in `keys`."
     ks = set(check_strings("keys", keys))
@@ -262,6 +263,7 @@ def task_tokenizer(tasks: KVTasks,  # from `kv_tasks`
         unk_token="[UNK]",
     )
 
+# %% ../nbs/04_tasks.ipynb #k025s1
 def _rows(tokenizer, pairs, sep, bos):
     "Per pair: (prompt ids with the optional BOS, target ids with EOS)."
     if isinstance(pairs, str):
@@ -277,6 +279,7 @@ def _rows(tokenizer, pairs, sep, bos):
         raise ValueError("pairs hold a word the tokenizer does not know")
     return rows
 
+# %% ../nbs/04_tasks.ipynb #k025s2
 def encode_pairs(tokenizer,  # from `task_tokenizer`, or any causal LM's tokenizer
                  pairs: Sequence[tuple[str, str]],  # (prompt, target) strings
                  sep: str = "",  # put before each target (" " for a subword tokenizer: `... = 8`)
@@ -295,6 +298,7 @@ def encode_pairs(tokenizer,  # from `task_tokenizer`, or any causal LM's tokeniz
         mask[i, : len(p) + len(t)] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
+# %% ../nbs/04_tasks.ipynb #k025s3
 @torch.no_grad()
 def exact_match(model,  # maps input_ids (b, t) to an output with .logits (b, t, V)
                 tokenizer,  # from `task_tokenizer`, or any causal LM's tokenizer

@@ -41,7 +41,7 @@ class TeacherStep(NamedTuple):
     logprob: float
     top: tuple[tuple[str, float], ...]  # the top-k alternatives (token, logprob), highest first
 
-
+# %% ../nbs/21_teacher.ipynb #c006s1
 @dataclass
 class TeacherRecord:
     "A teacher's output on one text: per step the token and its top-k (token, logprob)."
@@ -142,6 +142,7 @@ def write_teacher_records(records: Sequence[TeacherRecord],  # the records
     with atomic_path(path) as tmp: tmp.write_text(head + "".join(lines), encoding="utf-8")
     return path
 
+# %% ../nbs/21_teacher.ipynb #c010s1
 def read_teacher_records(path: str | Path) -> list[TeacherRecord]:
     """Read records written by `write_teacher_records`; a file holding fewer records than its count
     is an error."""
@@ -165,6 +166,7 @@ def read_teacher_records(path: str | Path) -> list[TeacherRecord]:
         )
     return out
 
+# %% ../nbs/21_teacher.ipynb #c010s2
 def cached_records(
     key: Mapping,  # what determines the records (teacher, texts or data, parameters), JSON-able
     make: Callable[[], Sequence[TeacherRecord]],  # computes them when the cache has none
@@ -209,12 +211,14 @@ _BYTES_TOKEN = re.compile(r"bytes:((?:\\x[0-9a-fA-F]{2})+)")
 
 def _is_num(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
 
+# %% ../nbs/21_teacher.ipynb #c013s1
 def _logprob(x, where: str, nullable: bool = False) -> float:
     if x is None and nullable: return float("nan")
     if not _is_num(x) or math.isnan(x) or x > 1e-6:
         raise ValueError(f"{where} must be a number ≤ 0{' or null' if nullable else ''}, got {x!r}")
     return float(min(x, 0.0))
 
+# %% ../nbs/21_teacher.ipynb #c013s2
 def _token(tok, byts, where: str) -> str:
     "A token string; stray bytes of split characters become lone surrogates."
     if not isinstance(tok, str): raise ValueError(f"{where}.token must be a string, got {tok!r}")
@@ -232,6 +236,7 @@ def _token(tok, byts, where: str) -> str:
         if as_text != tok: return as_text
     return tok
 
+# %% ../nbs/21_teacher.ipynb #c013s3
 def _get(obj, key, where: str, kind=None):
     if not isinstance(obj, Mapping):
         raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
@@ -244,6 +249,7 @@ def _get(obj, key, where: str, kind=None):
         )
     return v
 
+# %% ../nbs/21_teacher.ipynb #c013s4
 def _chat_steps(content, where: str) -> list[TeacherStep]:
     steps = []
     for j, c in enumerate(content):
@@ -263,6 +269,7 @@ def _chat_steps(content, where: str) -> list[TeacherStep]:
         steps.append(TeacherStep(tok, lp, tuple(sorted(top, key=lambda x: -x[1]))))
     return steps
 
+# %% ../nbs/21_teacher.ipynb #c013s5
 def _completion_steps(lp, where: str) -> list[TeacherStep]:
     tokens = _get(lp, "tokens", where, list)
     token_lps = _get(lp, "token_logprobs", where, list)
@@ -358,6 +365,7 @@ def records_from_response(
         out.append(TeacherRecord(steps, sch, None, f"{where}, choices[{i}]"))
     return out
 
+# %% ../nbs/21_teacher.ipynb #c013bs1
 def read_openai_logprobs(
     # a .json file (a response or a list of responses) or a .jsonl file (one per line)
     path: str | Path,
@@ -400,15 +408,18 @@ def _check_texts(name: str, texts) -> list[str]:
         raise ValueError(f"{name}[{bad}] must be a string, got {type(texts[bad]).__name__}")
     return list(texts)
 
+# %% ../nbs/21_teacher.ipynb #c021s1
 def _check_k(k, vocab_size: int) -> int:
     check_positive(k=k)
     if k > vocab_size: raise ValueError(f"k = {k} is larger than the vocabulary ({vocab_size})")
     return int(k)
 
+# %% ../nbs/21_teacher.ipynb #c021s2
 def _scheme_of(tokenizer) -> str:
     try: return detect_scheme(tokenizer)
     except ValueError: return "plain"
 
+# %% ../nbs/21_teacher.ipynb #c021s3
 def _left_pad(
     seqs: Sequence[Sequence[int]], pad_id: int, device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -421,6 +432,7 @@ def _left_pad(
     pos = positions_from_mask(mask)
     return ids.to(device), mask.to(device), pos.to(device)
 
+# %% ../nbs/21_teacher.ipynb #c021s4
 def _check_vocab(model, tokenizer, name: str, seqs):
     "Raise unless every token id of `seqs` has a row in the model's embeddings."
     rows = model.get_input_embeddings().weight.shape[0]
@@ -431,10 +443,12 @@ def _check_vocab(model, tokenizer, name: str, seqs):
             f" vocabulary ({rows} embeddings); is it the model's own tokenizer?"
         )
 
+# %% ../nbs/21_teacher.ipynb #c021s5
 def _pad_id(tokenizer) -> int:
     for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
         if t is not None: return int(t)
 
+# %% ../nbs/21_teacher.ipynb #c021s6
 def _steps(tokenizer, ids, lps, top_lp, top_ix) -> list[TeacherStep]:
     """Steps from (n,) ids and logprobs and (n, k) top logprobs and ids; candidate ids < 0 are
     unused slots."""
@@ -445,6 +459,7 @@ def _steps(tokenizer, ids, lps, top_lp, top_ix) -> list[TeacherStep]:
         for t, lp, tl, ix in zip(toks, lps, top_lp, top_ix)
     ]
 
+# %% ../nbs/21_teacher.ipynb #c021s7
 def sparse_sample(
     logp: torch.Tensor,  # (..., V) log-probabilities, e.g. a teacher's next-token distributions
     n: int,  # draws per row, with replacement
