@@ -32,11 +32,12 @@ from lingua_nb.core import (
     check_strings,
 )
 from .evaluate import extract_answer
+from .tasks import word_problems
 
 # %% auto #0
 __all__ = ['LIBREOFFICE_APT', 'load_arc_challenge', 'data_dir', 'load_ko_arc_challenge', 'load_arc_en_ko', 'load_gsm8k',
            'gsm_symbolic', 'gsm_template_split', 'load_gsm_symbolic_parallel', 'load_copa', 'copa_items',
-           'load_en_ko_pairs', 'sample_en_ko_pairs', 'strip_calculator', 'gsm_distill_sets']
+           'load_en_ko_pairs', 'sample_en_ko_pairs', 'strip_calculator', 'gsm_distill_sets', 'word_distill_sets']
 
 # %% ../nbs/01a_corpora.ipynb #c043
 def _olmo_requests(task: str) -> list[dict]:
@@ -625,3 +626,51 @@ def gsm_distill_sets(
         }
     )
     return train, shots, sets
+
+# %% ../nbs/01a_corpora.ipynb #c073a
+def word_distill_sets(
+    n_train: int = 1000,  # training problems
+    n_shots: int = 2,  # exemplars (other problems of the family)
+    n_eval: int = 300,  # problems in each evaluation set (`gsm_symbolic`: at most)
+    n_steps: int = 2,  # operations per training problem (1-5)
+    ops: str = "+-",  # the operations (any of + - * /, see `word_problems`)
+    max_value: int = 10,  # the start and every amount added or removed lie in 1..max_value
+    max_total: int = 100,  # every intermediate amount stays at most this
+    n_per_template: int = 16,  # GSM-Symbolic instances per template (0: no `gsm_symbolic` set)
+    seed: int = 0,  # every draw
+) -> tuple[datasets.Dataset, datasets.Dataset, dict[str, datasets.Dataset]]:
+    """Training problems, exemplars and the evaluation sets `in_dist`, `longer` and `gsm_symbolic`;
+    columns question, answer, final_answer."""
+    check_positive(n_train=n_train, n_eval=n_eval, n_steps=n_steps)
+    check_range(0, kind=int, n_shots=n_shots, n_per_template=n_per_template, seed=seed)
+    if n_steps > 5:
+        raise ValueError(f"n_steps must be at most 5 (`longer` adds one), got {n_steps}")
+    if n_per_template == 1: raise ValueError("n_per_template must be 0 or at least 2, got 1")
+    family = dict(ops=ops, max_value=max_value, max_total=max_total)
+    cols = ["question", "answer", "final_answer"]
+    need = n_shots + n_train + n_eval
+    pool = word_problems(2 * need, n_steps=n_steps, seed=seed, **family)
+    first = {}
+    for i, q in enumerate(pool["question"]):
+        first.setdefault(q, i)
+    if len(first) < need:
+        raise ValueError(f"the family has {len(first)} distinct problems in {2 * need} draws;"
+                         f" {need} are needed: raise max_value or max_total, or lower n_train")
+    pool = pool.select(sorted(first.values())[:need]).select_columns(cols)
+    shots, train = pool.select(range(n_shots)), pool.select(range(n_shots, n_shots + n_train))
+    longer = word_problems(n_eval, n_steps=n_steps + 1, seed=seed + 1, **family)
+    sets = {"in_dist": pool.select(range(n_shots + n_train, need)),
+            "longer": longer.select_columns(cols)}
+    if n_per_template:
+        gsm = load_gsm_symbolic_parallel(("eng",), n_per_template=n_per_template, seed=seed)
+        test = [i for i, s in enumerate(gsm["split"]) if s == "test"]
+        pick = np.random.default_rng(seed).permutation(test)[:n_eval]
+        sets["gsm_symbolic"] = gsm.select(sorted(pick.tolist())).map(
+            _gsm_rows, remove_columns=gsm.column_names)
+    return train, shots, sets
+
+# %% ../nbs/01a_corpora.ipynb #c073b
+def _gsm_rows(r: dict) -> dict:
+    "An English GSM-Symbolic row as question, answer (no calculator marks) and final_answer."
+    return {"question": r["question_eng"], "answer": strip_calculator(r["answer_eng"]),
+            "final_answer": r["final_answer"]}

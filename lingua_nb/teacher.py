@@ -705,6 +705,22 @@ def sample_teacher_topk(
     bar.close()
     return out
 
+# %% ../nbs/21_teacher.ipynb #c027d0
+def _sample_chunks(model, tokenizer, prompts, seed, key, chunk, **sample_kw):
+    """`sample_teacher_topk` over `prompts` in chunks of `chunk`, chunk c drawn with seed +
+    100003 c; with a `key`, each chunk goes through `cached_records`."""
+    out = []
+    for c, c0 in enumerate(range(0, len(prompts), chunk)):
+        part, s = list(prompts[c0 : c0 + chunk]), seed + 100_003 * c
+        def draw(part=part, s=s):
+            return sample_teacher_topk(model, tokenizer, part, seed=s, **sample_kw)
+        if key is None:
+            out += draw()
+            continue
+        drawn = {n: v for n, v in sample_kw.items() if n != "progress"}
+        out += cached_records(dict(key) | drawn | {"prompts": part, "seed": s}, draw)
+    return out
+
 # %% ../nbs/21_teacher.ipynb #c027d
 def sample_correct_chains(
     model,  # a causal LM (the teacher)
@@ -712,7 +728,9 @@ def sample_correct_chains(
     prompts: Sequence[str],  # one prompt per problem (e.g. chat prompts ending with the reply turn)
     golds: Sequence[str],  # the gold final answers, one per prompt
     n_tries: int = 1,  # samples per problem at most; a problem stops at its first correct one
-    seed: int = 0,  # try t samples with seed + t
+    seed: int = 0,  # try t samples with seed + t (chunk c of a try adds 100003 c)
+    key: Mapping | None = None,  # the teacher's name etc.: each chunk's samples are cached under it
+    chunk: int = 64,  # prompts per chunk (the unit of the cache: a cut run keeps its done chunks)
     **sample_kw,  # to `sample_teacher_topk` (k, temperature (Fu et al.: 0.5), max_new_tokens ...)
 ) -> tuple[list[TeacherRecord | None], np.ndarray]:
     """Fu et al.'s chains: sample, keep a chain whose final answer is the gold one; per problem its
@@ -720,14 +738,16 @@ def sample_correct_chains(
     prompts, golds = _check_texts("prompts", prompts), check_strings("golds", golds)
     if len(golds) != len(prompts):
         raise ValueError(f"golds ({len(golds)}) must hold one answer per prompt ({len(prompts)})")
-    check_positive(n_tries=n_tries)
+    check_positive(n_tries=n_tries, chunk=chunk)
     check_range(kind=int, seed=seed)
+    if key is not None and (not isinstance(key, Mapping) or not key):
+        raise ValueError("key must be None or a non-empty mapping (the teacher's name, ...)")
     kept, tries = [None] * len(prompts), np.zeros(len(prompts), dtype=int)
     for t in range(n_tries):
         todo = [i for i in range(len(prompts)) if kept[i] is None]
         if not todo: break
-        recs = sample_teacher_topk(
-            model, tokenizer, [prompts[i] for i in todo], seed=seed + t, **sample_kw
+        recs = _sample_chunks(
+            model, tokenizer, [prompts[i] for i in todo], seed + t, key, chunk, **sample_kw
         )
         ok = answers_correct([r.text for r in recs], [golds[i] for i in todo])
         for i, r, good in zip(todo, recs, ok):
