@@ -5,11 +5,13 @@
 # %% ../nbs/21_teacher.ipynb #r003
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -621,6 +623,18 @@ def cached_teacher_topk(
         ),
     )
 
+# %% ../nbs/21_teacher.ipynb #c025p
+def _shared_prefix(seqs: Sequence[Sequence[int]], min_len: int = 8) -> int:
+    """Length of the token prefix all `seqs` share, each keeping at least one token of its own; 0
+    when it is shorter than `min_len` (not worth a cache)."""
+    n = min(len(s) for s in seqs) - 1
+    first = seqs[0]
+    for i in range(max(n, 0)):
+        if any(s[i] != first[i] for s in seqs):
+            n = i
+            break
+    return n if n >= min_len else 0
+
 # %% ../nbs/21_teacher.ipynb #c025
 @torch.no_grad()
 def sample_teacher_topk(
@@ -637,6 +651,8 @@ def sample_teacher_topk(
     # record the top-k of the tempered distribution instead of the
     # model's own
     tempered: bool = False,
+    # run the token prefix all prompts share (e.g. the exemplars) once and reuse its cache
+    share_prefix: bool = True,
     progress: bool = True,  # show a tqdm bar
 ) -> list[TeacherRecord]:
     """Sample continuations and record per step the sampled token and the top-k (token, logprob), up
@@ -661,26 +677,39 @@ def sample_teacher_topk(
         total=len(prompts), disable=not progress, desc="teacher samples", mininterval=2
     )
     devices = [dev.index or 0] if dev.type == "cuda" else []
+    n_pre = _shared_prefix(prompt_ids) if share_prefix else 0
+    if n_pre:
+        pre_ids = torch.tensor([prompt_ids[0][:n_pre]], device=dev)
+        pre_cache = model(input_ids=pre_ids, use_cache=True).past_key_values
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for b0 in range(0, len(prompts), batch_size):
             rows = list(range(b0, min(b0 + batch_size, len(prompts))))
-            ids, mask, _ = _left_pad([prompt_ids[i] for i in rows], pad, dev)
+            ids, mask, _ = _left_pad([prompt_ids[i][n_pre:] for i in rows], pad, dev)
+            extra = {}
+            if n_pre:  # [shared prefix][left padding][own tokens]: the prefix cache fits every row
+                ids = torch.cat([pre_ids.expand(len(rows), -1), ids], 1)
+                mask = torch.cat([torch.ones_like(pre_ids).expand(len(rows), -1), mask], 1)
+                extra["past_key_values"] = copy.deepcopy(pre_cache)
+                extra["past_key_values"].batch_repeat_interleave(len(rows))
             sample = (
                 dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
                 if temperature > 0
                 else dict(do_sample=False)
             )
-            gen = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=pad,
-                return_dict_in_generate=True,
-                output_logits=not tempered,
-                output_scores=tempered,
-                **sample
-            )
+            with warnings.catch_warnings():  # transformers 5 renames past_key_values to cache
+                warnings.filterwarnings("ignore", "`past_key_values` is deprecated", FutureWarning)
+                gen = model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=pad,
+                    return_dict_in_generate=True,
+                    output_logits=not tempered,
+                    output_scores=tempered,
+                    **sample,
+                    **extra
+                )
             new = gen.sequences[:, ids.shape[1]:]  # (b, s)
             # (b, s, V)
             logp = torch.stack(gen.scores if tempered else gen.logits, 1).float().log_softmax(-1)
