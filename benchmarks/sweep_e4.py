@@ -37,6 +37,8 @@ ROWS = {  # name -> changes to the base row
     "map_stride4": {"layer_map": [[3, 3], [7, 7]]},
     "heads_2": {"heads": 2},
     "num_rows_20": {"num_frac": 0.2},
+    "num_rows_20_steps_1000": {"num_frac": 0.2, "steps": 1000},
+    "num_rows_10_steps_1000": {"num_frac": 0.1, "steps": 1000},
     "oracle_proj": {"oracle": True},
     "norm": {"norm_augment": True},
     "norm_lr_3e-3": {"norm_augment": True, "lr": 3e-3},
@@ -98,6 +100,8 @@ def main():
     ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--steps", type=int, default=None, help="the base row's steps")
     ap.add_argument("--n-valid", type=int, default=200)
+    ap.add_argument("--eval-every", type=int, default=0,
+                    help="score the valid splits every N steps too (0: at the end only)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/sweep_e4.json")
     ap.add_argument("--append", action="store_true", help="keep the rows already in --out")
@@ -151,6 +155,11 @@ def main():
             )
         }
 
+    def timed_score(model, done):
+        "`score` during training, with its seconds (taken off the step time)."
+        t0 = time.time()
+        return score(model) | {"seconds": time.time() - t0}
+
     out = Path(args.out)
     old = json.loads(out.read_text()) if args.append and out.exists() else {}
     table = old.get("rows", {})
@@ -198,14 +207,19 @@ def main():
             seed=p["seed"],
             mixed_precision=mixed,
             desc=name,
+            eval_fn=timed_score if args.eval_every else None,
+            eval_every=args.eval_every,
         )
         secs = time.time() - t0
+        curve = [{k: v for k, v in e.items() if k != "seconds"} for e in hist.evals]
+        secs -= sum(e["seconds"] for e in hist.evals)
+        final = {k: v for k, v in curve[-1].items() if k != "step"} if curve else score(calm.eval())
         row = {
             "settings": cfg,
             "n_comp_keys": len(keys),
             "s_per_step": round(secs / cfg["steps"], 3),
             "final_loss": round(sum(hist.loss[-20:]) / len(hist.loss[-20:]), 4),
-        } | score(calm.eval())
+        } | final | ({"curve": curve} if curve else {})
         table[name] = row
         print(name, json.dumps(row), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)

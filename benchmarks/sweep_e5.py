@@ -32,6 +32,22 @@ ROWS = {  # name -> changes to the base row
     "layers_8-20": {"layers": [8, 10, 12, 14, 16, 18, 20]},
     "whole_128": {"max_length": 128, "whole": True},
     "plus_gettext": {"sources": ["libreoffice", "gettext"]},
+    "layers_2-10": {"layers": [2, 4, 6, 8, 10]},
+    "layers_2-10_lr_1e-4": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4},
+    "layers_2-10_lr_3e-5": {"layers": [2, 4, 6, 8, 10], "lr": 3e-5},
+    "layers_2-10_tau_0.1": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "temperature": 0.1},
+    "layers_2-10_batch_32": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "batch_size": 32},
+}
+COSTS = {  # name -> changes to the base row, timed with --costs (a few steps, no evaluation)
+    "base": {},
+    "fp32": {"precision": "fp32"},
+    "layers_2-10": {"layers": [2, 4, 6, 8, 10]},
+    "layers_2-8": {"layers": [2, 4, 6, 8]},
+    "max_length_32": {"max_length": 32},
+    "max_length_128": {"max_length": 128},
+    "batch_32": {"batch_size": 32},
+    "gen": {"gen_weight": 1.0},
+    "layers_2-10_gen": {"layers": [2, 4, 6, 8, 10], "gen_weight": 1.0},
 }
 BASE = {
     "lr": 3e-4,
@@ -57,6 +73,9 @@ def main():
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--out", default="benchmarks/results/sweep_e5.json")
     ap.add_argument("--append", action="store_true", help="keep the rows already in --out")
+    ap.add_argument("--costs", action="store_true",
+                    help="time --timed-steps steps of every COSTS row (into 'costs') instead")
+    ap.add_argument("--timed-steps", type=int, default=3)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -81,6 +100,9 @@ def main():
     tok, base_lm = load_tokenizer("smollm2-135m-instruct"), load_causal_lm("smollm2-135m-instruct")
     valid = sample_en_ko_pairs(["libreoffice"], "valid", args.n_valid, seed=0)
     valid_pairs = {"valid": (list(valid["ko"]), list(valid["en"]))}
+    if args.costs:
+        return step_costs(args, tok, base_lm, ContrastiveModel, train_contrastive, pairs_by_source,
+                          load_en_ko_pairs(("libreoffice",), split="train"))
     base_nll = reference_nll(
         base_lm, tok, ["Text:" for _ in valid["en"]], [" " + e for e in valid["en"]]
     )
@@ -100,10 +122,11 @@ def main():
         )
 
         def score(m, done):
+            t0 = time.time()
             ev = evaluate_alignment(
                 m, tok, valid_pairs, batch_size=32, max_length=128, autocast=autocast
             )
-            return {"valid_retrieval": 100 * ev["retrieval"]["valid"]}
+            return {"valid_retrieval": 100 * ev["retrieval"]["valid"], "seconds": time.time() - t0}
 
         t0 = time.time()
         hist = train_contrastive(
@@ -121,7 +144,7 @@ def main():
             eval_fn=score,
             eval_every=args.eval_every,
         )
-        wall = time.time() - t0
+        wall = time.time() - t0 - sum(e["seconds"] for e in hist.evals)  # training alone
         nll = reference_nll(
             model.lm, tok, ["Text:" for _ in valid["en"]], [" " + e for e in valid["en"]]
         )
@@ -140,6 +163,36 @@ def main():
         write(args, table, base_nll)
 
 
+def step_costs(args, tok, base_lm, ContrastiveModel, train_contrastive, pairs_by_source, train):
+    """Seconds per stage-1 step of every `COSTS` row: `--timed-steps` steps after one untimed
+    step, no evaluation; written under "costs" beside the sweep's rows."""
+    sources, table = pairs_by_source(train, ["libreoffice"]), {}
+    for name, change in COSTS.items():
+        cfg = BASE | {"precision": args.precision, "gen_weight": 0.0} | change
+        model = ContrastiveModel.from_lm(
+            copy.deepcopy(base_lm), layers=cfg["layers"], temperature=cfg["temperature"]
+        )
+        kw = dict(batch_size=cfg["batch_size"], lr=cfg["lr"], gen_weight=cfg["gen_weight"],
+                  max_length=cfg["max_length"], progress=False,
+                  mixed_precision="bf16" if cfg["precision"] == "bf16" else "no")
+        times = []
+        for n in (1, 1 + args.timed_steps):
+            t0 = time.time()
+            train_contrastive(model, tok, sources, steps=n, **kw)
+            times.append(time.time() - t0)
+        per_step = (times[1] - times[0]) / args.timed_steps
+        table[name] = {"changes": change, "s_per_step": round(per_step, 2)}
+        print(name, table[name], flush=True)
+    path = Path(args.out)
+    out = json.loads(path.read_text()) if path.exists() else {}
+    out["costs"] = {"command": "python benchmarks/sweep_e5.py " + " ".join(sys.argv[1:]),
+                    "threads": args.threads, "rows": table}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
 def write(args, table, base_nll):
     "The sweep so far, written atomically after every row (a stopped sweep keeps its rows)."
     path = Path(args.out)
@@ -149,7 +202,9 @@ def write(args, table, base_nll):
         before = json.loads(path.read_text())
         old = before.get("commands") or [before["command"]]
         commands = old + [c for c in commands if c not in old]
+    costs = json.loads(path.read_text()).get("costs") if path.exists() else None
     out = {
+        "costs": costs,
         "commands": commands,
         "steps": args.steps,
         "eval_every": args.eval_every,
