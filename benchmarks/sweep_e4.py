@@ -113,7 +113,8 @@ def main():
     from lingua_nb.assets import load_causal_lm, load_tokenizer
     from lingua_nb.calm import CALMConfig, CALMModel, fit, kv_models
     from lingua_nb.core import atomic_path, autocast_dtype, resolve_precision
-    from lingua_nb.tasks import encode_pairs, exact_match, kv_tasks, vocab_keys
+    from lingua_nb.tasks import (composition_pairs, encode_pairs, exact_match, kv_tasks,
+                                 vocab_keys)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from publish_results import notebook_defaults
@@ -174,15 +175,13 @@ def main():
     for name in args.rows:
         cfg = BASE | ({"steps": args.steps} if args.steps else {}) | ROWS[name]
         keys = tasks.comp_keys[: cfg["comp_keys"]] if cfg["comp_keys"] else tasks.comp_keys
-        exclude = set(tasks.splits["test_math_seen"]) | set(tasks.splits["valid_math_seen"])
-        if cfg["comp_keys"]:
+        if cfg["comp_keys"]:  # a smaller composition set over the first comp_keys keys
+            assert not cfg["num_frac"], "a row with comp_keys draws no numeric rows"
+            exclude = set(tasks.splits["test_math_seen"]) | set(tasks.splits["valid_math_seen"])
             comp = draw_rows(keys, p["n_comp"], p["n_operands"], p["ops"], exclude, 1)
+            pairs = [tasks.pair(e, "kv_math") for e in comp]
         else:
-            comp = tasks.splits["comp_train"]
-        pairs = [tasks.pair(e, "kv_math") for e in comp]
-        if cfg["num_frac"]:
-            n_num = round(cfg["num_frac"] * len(pairs))
-            pairs = pairs[: len(pairs) - n_num] + tasks.pairs("num_train", "num_math")[:n_num]
+            pairs = composition_pairs(tasks, cfg["num_frac"])
         calm = CALMModel(
             CALMConfig(
                 anchor.config,

@@ -14,11 +14,12 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from .core import autocast_to, check_choice, check_positive, check_range, check_strings
+from .core import (autocast_to, check_choice, check_positive, check_probability,
+                            check_range, check_strings)
 
 # %% auto #0
 __all__ = ['Expr', 'KINDS', 'WORD_OPS', 'render', 'evaluate', 'KVTasks', 'kv_tasks', 'vocab_keys', 'key_groups', 'subs_rows',
-           'task_tokenizer', 'encode_pairs', 'exact_match', 'word_problems']
+           'composition_pairs', 'task_tokenizer', 'encode_pairs', 'exact_match', 'word_problems']
 
 # %% ../nbs/04_tasks.ipynb #k005
 Expr = tuple[tuple[str, ...], tuple[str, ...]]
@@ -233,6 +234,22 @@ def subs_rows(tasks: KVTasks, keys: Sequence[str], split: str = "subs_train") ->
     ks = set(check_strings("keys", keys))
     check_choice("split", split, sorted(tasks.splits))
     return [e for e in tasks.splits[split] if set(e[0]) <= ks]
+
+# %% ../nbs/04_tasks.ipynb #k023s1
+def composition_pairs(tasks: KVTasks,  # from `kv_tasks`
+                      num_frac: float = 0.0,  # share of numeric rows (0: the paper's set)
+                     ) -> list[tuple[str, str]]:
+    """The composition set: `comp_train`'s KV arithmetic, its last `round(num_frac * n)` rows
+    replaced by the first rows of `num_train` as numeric arithmetic; as many rows either way."""
+    check_probability(num_frac=num_frac)
+    comp = tasks.pairs("comp_train", "kv_math")
+    n_num = round(num_frac * len(comp))
+    nums = tasks.pairs("num_train", "num_math")
+    if n_num > len(nums):
+        raise ValueError(
+            f"num_frac={num_frac} needs {n_num} numeric rows, num_train holds {len(nums)}"
+        )
+    return comp[: len(comp) - n_num] + nums[:n_num]
 
 # %% ../nbs/04_tasks.ipynb #k025
 def task_tokenizer(tasks: KVTasks,  # from `kv_tasks`
