@@ -35,19 +35,25 @@ ROWS = {  # name -> changes to the base row
     "layers_2-10": {"layers": [2, 4, 6, 8, 10]},
     "layers_2-10_lr_1e-4": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4},
     "layers_2-10_lr_3e-5": {"layers": [2, 4, 6, 8, 10], "lr": 3e-5},
-    "layers_2-10_tau_0.1": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "temperature": 0.1},
-    "layers_2-10_batch_32": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "batch_size": 32},
+    "short_lr_1e-4": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "max_length": 32, "whole": True},
+    "short_lr_3e-5": {"layers": [2, 4, 6, 8, 10], "lr": 3e-5, "max_length": 32, "whole": True},
+    "short_lr_3e-4": {"layers": [2, 4, 6, 8, 10], "lr": 3e-4, "max_length": 32, "whole": True},
+    "short_tau_0.1": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "max_length": 32, "whole": True,
+                      "temperature": 0.1},
+    "short_batch_32": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "max_length": 32, "whole": True,
+                       "batch_size": 32},
 }
 COSTS = {  # name -> changes to the base row, timed with --costs (a few steps, no evaluation)
     "base": {},
-    "fp32": {"precision": "fp32"},
     "layers_2-10": {"layers": [2, 4, 6, 8, 10]},
     "layers_2-8": {"layers": [2, 4, 6, 8]},
     "max_length_32": {"max_length": 32},
+    "layers_2-10_max_length_32": {"layers": [2, 4, 6, 8, 10], "max_length": 32},
     "max_length_128": {"max_length": 128},
     "batch_32": {"batch_size": 32},
     "gen": {"gen_weight": 1.0},
     "layers_2-10_gen": {"layers": [2, 4, 6, 8, 10], "gen_weight": 1.0},
+    "fp32": {"precision": "fp32"},
 }
 BASE = {
     "lr": 3e-4,
@@ -152,6 +158,7 @@ def main():
         row = {
             "row": name,
             "changes": ROWS[name],
+            "steps": args.steps,
             "s_per_step": round(wall / args.steps, 2),
             "train_pairs": sum(len(s) for s in sources),
             "valid_retrieval": curve,
@@ -166,6 +173,8 @@ def main():
 def step_costs(args, tok, base_lm, ContrastiveModel, train_contrastive, pairs_by_source, train):
     """Seconds per stage-1 step of every `COSTS` row: `--timed-steps` steps after one untimed
     step, no evaluation; written under "costs" beside the sweep's rows."""
+    from accelerate.state import AcceleratorState
+
     sources, table = pairs_by_source(train, ["libreoffice"]), {}
     for name, change in COSTS.items():
         cfg = BASE | {"precision": args.precision, "gen_weight": 0.0} | change
@@ -175,6 +184,7 @@ def step_costs(args, tok, base_lm, ContrastiveModel, train_contrastive, pairs_by
         kw = dict(batch_size=cfg["batch_size"], lr=cfg["lr"], gen_weight=cfg["gen_weight"],
                   max_length=cfg["max_length"], progress=False,
                   mixed_precision="bf16" if cfg["precision"] == "bf16" else "no")
+        AcceleratorState._reset_state(True)  # a row may change the mixed precision
         times = []
         for n in (1, 1 + args.timed_steps):
             t0 = time.time()
@@ -206,7 +216,6 @@ def write(args, table, base_nll):
     out = {
         "costs": costs,
         "commands": commands,
-        "steps": args.steps,
         "eval_every": args.eval_every,
         "n_valid": args.n_valid,
         "precision": args.precision,
