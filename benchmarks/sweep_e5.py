@@ -104,11 +104,10 @@ def main():
     precision = args.precision
     autocast = torch.bfloat16 if precision == "bf16" else None
     tok, base_lm = load_tokenizer("smollm2-135m-instruct"), load_causal_lm("smollm2-135m-instruct")
+    if args.costs:
+        return step_costs(args, tok, base_lm)
     valid = sample_en_ko_pairs(["libreoffice"], "valid", args.n_valid, seed=0)
     valid_pairs = {"valid": (list(valid["ko"]), list(valid["en"]))}
-    if args.costs:
-        return step_costs(args, tok, base_lm, ContrastiveModel, train_contrastive, pairs_by_source,
-                          load_en_ko_pairs(("libreoffice",), split="train"))
     base_nll = reference_nll(
         base_lm, tok, ["Text:" for _ in valid["en"]], [" " + e for e in valid["en"]]
     )
@@ -170,11 +169,14 @@ def main():
         write(args, table, base_nll)
 
 
-def step_costs(args, tok, base_lm, ContrastiveModel, train_contrastive, pairs_by_source, train):
+def step_costs(args, tok, base_lm):
     """Seconds per stage-1 step of every `COSTS` row: `--timed-steps` steps after one untimed
     step, no evaluation; written under "costs" beside the sweep's rows."""
     from accelerate.state import AcceleratorState
+    from lingua_nb.assets import load_en_ko_pairs
+    from lingua_nb.contrastive import ContrastiveModel, pairs_by_source, train_contrastive
 
+    train = load_en_ko_pairs(("libreoffice",), split="train")
     sources, table = pairs_by_source(train, ["libreoffice"]), {}
     for name, change in COSTS.items():
         cfg = BASE | {"precision": args.precision, "gen_weight": 0.0} | change
@@ -197,24 +199,19 @@ def step_costs(args, tok, base_lm, ContrastiveModel, train_contrastive, pairs_by
     out = json.loads(path.read_text()) if path.exists() else {}
     out["costs"] = {"command": "python benchmarks/sweep_e5.py " + " ".join(sys.argv[1:]),
                     "threads": args.threads, "rows": table}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
-    print(f"wrote {path}")
+    save(path, out)
 
 
 def write(args, table, base_nll):
     "The sweep so far, written atomically after every row (a stopped sweep keeps its rows)."
     path = Path(args.out)
-    command = "python benchmarks/sweep_e5.py " + " ".join(sys.argv[1:])
-    commands = [command]
-    if args.append and path.exists():
-        before = json.loads(path.read_text())
+    before = json.loads(path.read_text()) if path.exists() else {}
+    commands = ["python benchmarks/sweep_e5.py " + " ".join(sys.argv[1:])]
+    if args.append and before:
         old = before.get("commands") or [before["command"]]
         commands = old + [c for c in commands if c not in old]
-    costs = json.loads(path.read_text()).get("costs") if path.exists() else None
     out = {
-        "costs": costs,
+        "costs": before.get("costs"),
         "commands": commands,
         "eval_every": args.eval_every,
         "n_valid": args.n_valid,
@@ -224,10 +221,16 @@ def write(args, table, base_nll):
         "base_en_valid_nll": base_nll,
         "rows": table,
     }
+    save(path, out)
+
+
+def save(path: Path, out: dict):
+    "Write the sweep's JSON atomically (a stopped sweep keeps what it wrote before)."
+    from lingua_nb.core import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(out, indent=1))
     print(f"wrote {path}")
 
 
