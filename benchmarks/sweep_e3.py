@@ -4,12 +4,17 @@ mapping stage from a random and from the closed-form (token-alignment) initialis
     .venv/bin/python benchmarks/sweep_e3.py                       # timing rows, then the pilot
     .venv/bin/python benchmarks/sweep_e3.py --steps 30 --n-eval 40 --threads 1
     .venv/bin/python benchmarks/sweep_e3.py --skip-timing --rows alignment@0 alignment@N
+    .venv/bin/python benchmarks/sweep_e3.py --skip-timing --rows alignment@0 --enc-layers 4 6 8 -1
 
 Timing rows: seconds per optimiser step of the mapping stage (`ReconstructionCollator`: the encoder
 reads an English GSM-Symbolic question, the frozen LM writes it back) and of the task stage
 (`LabelledCollator`: question in the encoder, gold chain of thought from the LM), both with the
 encoder's states computed beforehand (`encoder_states`), in fp32 and under bf16 autocast; one
 warm-up step, then `--timed-steps` steps. The encoder's own cost per text is timed once.
+
+With `--pooled-tokens K` the soft prompt starts with K vectors made from the mean encoder state
+(a sentence vector, which multilingual-e5 is trained to align across languages), and with
+`--no-token-prompt` it is those alone.
 
 Pilot rows `<init>@<steps>`: the bridge starts at random (the paper) or from `alignment_init` (a
 ridge map from e5 token states to SmolLM2's input embeddings of the offset-aligned tokens, fitted
@@ -18,7 +23,10 @@ is judged on `--n-eval` held-out problems (GSM-Symbolic templates e3 holds out):
 of the English question after the bridge reads the English or the Korean question, matched and
 mismatched (another problem's question), with the content effect (mismatched − matched) and its
 95% paired bootstrap CI over problems; and one greedy reconstruction per language. Mapping texts
-are English questions of the training templates only (asserted: no Hangul).
+are English questions of the training templates only (asserted: no Hangul). With `--enc-layers`,
+every pilot row runs once per encoder layer the bridge reads (`LangBridgeConfig.enc_layer`; -1:
+the last, the paper's): a bridge fitted and trained on English alone passes Korean content only
+as far as the encoder's states of a Korean question resemble those of its English twin.
 
 The JSON (`--out`, default `benchmarks/results/sweep_e3.json`) is rewritten atomically after
 every row.
@@ -52,6 +60,12 @@ def parse_args():
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--timing-last", action="store_true", help="the pilot rows first")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--enc-layers", nargs="*", type=int, default=[-1],
+                    help="encoder layers the bridge reads, one set of pilot rows each (-1: last)")
+    ap.add_argument("--pooled-tokens", type=int, default=0,
+                    help="soft tokens from the mean encoder state (LangBridgeConfig.pooled_tokens)")
+    ap.add_argument("--no-token-prompt", action="store_true",
+                    help="the soft prompt is the pooled tokens alone")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/sweep_e3.json")
     return ap.parse_args()
@@ -102,9 +116,13 @@ def main():
         dump_json(out, args.out)
 
     etok, ltok = load_tokenizer("multilingual-e5-small"), load_tokenizer("smollm2-135m-instruct")
-    config = LangBridgeConfig(encoder_name="multilingual-e5-small", lm_name="smollm2-135m-instruct")
+    shape = dict(pooled_tokens=args.pooled_tokens, token_prompt=not args.no_token_prompt)
+    config = LangBridgeConfig(encoder_name="multilingual-e5-small", lm_name="smollm2-135m-instruct",
+                              **shape)
     model = LangBridgeModel(config, enc_tokenizer=etok, lm_tokenizer=ltok)
     random_state = {k: v.clone() for k, v in model.bridge.state_dict().items()}
+    random_pool = None if model.pool_bridge is None else {
+        k: v.clone() for k, v in model.pool_bridge.state_dict().items()}
     gsm = load_gsm_symbolic_parallel(n_per_template=12, seed=args.seed, originals=False)
     train = gsm.filter(lambda s: s == "train", input_columns="split").shuffle(seed=args.seed)
     test = gsm.filter(lambda s: s == "test", input_columns="split").shuffle(seed=args.seed)
@@ -150,13 +168,27 @@ def main():
     idx = bootstrap_indices(len(ev), seed=args.seed)
     refs = list(ev["question_eng"])
     inputs = {"en": refs, "ko": list(ev["question_kor"])}
-    for name in args.rows:
+    last = model
+    for layer, name in [(k, r) for k in args.enc_layers for r in args.rows]:
         init, at = name.split("@")
         steps = 0 if at == "0" else args.steps
+        if layer != model.config.enc_layer:  # the same encoder and LM, read at another layer
+            model = LangBridgeModel(
+                LangBridgeConfig(encoder_name="multilingual-e5-small",
+                                 lm_name="smollm2-135m-instruct", enc_layer=layer, **shape),
+                encoder=last.encoder, lm=last.lm, enc_tokenizer=etok, lm_tokenizer=ltok)
+            states = encoder_states(model, etok, map_texts, **enc)
+            recon = ReconstructionCollator(etok, ltok, lm_prompt=recon_prompt, states=states,
+                                           max_lm_length=args.max_lm_length, **enc)
         model.bridge.load_state_dict(random_state)
+        if random_pool:
+            model.pool_bridge.load_state_dict(random_pool)
         with torch.no_grad():
             model.eos_embedding.copy_(model.lm.get_input_embeddings().weight.mean(0))
-        row = {"row": name, "init": init, "steps": steps}
+        tag = "".join([f" layer {layer}" if layer != -1 else "",
+                       f" pooled {args.pooled_tokens}" if args.pooled_tokens else "",
+                       " no token prompt" if args.no_token_prompt else ""])
+        row = {"row": name + tag, "init": init, "steps": steps, "enc_layer": layer, **shape}
         if init == "alignment":
             t0 = time.time()
             row["fit"] = alignment_init(model, etok, ltok, map_texts, ridge=args.ridge,

@@ -10,7 +10,12 @@ training settings and read from the cache (`lingua_nb.calm.cached_fit`), so ever
 same two models. Each row trains only the composition blocks, with one setting of the `base` row
 changed, and is judged on the *valid* splits of `lingua_nb.tasks.kv_tasks` (never on a test
 split): KV arithmetic over keys the composition never saw, over composition keys in unseen
-expressions, and numeric arithmetic (the anchor's own skill). The JSON it writes
+expressions, and numeric arithmetic (the anchor's own skill). Two diagnostics ride along: the
+anchor's exact match on the numeric twins of the unseen-key items (each key replaced by its value:
+the most a composition can get from this anchor), and per row the composition's exact match on its
+own KV training rows and, for every block, where its cross-attention looks from an operand's key
+position (the share on the same position, the augment's state of that very key) and from the `=`
+position (the share on the operands' positions). The JSON it writes
 (`benchmarks/results/sweep_e4.json`, after every row) is the table e4 renders and took its defaults
 from.
 """
@@ -44,6 +49,7 @@ ROWS = {  # name -> changes to the base row
     "norm_lr_3e-3": {"norm_augment": True, "lr": 3e-3},
     "norm_deep_to_early": {"norm_augment": True, "layer_map": [[1, 5], [2, 7], [3, 9]]},
     "norm_steps_600": {"norm_augment": True, "steps": 600},
+    "num_rows_20_same_4": {"num_frac": 0.2, "same_position": 4.0},
 }
 BASE = {
     "comp_keys": None,  # composition keys the rows use (None: all of them)
@@ -55,6 +61,7 @@ BASE = {
     "num_frac": 0.0,  # share of numeric-arithmetic rows in the composition set (not the paper's)
     "oracle": False,  # each block's projection starts from the closed-form map (see below)
     "norm_augment": False,  # RMS-normalise the augment states before the projection
+    "same_position": None,  # each head's starting bonus on the key's own position (not the paper's)
 }
 
 
@@ -67,6 +74,49 @@ def draw_rows(keys, n, n_operands, ops, exclude, seed):
             seen.add(e)
             out.append(e)
     return out
+
+
+def attention_shares(calm, tok, pairs):
+    """Per block: the mean share of cross-attention (over heads and items) that an operand's key
+    position (the second and later ones) puts on the same augment position, and that the `=`
+    position puts on those operands' positions. Items whose prompt is not one token per key and per operator are skipped."""
+    import torch
+
+    n = 2 * sum(pairs[0][0].count(o) for o in "+-*") + 2  # k + k - k =: keys at 0, 2, ...
+    prompts = [tok.encode(p, add_special_tokens=False) for p, _ in pairs]
+    ids = torch.tensor([p for p in prompts if len(p) == n])
+    if not len(ids):
+        return None
+    keys = list(range(2, n - 1, 2))  # the first key's position reads only itself: left out
+    found = {}
+
+    def hook(i):
+        def fn(block, args, output):
+            x, aug, mask = args
+            with torch.no_grad():
+                b, t, _ = x.shape
+                q = block.q(block.norm(x)).view(b, t, block.h, block.dh).transpose(1, 2)
+                a = aug.to(block.proj.weight.dtype)
+                kv = block.proj(block.aug_norm(a) if block.aug_norm is not None else a)
+                k = block.k(kv).view(b, -1, block.h, block.dh).transpose(1, 2)
+                s = q @ k.transpose(-1, -2) / block.dh ** 0.5
+                if mask is not None:
+                    s = s.masked_fill(~mask[:, None], float("-inf"))
+                w = torch.softmax(s.float(), -1).nan_to_num(0.0).mean(1)  # (b, t_q, t_k)
+            found[i] = {
+                "key_on_same_position": round(float(w[:, keys, keys].mean()), 3),
+                "equals_on_keys": round(float(w[:, -1, keys].sum(-1).mean()), 3),
+            }
+        return fn
+
+    handles = [blk.register_forward_hook(hook(i)) for i, blk in enumerate(calm.blocks)]
+    try:
+        with torch.no_grad():
+            calm(input_ids=ids)
+    finally:
+        for h in handles:
+            h.remove()
+    return [found[i] for i in sorted(found)]
 
 
 def oracle_projection(calm, anchor, augment, tok, tasks, ridge=1.0):
@@ -168,6 +218,9 @@ def main():
     if old.get("command"):
         command = old["command"] + "; " + command
     reference = {"anchor": score(anchor), "augment": score(augment)}
+    reference["anchor"]["num_twins_of_unseen_keys"] = exact_match(  # the composition's ceiling
+        anchor, tok, tasks.pairs("valid_math", "num_math"), bos=False, autocast=amp
+    )
     reference["augment"]["kv_subs_valid"] = exact_match(
         augment, tok, tasks.pairs("valid_math", "kv_subs"), bos=False, autocast=amp
     )
@@ -189,6 +242,7 @@ def main():
                 layer_maps=[cfg["layer_map"]],
                 num_heads=cfg["heads"],
                 norm_augment=cfg["norm_augment"],
+                same_position=cfg["same_position"],
             ),
             anchor,
             [augment],
@@ -213,6 +267,10 @@ def main():
         curve = [{k: v for k, v in e.items() if k != "seconds"} for e in hist.evals]
         secs -= sum(e["seconds"] for e in hist.evals)
         final = {k: v for k, v in curve[-1].items() if k != "step"} if curve else score(calm.eval())
+        kv_rows = [q for q in pairs if not q[0][0].isdigit()][: args.n_valid]
+        final["kv_math_train_rows"] = exact_match(calm.eval(), tok, kv_rows, bos=False,
+                                                  autocast=amp)
+        final["attention"] = attention_shares(calm, tok, tasks.pairs("valid_math", "kv_math"))
         row = {
             "settings": cfg,
             "n_comp_keys": len(keys),

@@ -92,6 +92,15 @@ def layer_map(
         raise ValueError(f"each anchor layer may appear once per augment, got {pairs}")
     return sorted(pairs)
 
+# %% ../nbs/40_calm.ipynb #c009p
+def _check_same_position(same_position):
+    if same_position is not None and (
+        isinstance(same_position, bool) or not isinstance(same_position, (int, float))
+        or not math.isfinite(same_position)
+    ):
+        raise ValueError(f"same_position must be None or a finite number, got {same_position!r}")
+
+
 # %% ../nbs/40_calm.ipynb #c009
 class CALMBlock(nn.Module):
     """Cross-attention from anchor states (queries) to projected augment states (keys/values);
@@ -100,8 +109,12 @@ class CALMBlock(nn.Module):
                  d_augment: int,  # augment hidden size
                  num_heads: int = 4,  # attention heads; must divide d_anchor
                  eps: float = 1e-6,  # RMSNorm epsilon
-                 norm_augment: bool = False):  # RMS-normalise the augment states first
+                 norm_augment: bool = False,  # RMS-normalise the augment states first
+                 # learned per-head score bonus for the augment position of the query's own token
+                 # (both models read the same tokens), started at this value; None: none
+                 same_position: float | None = None):
         super().__init__()
+        _check_same_position(same_position)
         check_positive(d_anchor=d_anchor, d_augment=d_augment, num_heads=num_heads)
         if d_anchor % num_heads:
             raise ValueError(f"num_heads={num_heads} must divide the anchor hidden size {d_anchor}")
@@ -112,6 +125,8 @@ class CALMBlock(nn.Module):
         self.q, self.k, self.v = (nn.Linear(d_anchor, d_anchor, bias=False) for _ in range(3))
         self.o = nn.Linear(d_anchor, d_anchor, bias=False)
         nn.init.zeros_(self.o.weight)
+        self.same = None if same_position is None else nn.Parameter(
+            torch.full((num_heads,), float(same_position)))
 
     def forward(self, x: torch.Tensor,  # (b, t_q, d_anchor) anchor states
                 aug: torch.Tensor,  # (b, t_k, d_augment) augment states
@@ -126,6 +141,11 @@ class CALMBlock(nn.Module):
         k = self.k(kv).view(b, -1, self.h, self.dh).transpose(1, 2)  # (b, h, t_k, dh)
         v = self.v(kv).view(b, -1, self.h, self.dh).transpose(1, 2)  # (b, h, t_k, dh)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.dh)  # (b, h, t_q, t_k)
+        if self.same is not None:  # query i is the token at key position t_k - t_q + i
+            t_k = scores.shape[-1]
+            own = torch.arange(t_k - tq, t_k, device=x.device)[:, None] == torch.arange(
+                t_k, device=x.device)  # (t_q, t_k)
+            scores = scores + self.same.view(1, -1, 1, 1).to(scores.dtype) * own
         if cross_mask is not None: scores = scores.masked_fill(~cross_mask[:, None], float("-inf"))
         attn = torch.softmax(scores, -1).nan_to_num(0.0)  # rows with no readable key -> 0
         out = (attn @ v).transpose(1, 2).reshape(b, tq, -1)  # (b, t_q, d)
@@ -188,6 +208,9 @@ class CALMConfig(PretrainedConfig):
         augment_names_or_paths: Sequence[str | None] | None = None,  # same for the augments
         # RMS-normalise augment states before the projection (their scale is the augment's)
         norm_augment: bool = False,
+        # each block's learned bonus on the query's own token position, started here (see
+        # `CALMBlock`; needs a shared tokenizer); None: none, as in the paper
+        same_position: float | None = None,
         **kwargs
     ):
         self.anchor_config = _cfg_dict(anchor_config)
@@ -200,6 +223,11 @@ class CALMConfig(PretrainedConfig):
         )
         self.shared_tokenizer = shared_tokenizer
         self.norm_augment = norm_augment
+        _check_same_position(same_position)
+        if same_position is not None and not shared_tokenizer:
+            raise ValueError("same_position needs shared_tokenizer=True: across tokenizers no"
+                             " augment position holds the query's own token")
+        self.same_position = same_position
         self.anchor_name_or_path = anchor_name_or_path
         self.augment_names_or_paths = (
             list(augment_names_or_paths)
@@ -328,6 +356,8 @@ class CALMModel(PreTrainedModel):
                 num_heads=config.num_heads,
                 causal=config.causal,
                 shared_tokenizer=config.shared_tokenizer,
+                norm_augment=config.norm_augment,
+                same_position=config.same_position,
             )
         super().__init__(config)
         if anchor is None: anchor = _load_frozen(config.anchor_name_or_path, "anchor")
@@ -385,6 +415,7 @@ class CALMModel(PreTrainedModel):
                         m.config.hidden_size,
                         config.num_heads,
                         norm_augment=getattr(config, "norm_augment", False),
+                        same_position=getattr(config, "same_position", None),
                     )
                 )
                 self.connections.append((i, a, b))

@@ -58,10 +58,26 @@ class LangBridgeConfig(PretrainedConfig):
         freeze_encoder: bool = True,  # False: the encoder trains too (the paper's base-LM mode)
         train_encoder_embeddings: bool = False,  # unfreeze only the encoder's input embeddings
         move_bos: bool = True,  # move a leading LM BOS in front of the soft prompt
+        # the encoder state the bridge reads: -1 its last (the paper), k the output of its layer k
+        # (0: the embeddings)
+        enc_layer: int = -1,
+        # soft tokens made from the mean of the encoder states, in front of the token soft prompt
+        # (a sentence vector, as in xRAG; 0: none, the paper)
+        pooled_tokens: int = 0,
+        token_prompt: bool = True,  # False: the soft prompt is the pooled tokens alone
         **kwargs
     ):
         if bridge not in ("linear", "ffn"):
             raise ValueError(f"bridge must be 'linear' or 'ffn', got {bridge!r}")
+        if isinstance(enc_layer, bool) or not isinstance(enc_layer, int) or enc_layer < -1:
+            raise ValueError(f"enc_layer must be -1 (the last) or a layer index >= 0, got {enc_layer!r}")
+        if isinstance(pooled_tokens, bool) or not isinstance(pooled_tokens, int) or pooled_tokens < 0:
+            raise ValueError(f"pooled_tokens must be an integer >= 0, got {pooled_tokens!r}")
+        if not isinstance(token_prompt, bool):
+            raise ValueError(f"token_prompt must be a bool, got {token_prompt!r}")
+        if not token_prompt and not pooled_tokens:
+            raise ValueError("token_prompt=False needs pooled_tokens >= 1: the soft prompt would be empty")
+        self.enc_layer, self.pooled_tokens, self.token_prompt = enc_layer, pooled_tokens, token_prompt
         self.encoder_name, self.lm_name, self.bridge = encoder_name, lm_name, bridge
         self.ffn_hidden_size, self.enc_hidden_size, self.lm_hidden_size = (
             ffn_hidden_size,
@@ -131,6 +147,11 @@ class LangBridgeModel(PreTrainedModel):
         if config.lm_hidden_size not in (None, d_lm):
             raise ValueError(f"lm: hidden size {d_lm}, config says {config.lm_hidden_size}")
         config.enc_hidden_size, config.lm_hidden_size = d_enc, d_lm
+        n_layers = getattr(encoder.config, "num_hidden_layers", None)
+        if n_layers is not None and config.enc_layer > n_layers:
+            raise ValueError(
+                f"enc_layer: the encoder has {n_layers} layers, config asks for layer {config.enc_layer}"
+            )
         self.encoder, self.lm = encoder, lm
         self.enc_tokenizer, self.lm_tokenizer = enc_tokenizer, lm_tokenizer
         ref = lm.get_input_embeddings().weight
@@ -139,6 +160,8 @@ class LangBridgeModel(PreTrainedModel):
             h = config.ffn_hidden_size or d_lm
             self.bridge = nn.Sequential(nn.Linear(d_enc, h), nn.GELU(), nn.Linear(h, d_lm))
         self.bridge.to(device=ref.device, dtype=ref.dtype)
+        k = config.pooled_tokens
+        self.pool_bridge = nn.Linear(d_enc, k * d_lm).to(device=ref.device, dtype=ref.dtype) if k else None
         self.eos_embedding = nn.Parameter(ref.detach().mean(0).clone())  # (d_lm,)
         self.post_init()
         self.set_trainable(config.freeze_encoder, config.train_encoder_embeddings)
@@ -153,7 +176,7 @@ class LangBridgeModel(PreTrainedModel):
     def set_trainable(self, freeze_encoder: bool = True,  # freeze the whole encoder
                       train_encoder_embeddings: bool = False,  # ...but train its input embeddings
                      ):
-        "Apply the freezing policy: LM frozen, bridge and EOS trainable, encoder as asked."
+        "Apply the freezing policy: LM frozen, bridges and EOS trainable, encoder as asked."
         self.config.freeze_encoder, self.config.train_encoder_embeddings = (
             freeze_encoder,
             train_encoder_embeddings,
@@ -161,12 +184,26 @@ class LangBridgeModel(PreTrainedModel):
         self.lm.requires_grad_(False)
         self.encoder.requires_grad_(not freeze_encoder)
         if train_encoder_embeddings: self.encoder.get_input_embeddings().requires_grad_(True)
-        self.bridge.requires_grad_(True); self.eos_embedding.requires_grad_(True)
+        self.bridge.requires_grad_(self.config.token_prompt)  # unused without a token prompt
+        if self.pool_bridge is not None: self.pool_bridge.requires_grad_(True)
+        self.eos_embedding.requires_grad_(True)
         return self
 
     def print_trainable_parameters(self) -> str:
         "Print and return the trainable/all parameter counts."
         return print_trainable_parameters(self)
+
+# %% ../nbs/30_langbridge.ipynb #c011s2
+def _encode(self, enc_input_ids: torch.Tensor,  # (b, s) encoder token ids
+            enc_attention_mask: torch.Tensor) -> torch.Tensor:  # (b, s)
+    "(b, s, d_enc): the encoder states the bridge reads (`config.enc_layer`: its last, or layer k's)."
+    k = self.config.enc_layer
+    out = self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask,
+                       output_hidden_states=k != -1)
+    return out.last_hidden_state if k == -1 else out.hidden_states[k]
+
+LangBridgeModel.encode = _encode
+
 
 # %% ../nbs/30_langbridge.ipynb #c016
 def _check_2d(name, t, batch=None):
@@ -232,18 +269,19 @@ def _build_inputs(
     else:
         # a frozen encoder runs without autograd
         with torch.set_grad_enabled(torch.is_grad_enabled() and encoder_trains):
-            # (b, s, d_enc)
-            h = self.encoder(
-                input_ids=enc_input_ids, attention_mask=enc_attention_mask
-            ).last_hidden_state
-    soft = self.bridge(h.to(self.eos_embedding.dtype))  # (b, s, d_lm)
+            h = self.encode(enc_input_ids, enc_attention_mask)  # (b, s, d_enc)
+    h = h.to(self.eos_embedding.dtype)
     eos = self.eos_embedding.view(1, 1, -1).expand(b, 1, -1)  # (b, 1, d_lm)
     one = enc_attention_mask.new_ones(b, 1)
-    embeds, masks, labs = (
-        [soft, eos],
-        [enc_attention_mask, one],
-        [torch.full_like(enc_attention_mask, -100), one * -100],
-    )
+    embeds, masks, labs = [], [], []
+    if self.pool_bridge is not None:  # (b, k, d_lm) from the mean state: always real positions
+        k = self.config.pooled_tokens
+        embeds.append(self.pool_bridge(masked_mean(h, enc_attention_mask)).view(b, k, -1))
+        masks.append(one.expand(b, k)); labs.append(one.expand(b, k) * -100)
+    if self.config.token_prompt:
+        embeds.append(self.bridge(h))  # (b, s, d_lm)
+        masks.append(enc_attention_mask); labs.append(torch.full_like(enc_attention_mask, -100))
+    embeds.append(eos); masks.append(one); labs.append(one * -100)
     if input_ids is not None:
         _check_2d("input_ids", input_ids, b)
         check_ids(
@@ -385,7 +423,10 @@ def _trained_names(self) -> set[str]:
     """The tensors a checkpoint holds: the bridge, the EOS vector and whatever else trains (the
     encoder, as configured)."""
     names = {n for n, p in self.named_parameters() if p.requires_grad} | {"eos_embedding"}
-    return names | {n for n, _ in self.bridge.named_parameters(prefix="bridge")}
+    names |= {n for n, _ in self.bridge.named_parameters(prefix="bridge")}
+    if self.pool_bridge is not None:
+        names |= {n for n, _ in self.pool_bridge.named_parameters(prefix="pool_bridge")}
+    return names
 
 # %% ../nbs/30_langbridge.ipynb #c034s1
 def _trained_state(self):
@@ -743,9 +784,10 @@ class EncoderStates:
 
 # %% ../nbs/30_langbridge.ipynb #m003
 @torch.no_grad()
-def _compute_states(encoder, enc_tokenizer, texts, enc_prefix, max_enc_length, batch_size):
-    "Each text's states, batched over texts of similar length."
+def _compute_states(model, enc_tokenizer, texts, enc_prefix, max_enc_length, batch_size):
+    "Each text's states (those the bridge reads), batched over texts of similar length."
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    encoder = model.encoder
     dev, out = next(encoder.parameters()).device, {}
     was_training = encoder.training
     encoder.eval()
@@ -753,9 +795,9 @@ def _compute_states(encoder, enc_tokenizer, texts, enc_prefix, max_enc_length, b
         chunk = [texts[i] for i in order[start:start + batch_size]]
         enc = _enc_side(enc_tokenizer, chunk, enc_prefix, max_enc_length)
         mask = enc["enc_attention_mask"].to(dev)
-        h = encoder(input_ids=enc["enc_input_ids"].to(dev), attention_mask=mask)
+        h = model.encode(enc["enc_input_ids"].to(dev), mask)  # (b, s, d_enc)
         for row, t in enumerate(chunk):  # (n_tokens, d_enc) per text
-            out[t] = h.last_hidden_state[row, mask[row].bool()].float().cpu().clone()
+            out[t] = h[row, mask[row].bool()].float().cpu().clone()
     encoder.train(was_training)
     return out
 
@@ -766,6 +808,7 @@ def _states_key(model, enc_tokenizer, texts, enc_prefix, max_enc_length) -> str:
     fingerprint = [float(p.detach().double().sum()) for p in (params[0], params[-1])]
     spec = [model.config.encoder_name, type(model.encoder).__name__, fingerprint,
             sum(p.numel() for p in params), len(enc_tokenizer), enc_prefix, max_enc_length, texts]
+    if model.config.enc_layer != -1: spec.append(model.config.enc_layer)  # the last: older keys
     return "encoder_states-v1-" + hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]
 
 # %% ../nbs/30_langbridge.ipynb #m004s1
@@ -791,14 +834,14 @@ def encoder_states(
     batch_size: int = 16,
     cache: bool = True,  # store them in (and read them from) lingua_nb's cache directory
 ) -> EncoderStates:
-    "The frozen encoder's last hidden states of each text, computed once (see above)."
+    "The frozen encoder's states of each text the bridge reads, computed once (see above)."
     if not isinstance(model, LangBridgeModel):
         raise TypeError(f"model must be a LangBridgeModel, got {type(model).__name__}")
     texts = list(dict.fromkeys(check_strings("texts", texts)))
     check_positive(max_enc_length=max_enc_length, batch_size=batch_size)
     if any(p.requires_grad for p in model.encoder.parameters()):
         raise ValueError("model: its encoder trains, so its states cannot be computed beforehand")
-    args = (model.encoder, enc_tokenizer, texts, enc_prefix, max_enc_length, batch_size)
+    args = (model, enc_tokenizer, texts, enc_prefix, max_enc_length, batch_size)
     if not cache: return EncoderStates(_compute_states(*args), enc_prefix, max_enc_length)
     from lingua_nb.assets import cached_build  # the asset module loads lazily
     def build(out: Path): _write_states(out, _compute_states(*args), texts)
@@ -946,13 +989,15 @@ def alignment_init(
 
 # %% ../nbs/30_langbridge.ipynb #m028
 def bias_only(model: LangBridgeModel) -> LangBridgeModel:
-    "Zero the linear bridge's weight and freeze it: the soft prompt no longer reads the encoder."
+    "Zero the linear bridges' weights and freeze them: the soft prompt no longer reads the encoder."
     if not isinstance(model, LangBridgeModel):
         raise TypeError(f"model must be a LangBridgeModel, got {type(model).__name__}")
     if model.config.bridge != "linear":
         raise ValueError(f"model: bias_only needs the linear bridge, got {model.config.bridge!r}")
-    with torch.no_grad(): model.bridge.weight.zero_()
-    model.bridge.weight.requires_grad_(False)
+    for layer in (model.bridge, model.pool_bridge):
+        if layer is None: continue
+        with torch.no_grad(): layer.weight.zero_()
+        layer.weight.requires_grad_(False)
     return model
 
 # %% ../nbs/30_langbridge.ipynb #c046b
@@ -1092,7 +1137,7 @@ def bridge_pooled_states(model: LangBridgeModel,
                          batch_size: int = 8,
                         ) -> torch.Tensor:
     """(n, d) float32 CPU tensor: the mean of the LM's last hidden states over each input's
-    soft-prompt positions."""
+    soft-prompt positions (pooled tokens included)."""
     inputs = check_strings("inputs", inputs)
     check_positive(batch_size=batch_size)
     out = []
@@ -1103,10 +1148,9 @@ def bridge_pooled_states(model: LangBridgeModel,
             inputs_embeds=x["inputs_embeds"],
             attention_mask=x["attention_mask"],
             position_ids=x["position_ids"],
-            # (b, s, d): the soft prompt (the EOS vector last)
             output_hidden_states=True,
-        ).hidden_states[-1][:, :-1]
-        out.append(masked_mean(h.float(), enc["attention_mask"]).cpu())
+        ).hidden_states[-1][:, :-1]  # (b, s, d): the soft prompt (the EOS vector last)
+        out.append(masked_mean(h.float(), x["attention_mask"][:, :-1]).cpu())
     return torch.cat(out)
 
 # %% ../nbs/30_langbridge.ipynb #x001
