@@ -79,7 +79,8 @@ def draw_rows(keys, n, n_operands, ops, exclude, seed):
 def attention_shares(calm, tok, pairs):
     """Per block: the mean share of cross-attention (over heads and items) that an operand's key
     position (the second and later ones) puts on the same augment position, and that the `=`
-    position puts on those operands' positions. Items whose prompt is not one token per key and per operator are skipped."""
+    position puts on those operands' positions. Items whose prompt is not one token per key and
+    per operator are skipped."""
     import torch
 
     n = 2 * sum(pairs[0][0].count(o) for o in "+-*") + 2  # k + k - k =: keys at 0, 2, ...

@@ -70,14 +70,20 @@ class LangBridgeConfig(PretrainedConfig):
         if bridge not in ("linear", "ffn"):
             raise ValueError(f"bridge must be 'linear' or 'ffn', got {bridge!r}")
         if isinstance(enc_layer, bool) or not isinstance(enc_layer, int) or enc_layer < -1:
-            raise ValueError(f"enc_layer must be -1 (the last) or a layer index >= 0, got {enc_layer!r}")
-        if isinstance(pooled_tokens, bool) or not isinstance(pooled_tokens, int) or pooled_tokens < 0:
+            raise ValueError(
+                f"enc_layer must be -1 (the last) or a layer index >= 0, got {enc_layer!r}"
+            )
+        if (isinstance(pooled_tokens, bool) or not isinstance(pooled_tokens, int)
+                or pooled_tokens < 0):
             raise ValueError(f"pooled_tokens must be an integer >= 0, got {pooled_tokens!r}")
         if not isinstance(token_prompt, bool):
             raise ValueError(f"token_prompt must be a bool, got {token_prompt!r}")
         if not token_prompt and not pooled_tokens:
-            raise ValueError("token_prompt=False needs pooled_tokens >= 1: the soft prompt would be empty")
-        self.enc_layer, self.pooled_tokens, self.token_prompt = enc_layer, pooled_tokens, token_prompt
+            raise ValueError(
+                "token_prompt=False needs pooled_tokens >= 1: the soft prompt would be empty"
+            )
+        self.enc_layer, self.pooled_tokens = enc_layer, pooled_tokens
+        self.token_prompt = token_prompt
         self.encoder_name, self.lm_name, self.bridge = encoder_name, lm_name, bridge
         self.ffn_hidden_size, self.enc_hidden_size, self.lm_hidden_size = (
             ffn_hidden_size,
@@ -150,7 +156,8 @@ class LangBridgeModel(PreTrainedModel):
         n_layers = getattr(encoder.config, "num_hidden_layers", None)
         if n_layers is not None and config.enc_layer > n_layers:
             raise ValueError(
-                f"enc_layer: the encoder has {n_layers} layers, config asks for layer {config.enc_layer}"
+                f"enc_layer: the encoder has {n_layers} layers, config asks for layer"
+                f" {config.enc_layer}"
             )
         self.encoder, self.lm = encoder, lm
         self.enc_tokenizer, self.lm_tokenizer = enc_tokenizer, lm_tokenizer
@@ -161,7 +168,9 @@ class LangBridgeModel(PreTrainedModel):
             self.bridge = nn.Sequential(nn.Linear(d_enc, h), nn.GELU(), nn.Linear(h, d_lm))
         self.bridge.to(device=ref.device, dtype=ref.dtype)
         k = config.pooled_tokens
-        self.pool_bridge = nn.Linear(d_enc, k * d_lm).to(device=ref.device, dtype=ref.dtype) if k else None
+        self.pool_bridge = (
+            nn.Linear(d_enc, k * d_lm).to(device=ref.device, dtype=ref.dtype) if k else None
+        )
         self.eos_embedding = nn.Parameter(ref.detach().mean(0).clone())  # (d_lm,)
         self.post_init()
         self.set_trainable(config.freeze_encoder, config.train_encoder_embeddings)
@@ -196,7 +205,8 @@ class LangBridgeModel(PreTrainedModel):
 # %% ../nbs/30_langbridge.ipynb #c011s2
 def _encode(self, enc_input_ids: torch.Tensor,  # (b, s) encoder token ids
             enc_attention_mask: torch.Tensor) -> torch.Tensor:  # (b, s)
-    "(b, s, d_enc): the encoder states the bridge reads (`config.enc_layer`: its last, or layer k's)."
+    """(b, s, d_enc): the encoder states the bridge reads (`config.enc_layer`: its last, or layer
+    k's)."""
     k = self.config.enc_layer
     out = self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask,
                        output_hidden_states=k != -1)
