@@ -114,8 +114,11 @@ def main():
     base_nll = round(float(base_nll[:, 0].sum() / base_nll[:, 1].sum()), 3)
     table = []
     if args.append and Path(args.out).exists():
-        kept = json.loads(Path(args.out).read_text())["rows"]
-        table = [r for r in kept if r["row"] not in args.rows]
+        old = json.loads(Path(args.out).read_text())
+        if old.get("n_valid", args.n_valid) != args.n_valid:
+            sys.exit(f"--append: the table's rows were scored on {old['n_valid']} valid pairs,"
+                     f" not {args.n_valid}; pass --n-valid {old['n_valid']}")
+        table = [r for r in old["rows"] if r["row"] not in args.rows]
     for name in args.rows:
         cfg = BASE | ROWS[name]
         train = load_en_ko_pairs(tuple(cfg["sources"]), split="train")
