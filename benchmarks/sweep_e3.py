@@ -62,8 +62,9 @@ def parse_args():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--enc-layers", nargs="*", type=int, default=[-1],
                     help="encoder layers the bridge reads, one set of pilot rows each (-1: last)")
-    ap.add_argument("--pooled-tokens", type=int, default=0,
-                    help="soft tokens from the mean encoder state (LangBridgeConfig.pooled_tokens)")
+    ap.add_argument("--pooled-tokens", nargs="*", type=int, default=[0],
+                    help="soft tokens from the mean encoder state (LangBridgeConfig.pooled_tokens),"
+                         " one set of pilot rows each")
     ap.add_argument("--no-token-prompt", action="store_true",
                     help="the soft prompt is the pooled tokens alone")
     ap.add_argument("--seed", type=int, default=0)
@@ -116,13 +117,10 @@ def main():
         dump_json(out, args.out)
 
     etok, ltok = load_tokenizer("multilingual-e5-small"), load_tokenizer("smollm2-135m-instruct")
-    shape = dict(pooled_tokens=args.pooled_tokens, token_prompt=not args.no_token_prompt)
-    config = LangBridgeConfig(encoder_name="multilingual-e5-small", lm_name="smollm2-135m-instruct",
-                              **shape)
+    config = LangBridgeConfig(encoder_name="multilingual-e5-small", lm_name="smollm2-135m-instruct")
     model = LangBridgeModel(config, enc_tokenizer=etok, lm_tokenizer=ltok)
     random_state = {k: v.clone() for k, v in model.bridge.state_dict().items()}
-    random_pool = None if model.pool_bridge is None else {
-        k: v.clone() for k, v in model.pool_bridge.state_dict().items()}
+    random_pool = None
     gsm = load_gsm_symbolic_parallel(n_per_template=12, seed=args.seed, originals=False)
     train = gsm.filter(lambda s: s == "train", input_columns="split").shuffle(seed=args.seed)
     test = gsm.filter(lambda s: s == "test", input_columns="split").shuffle(seed=args.seed)
@@ -169,14 +167,21 @@ def main():
     refs = list(ev["question_eng"])
     inputs = {"en": refs, "ko": list(ev["question_kor"])}
     last = model
-    for layer, name in [(k, r) for k in args.enc_layers for r in args.rows]:
+    grid = [(k, n, r) for k in args.enc_layers for n in args.pooled_tokens for r in args.rows]
+    for layer, pooled, name in grid:
         init, at = name.split("@")
         steps = 0 if at == "0" else args.steps
-        if layer != model.config.enc_layer:  # the same encoder and LM, read at another layer
+        shape = dict(pooled_tokens=pooled, token_prompt=not args.no_token_prompt)
+        if (layer, pooled) != (model.config.enc_layer, model.config.pooled_tokens) or (
+                model.config.token_prompt != shape["token_prompt"]):
+            # the same encoder and LM, another layer read or another soft prompt
+            torch.manual_seed(args.seed)
             model = LangBridgeModel(
                 LangBridgeConfig(encoder_name="multilingual-e5-small",
                                  lm_name="smollm2-135m-instruct", enc_layer=layer, **shape),
                 encoder=last.encoder, lm=last.lm, enc_tokenizer=etok, lm_tokenizer=ltok)
+            random_pool = None if model.pool_bridge is None else {
+                k: v.clone() for k, v in model.pool_bridge.state_dict().items()}
             states = encoder_states(model, etok, map_texts, **enc)
             recon = ReconstructionCollator(etok, ltok, lm_prompt=recon_prompt, states=states,
                                            max_lm_length=args.max_lm_length, **enc)
@@ -186,7 +191,7 @@ def main():
         with torch.no_grad():
             model.eos_embedding.copy_(model.lm.get_input_embeddings().weight.mean(0))
         tag = "".join([f" layer {layer}" if layer != -1 else "",
-                       f" pooled {args.pooled_tokens}" if args.pooled_tokens else "",
+                       f" pooled {pooled}" if pooled else "",
                        " no token prompt" if args.no_token_prompt else ""])
         row = {"row": name + tag, "init": init, "steps": steps, "enc_layer": layer, **shape}
         if init == "alignment":
