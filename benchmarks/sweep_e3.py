@@ -166,7 +166,6 @@ def main():
     idx = bootstrap_indices(len(ev), seed=args.seed)
     refs = list(ev["question_eng"])
     inputs = {"en": refs, "ko": list(ev["question_kor"])}
-    last = model
     grid = [(k, n, r) for k in args.enc_layers for n in args.pooled_tokens for r in args.rows]
     for layer, pooled, name in grid:
         init, at = name.split("@")
@@ -179,7 +178,7 @@ def main():
             model = LangBridgeModel(
                 LangBridgeConfig(encoder_name="multilingual-e5-small",
                                  lm_name="smollm2-135m-instruct", enc_layer=layer, **shape),
-                encoder=last.encoder, lm=last.lm, enc_tokenizer=etok, lm_tokenizer=ltok)
+                encoder=model.encoder, lm=model.lm, enc_tokenizer=etok, lm_tokenizer=ltok)
             random_pool = None if model.pool_bridge is None else {
                 k: v.clone() for k, v in model.pool_bridge.state_dict().items()}
             states = encoder_states(model, etok, map_texts, **enc)

@@ -93,17 +93,9 @@ def attention_shares(calm, tok, pairs):
 
     def hook(i):
         def fn(block, args, output):
-            x, aug, mask = args
             with torch.no_grad():
-                b, t, _ = x.shape
-                q = block.q(block.norm(x)).view(b, t, block.h, block.dh).transpose(1, 2)
-                a = aug.to(block.proj.weight.dtype)
-                kv = block.proj(block.aug_norm(a) if block.aug_norm is not None else a)
-                k = block.k(kv).view(b, -1, block.h, block.dh).transpose(1, 2)
-                s = q @ k.transpose(-1, -2) / block.dh ** 0.5
-                if mask is not None:
-                    s = s.masked_fill(~mask[:, None], float("-inf"))
-                w = torch.softmax(s.float(), -1).nan_to_num(0.0).mean(1)  # (b, t_q, t_k)
+                w = block.forward(*args, output_attentions=True)[1]  # (b, h, t_q, t_k)
+                w = w.float().mean(1)  # over heads
             found[i] = {
                 "key_on_same_position": round(float(w[:, keys, keys].mean()), 3),
                 "equals_on_keys": round(float(w[:, -1, keys].sum(-1).mean()), 3),

@@ -131,8 +131,9 @@ class CALMBlock(nn.Module):
     def forward(self, x: torch.Tensor,  # (b, t_q, d_anchor) anchor states
                 aug: torch.Tensor,  # (b, t_k, d_augment) augment states
                 cross_mask: torch.Tensor | None = None,  # (b, t_q, t_k) bool, True = may attend
-               ) -> torch.Tensor:
-        "The residual update (b, t_q, d_anchor) to add to `x`."
+                output_attentions: bool = False,  # also return the (b, h, t_q, t_k) weights
+               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        "The residual update (b, t_q, d_anchor) to add to `x` (and the attention weights)."
         b, tq, _ = x.shape
         aug = aug.to(self.proj.weight.dtype)
         if self.aug_norm is not None: aug = self.aug_norm(aug)
@@ -149,7 +150,8 @@ class CALMBlock(nn.Module):
         if cross_mask is not None: scores = scores.masked_fill(~cross_mask[:, None], float("-inf"))
         attn = torch.softmax(scores, -1).nan_to_num(0.0)  # rows with no readable key -> 0
         out = (attn @ v).transpose(1, 2).reshape(b, tq, -1)  # (b, t_q, d)
-        return self.o(out).to(x.dtype)
+        update = self.o(out).to(x.dtype)
+        return (update, attn) if output_attentions else update
 
 # %% ../nbs/40_calm.ipynb #c012
 def _cfg_dict(c) -> dict | None:
