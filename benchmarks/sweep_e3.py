@@ -67,6 +67,11 @@ def parse_args():
                          " one set of pilot rows each")
     ap.add_argument("--no-token-prompt", action="store_true",
                     help="the soft prompt is the pooled tokens alone")
+    ap.add_argument("--encoder", default="multilingual-e5-small",
+                    help="the frozen encoder: an encoder alias, or a causal LM alias whose"
+                         " decoder stack reads the question")
+    ap.add_argument("--enc-prefix", default=None,
+                    help="text before each encoder input (default: E5's 'query: ' for E5, else '')")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/sweep_e3.json")
     return ap.parse_args()
@@ -116,8 +121,8 @@ def main():
     def save():
         dump_json(out, args.out)
 
-    etok, ltok = load_tokenizer("multilingual-e5-small"), load_tokenizer("smollm2-135m-instruct")
-    config = LangBridgeConfig(encoder_name="multilingual-e5-small", lm_name="smollm2-135m-instruct")
+    etok, ltok = load_tokenizer(args.encoder), load_tokenizer("smollm2-135m-instruct")
+    config = LangBridgeConfig(encoder_name=args.encoder, lm_name="smollm2-135m-instruct")
     model = LangBridgeModel(config, enc_tokenizer=etok, lm_tokenizer=ltok)
     random_state = {k: v.clone() for k, v in model.bridge.state_dict().items()}
     random_pool = None
@@ -129,7 +134,9 @@ def main():
     ev = test.select(range(min(args.n_eval, len(test))))
     frame = ltok.bos_token + "<|im_end|>\n<|im_start|>assistant\n"
     recon_prompt = frame + "The problem: "
-    enc = dict(enc_prefix="query: ", max_enc_length=args.max_enc_length)
+    if args.enc_prefix is None:
+        args.enc_prefix = "query: " if "e5" in args.encoder else ""
+    enc = dict(enc_prefix=args.enc_prefix, max_enc_length=args.max_enc_length)
     out["data"] = {"map_texts": len(map_texts), "n_eval": len(ev), "recon_prompt": recon_prompt}
 
     t0 = time.time()
@@ -176,7 +183,7 @@ def main():
             # the same encoder and LM, another layer read or another soft prompt
             torch.manual_seed(args.seed)
             model = LangBridgeModel(
-                LangBridgeConfig(encoder_name="multilingual-e5-small",
+                LangBridgeConfig(encoder_name=args.encoder,
                                  lm_name="smollm2-135m-instruct", enc_layer=layer, **shape),
                 encoder=model.encoder, lm=model.lm, enc_tokenizer=etok, lm_tokenizer=ltok)
             random_pool = None if model.pool_bridge is None else {

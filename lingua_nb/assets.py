@@ -916,9 +916,13 @@ def load_encoder(name: str = "multilingual-e5-small",  # alias, hub id or local 
                  **kwargs,  # passed to `AutoModel.from_pretrained`
                 ) -> transformers.PreTrainedModel:
     """A text encoder in eval mode (an encoder-decoder's encoder) by alias
-    (`multilingual-e5-small`), hub id or path."""
+    (`multilingual-e5-small`), hub id or path. A causal LM's alias (`qwen2.5-coder-0.5b-instruct`)
+    gives its decoder stack without the LM head: its hidden states read a text left to right."""
     name = _check_name(name)
     dev = get_device(device)
+    kinds = ASSETS[name].kinds if name in ASSETS else ()
+    if "causal_lm" in kinds and "encoder" not in kinds:
+        return load_causal_lm(name, dtype=dtype, device=device, **kwargs).base_model.eval()
     path = asset_path(name, "encoder")
     if path is None and Path(name).is_dir(): _check_files("name", Path(name))
     if path is not None: kwargs = {**ASSETS[name].load_kwargs, **kwargs}

@@ -203,14 +203,38 @@ class LangBridgeModel(PreTrainedModel):
         return print_trainable_parameters(self)
 
 # %% ../nbs/30_langbridge.ipynb #c011s2
+class _EncoderStop(Exception):
+    "Raised by a forward hook to end the encoder's pass at the layer the bridge reads."
+
+
+def _layer_stack(encoder) -> nn.ModuleList | None:
+    "The encoder's list of transformer layers (the `ModuleList` with one entry per layer)."
+    n = getattr(encoder.config, "num_hidden_layers", None)
+    return next((m for m in encoder.modules() if isinstance(m, nn.ModuleList) and len(m) == n),
+                None)
+
+
 def _encode(self, enc_input_ids: torch.Tensor,  # (b, s) encoder token ids
             enc_attention_mask: torch.Tensor) -> torch.Tensor:  # (b, s)
     """(b, s, d_enc): the encoder states the bridge reads (`config.enc_layer`: its last, or layer
-    k's)."""
+    k's; a pass for a middle layer stops there)."""
     k = self.config.enc_layer
-    out = self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask,
-                       output_hidden_states=k != -1)
-    return out.last_hidden_state if k == -1 else out.hidden_states[k]
+    stack = _layer_stack(self.encoder) if k > 0 else None
+    if stack is None or k >= len(stack):
+        out = self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask,
+                           output_hidden_states=k != -1)
+        return out.last_hidden_state if k == -1 else out.hidden_states[k]
+    got = []
+
+    def grab(module, args, output):
+        got.append(output[0] if isinstance(output, tuple) else output)
+        raise _EncoderStop
+
+    handle = stack[k - 1].register_forward_hook(grab)
+    try: self.encoder(input_ids=enc_input_ids, attention_mask=enc_attention_mask)
+    except _EncoderStop: pass
+    finally: handle.remove()
+    return got[0]
 
 LangBridgeModel.encode = _encode
 
