@@ -42,6 +42,8 @@ ROWS = {  # name -> changes to the base row
                       "temperature": 0.1},
     "short_batch_32": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4, "max_length": 32, "whole": True,
                        "batch_size": 32},
+    "layers_2-10_plus_gsm": {"layers": [2, 4, 6, 8, 10], "lr": 1e-4,
+                             "sources": ["libreoffice", "gsm_symbolic"]},
 }
 COSTS = {  # name -> changes to the base row, timed with --costs (a few steps, no evaluation)
     "base": {},

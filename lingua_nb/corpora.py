@@ -480,11 +480,25 @@ def _split_of(en: str, valid_frac: float, test_frac: float) -> str:
     u = int(hashlib.sha1(en.lower().encode()).hexdigest()[:8], 16) / 16**8
     return "test" if u < test_frac else "valid" if u < test_frac + valid_frac else "train"
 
+# %% ../nbs/01a_corpora.ipynb #c056s6g
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+def _gsm_sentence_pairs() -> Iterable[tuple[str, str]]:
+    """(English, Korean) sentences of the parallel GSM-Symbolic questions (`load_gsm_symbolic_parallel`
+    with 4 instances a template, the originals included): the i-th sentences of a question and of
+    its Korean twin, where both split into as many sentences and the pair holds the same numbers."""
+    par = load_gsm_symbolic_parallel(n_per_template=4, seed=0)
+    for en_q, ko_q in zip(par["question_eng"], par["question_kor"]):
+        en, ko = _SENTENCE_END.split(en_q.strip()), _SENTENCE_END.split(ko_q.strip())
+        if len(en) != len(ko): continue
+        yield from ((e, k) for e, k in zip(en, ko) if _numbers(e) == _numbers(k))
+
+
 # %% ../nbs/01a_corpora.ipynb #c056s7
-_PAIR_SOURCES = ("emoji", "gettext", "libreoffice")
+_PAIR_SOURCES = ("emoji", "gettext", "libreoffice", "gsm_symbolic")
 
 def load_en_ko_pairs(
-    sources: tuple[str, ...] = ("emoji", "gettext"),  # any of "emoji", "gettext", "libreoffice"
+    sources: tuple[str, ...] = ("emoji", "gettext"),  # any of `_PAIR_SOURCES`
     split: str | None = None,  # "train", "valid", "test" or None for all
     valid_frac: float = 0.05,  # share of pairs in the valid split
     test_frac: float = 0.10,  # share of pairs in the test split
@@ -512,6 +526,7 @@ def load_en_ko_pairs(
     rows, seen_en, seen_ko = [], set(), set()
     for src in sources:
         if src == "emoji": pairs = _emoji_pairs()
+        elif src == "gsm_symbolic": pairs = _gsm_sentence_pairs()
         elif src == "libreoffice":
             hd = Path(help_dir)
             if not (hd / "ko").is_dir() or not (hd / "en-US").is_dir():
@@ -554,7 +569,7 @@ def load_en_ko_pairs(
     )
 
 # %% ../nbs/01a_corpora.ipynb #c057d
-def sample_en_ko_pairs(sources: Sequence[str],  # any of "emoji", "gettext", "libreoffice"
+def sample_en_ko_pairs(sources: Sequence[str],  # any of `_PAIR_SOURCES`
                        split: str,  # "train", "valid" or "test"
                        n: int,  # pairs at most
                        seed: int = 0,  # the shuffle
