@@ -484,9 +484,10 @@ def _split_of(en: str, valid_frac: float, test_frac: float) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 def _gsm_sentence_pairs() -> Iterable[tuple[str, str]]:
-    """(English, Korean) sentences of the parallel GSM-Symbolic questions (`load_gsm_symbolic_parallel`
-    with 4 instances a template, the originals included): the i-th sentences of a question and of
-    its Korean twin, where both split into as many sentences and the pair holds the same numbers."""
+    """(English, Korean) sentences of the parallel GSM-Symbolic questions
+    (`load_gsm_symbolic_parallel` with 4 instances a template, the originals included): the i-th
+    sentences of a question and of its Korean twin, where both split into as many sentences and the
+    pair holds the same numbers."""
     par = load_gsm_symbolic_parallel(n_per_template=4, seed=0)
     for en_q, ko_q in zip(par["question_eng"], par["question_kor"]):
         en, ko = _SENTENCE_END.split(en_q.strip()), _SENTENCE_END.split(ko_q.strip())
@@ -498,7 +499,8 @@ def _gsm_sentence_pairs() -> Iterable[tuple[str, str]]:
 _PAIR_SOURCES = ("emoji", "gettext", "libreoffice", "gsm_symbolic")
 
 def load_en_ko_pairs(
-    sources: tuple[str, ...] = ("emoji", "gettext"),  # any of `_PAIR_SOURCES`
+    # any of "emoji", "gettext", "libreoffice", "gsm_symbolic"
+    sources: tuple[str, ...] = ("emoji", "gettext"),
     split: str | None = None,  # "train", "valid", "test" or None for all
     valid_frac: float = 0.05,  # share of pairs in the valid split
     test_frac: float = 0.10,  # share of pairs in the test split
@@ -569,7 +571,7 @@ def load_en_ko_pairs(
     )
 
 # %% ../nbs/01a_corpora.ipynb #c057d
-def sample_en_ko_pairs(sources: Sequence[str],  # any of `_PAIR_SOURCES`
+def sample_en_ko_pairs(sources: Sequence[str],  # any source of `load_en_ko_pairs`
                        split: str,  # "train", "valid" or "test"
                        n: int,  # pairs at most
                        seed: int = 0,  # the shuffle
