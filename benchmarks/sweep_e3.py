@@ -1,10 +1,12 @@
-"""e3's two stages on SmolLM2-135M-Instruct + multilingual-e5-small: step times, and a pilot of the
-mapping stage from a random and from the closed-form (token-alignment) initialisation.
+"""e3's two stages on SmolLM2-135M-Instruct + multilingual-e5-small (or `--encoder`): step times,
+and a pilot of the mapping stage from a random and from the closed-form (token-alignment) start.
 
     .venv/bin/python benchmarks/sweep_e3.py                       # timing rows, then the pilot
     .venv/bin/python benchmarks/sweep_e3.py --steps 30 --n-eval 40 --threads 1
     .venv/bin/python benchmarks/sweep_e3.py --skip-timing --rows alignment@0 alignment@N
     .venv/bin/python benchmarks/sweep_e3.py --skip-timing --rows alignment@0 --enc-layers 4 6 8 -1
+    .venv/bin/python benchmarks/sweep_e3.py --skip-timing --rows alignment@0 alignment@N \
+        --steps 60 --encoder qwen2.5-coder-0.5b-instruct --enc-layers 3 6  # a causal LM
 
 Timing rows: seconds per optimiser step of the mapping stage (`ReconstructionCollator`: the encoder
 reads an English GSM-Symbolic question, the frozen LM writes it back) and of the task stage
@@ -27,6 +29,8 @@ are English questions of the training templates only (asserted: no Hangul). With
 every pilot row runs once per encoder layer the bridge reads (`LangBridgeConfig.enc_layer`; -1:
 the last, the paper's): a bridge fitted and trained on English alone passes Korean content only
 as far as the encoder's states of a Korean question resemble those of its English twin.
+`--encoder` takes an encoder's alias or a causal LM's (its decoder stack, `load_encoder`; no
+prefix).
 
 The JSON (`--out`, default `benchmarks/results/sweep_e3.json`) is rewritten atomically after
 every row.
