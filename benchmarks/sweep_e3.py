@@ -75,7 +75,7 @@ def parse_args():
                     help="the frozen encoder: an encoder alias, or a causal LM alias whose"
                          " decoder stack reads the question")
     ap.add_argument("--enc-prefix", default=None,
-                    help="text before each encoder input (default: E5's 'query: ' for E5, else '')")
+                    help="text before each encoder input (default: default_enc_prefix(--encoder))")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/sweep_e3.json")
     return ap.parse_args()
@@ -115,8 +115,8 @@ def main():
     from lingua_nb.experiment import machine_info
     from lingua_nb.langbridge import (LabelledCollator, LangBridgeConfig, LangBridgeModel,
                                       ReconstructionCollator, alignment_init,
-                                      bridge_content_effect, bridge_generate, encoder_states,
-                                      train_bridge)
+                                      bridge_content_effect, bridge_generate, default_enc_prefix,
+                                      encoder_states, train_bridge)
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
@@ -126,7 +126,9 @@ def main():
         dump_json(out, args.out)
 
     etok, ltok = load_tokenizer(args.encoder), load_tokenizer("smollm2-135m-instruct")
-    config = LangBridgeConfig(encoder_name=args.encoder, lm_name="smollm2-135m-instruct")
+    # the grid's first layer: the states computed below serve its rows (not only another layer's)
+    config = LangBridgeConfig(encoder_name=args.encoder, lm_name="smollm2-135m-instruct",
+                              enc_layer=args.enc_layers[0])
     model = LangBridgeModel(config, enc_tokenizer=etok, lm_tokenizer=ltok)
     random_state = {k: v.clone() for k, v in model.bridge.state_dict().items()}
     random_pool = None
@@ -138,8 +140,7 @@ def main():
     ev = test.select(range(min(args.n_eval, len(test))))
     frame = ltok.bos_token + "<|im_end|>\n<|im_start|>assistant\n"
     recon_prompt = frame + "The problem: "
-    if args.enc_prefix is None:
-        args.enc_prefix = "query: " if "e5" in args.encoder else ""
+    if args.enc_prefix is None: args.enc_prefix = default_enc_prefix(args.encoder)
     enc = dict(enc_prefix=args.enc_prefix, max_enc_length=args.max_enc_length)
     out["data"] = {"map_texts": len(map_texts), "n_eval": len(ev), "recon_prompt": recon_prompt}
 

@@ -39,8 +39,9 @@ _check_ids, _check_tensors, _checkpoint_dir, _load_tensors = (
 
 # %% auto #0
 __all__ = ['LangBridgeConfig', 'LangBridgeModel', 'LabelledCollator', 'UnlabelledCollator', 'train_bridge', 'EncoderStates',
-           'encoder_states', 'ReconstructionCollator', 'ridge_map', 'alignment_pairs', 'alignment_init', 'bias_only',
-           'has_digit', 'bridge_reference_nll', 'bridge_generate', 'bridge_pooled_states', 'bridge_content_effect']
+           'encoder_states', 'default_enc_prefix', 'ReconstructionCollator', 'ridge_map', 'alignment_pairs',
+           'alignment_init', 'bias_only', 'has_digit', 'bridge_reference_nll', 'bridge_generate',
+           'bridge_pooled_states', 'bridge_content_effect']
 
 # %% ../nbs/30_langbridge.ipynb #c006
 class LangBridgeConfig(PretrainedConfig):
@@ -882,6 +883,13 @@ def encoder_states(
     key = _states_key(model, enc_tokenizer, texts, enc_prefix, max_enc_length)
     states = _read_states(cached_build(key, build), texts)
     return EncoderStates(states, enc_prefix, max_enc_length)
+
+# %% ../nbs/30_langbridge.ipynb #m005p1
+def default_enc_prefix(encoder: str,  # the encoder's alias, hub id or local directory
+                      ) -> str:
+    "E5's instruction prefix `\"query: \"` for an E5 encoder, else no prefix."
+    return "query: " if "e5" in Path(str(encoder)).name.lower() else ""
+
 
 # %% ../nbs/30_langbridge.ipynb #m011
 def _texts_of(examples, key: str) -> list[str]:
